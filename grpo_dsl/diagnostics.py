@@ -1,0 +1,109 @@
+"""Diagnostics are data; `render_text` and `render_json` turn them into output.
+
+A `Diagnostic` carries a stable code from `CODES`, a severity, a message, the span
+it points at, and an optional hint printed under the caret. Colour is never part of
+a diagnostic: the CLI asks `render_text(..., color=True)` on a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from .ast import Span
+
+__all__ = [
+    "CODES",
+    "Diagnostic",
+    "ProgramError",
+    "Severity",
+    "render_text",
+    "render_json",
+]
+
+Severity = Literal["error", "warning"]
+
+# The registry of diagnostic codes. Codes never change meaning; new ones are added.
+# Each is documented in docs/errors.md. Ranges:
+#   E00xx syntax and lexical     E01xx files, imports, duplicates
+#   E02xx references             E03xx attributes, types and ranges
+#   E04xx templates and data     E05xx semantic rules of learning/evaluation
+#   W0xxx warnings
+CODES: dict[str, str] = {
+    "E0001": "syntax error",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem in a program, pointing at a span of its source."""
+
+    code: str
+    severity: Severity
+    message: str
+    span: Span
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "path": self.span.path,
+            "line": self.span.line,
+            "column": self.span.column,
+            "end_line": self.span.end_line,
+            "end_column": self.span.end_column,
+            "hint": self.hint,
+        }
+
+
+class ProgramError(Exception):
+    """A program failed a phase; `diagnostics` holds every problem found in it."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic], sources: Mapping[str, str] | None = None):
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        self.sources: dict[str, str] = dict(sources or {})
+        super().__init__(render_text(self.diagnostics, self.sources))
+
+
+_COLORS = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "gutter": "\x1b[1;34m", "reset": "\x1b[0m"}
+
+
+def _render_one(d: Diagnostic, source: str | None, color: bool) -> str:
+    def paint(text: str, what: str) -> str:
+        return f"{_COLORS[what]}{text}{_COLORS['reset']}" if color else text
+
+    s = d.span
+    head = f"{s.path}:{s.line}:{s.column}: {paint(f'{d.severity}[{d.code}]', d.severity)}: {d.message}"
+    lines = source.splitlines() if source is not None else []
+    if not (1 <= s.line <= len(lines)):
+        return head + (f"\n  = hint: {d.hint}" if d.hint else "")
+    text = lines[s.line - 1].expandtabs(1)
+    width = len(str(s.line))
+    start = max(s.column, 1)
+    stop = s.end_column if s.end_line == s.line and s.end_column > start else len(text) + 1
+    carets = "^" * max(1, min(stop, len(text) + 1) - start)
+    gutter = paint(" " * width + " |", "gutter")
+    out = [
+        head,
+        gutter,
+        f"{paint(str(s.line) + ' |', 'gutter')} {text}",
+        f"{gutter} {' ' * (start - 1)}{paint(carets, d.severity)}" + (f" {d.hint}" if d.hint else ""),
+    ]
+    return "\n".join(out)
+
+
+def render_text(
+    diagnostics: Iterable[Diagnostic], sources: Mapping[str, str] | None = None, *, color: bool = False
+) -> str:
+    """Render diagnostics as rustc-style text: header, source line, caret and hint."""
+    sources = sources or {}
+    return "\n\n".join(_render_one(d, sources.get(d.span.path), color) for d in diagnostics)
+
+
+def render_json(diagnostics: Iterable[Diagnostic]) -> str:
+    """Render diagnostics as a JSON array (the `--format json` output)."""
+    return json.dumps([d.to_json() for d in diagnostics], indent=2, sort_keys=True)
