@@ -33,6 +33,52 @@ Severity = Literal["error", "warning"]
 #   W0xxx warnings
 CODES: dict[str, str] = {
     "E0001": "syntax error",
+    "E0002": "file is not valid UTF-8",
+    "E0003": "malformed escape in a string",
+    "E0004": "missing language header",
+    "E0005": "unknown language version",
+    "E0006": "cannot read file",
+    "E0008": "reserved word used as a name",
+    "E0009": "number out of range",
+    "E0010": "program nested too deeply",
+    # files, imports, duplicates
+    "E0101": "cannot find an imported file",
+    "E0102": "import cycle",
+    "E0103": "duplicate declaration name",
+    "E0104": "file not found",
+    "E0105": "python file not found",
+    "E0106": "malformed python reference",
+    # references
+    "E0201": "reference to a declaration of the wrong kind",
+    "E0202": "unknown name in a reward expression",
+    "E0203": "unknown declaration",
+    "E0204": "unknown function",
+    "E0205": "wrong number of arguments",
+    "E0206": "reward cycle",
+    "E0207": "misuse of env()",
+    # attributes, types and ranges
+    "E0301": "unknown attribute",
+    "E0302": "missing required attribute",
+    "E0303": "wrong type",
+    "E0304": "value out of range",
+    "E0305": "duplicate attribute",
+    "E0306": "value not allowed",
+    "E0307": "unknown metric",
+    # templates and data
+    "E0401": "template syntax error",
+    "E0402": "template variable is not a dataset field",
+    "E0403": "malformed dataset file",
+    "E0404": "field mapped to a missing column",
+    # semantic rules of learning and evaluation
+    "E0501": "group too small to compare",
+    "E0502": "reward reads the answer without ground truth",
+    "E0503": "metric needs more samples",
+    "E0504": "evaluation without a reward",
+    # warnings
+    "W0001": "unused declaration",
+    "W0002": "identical rollouts",
+    "W0003": "validation set is the training set",
+    "W0004": "secret written in the source",
 }
 
 
