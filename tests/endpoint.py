@@ -15,7 +15,8 @@ keys get 401; with `models` set, other model names get 404.
 
 `GET /stats` returns the counts (total, per outcome, per model, peak in flight, the
 last request bodies with their arrival time); `POST /reset` clears them;
-`POST /configure` replaces the configuration and clears them.
+`POST /configure` replaces the configuration and clears them. `GET /ledger` lists
+every answered request: its body's sha256, when it arrived and when it was answered.
 
 From tests and benchmarks use `Endpoint` (or the `running_endpoint` context
 manager), which starts `python tests/endpoint.py` and talks to it over HTTP; the
@@ -28,6 +29,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import hashlib
 import importlib
 import json
 import os
@@ -101,6 +103,7 @@ class _Server:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_REQUESTS)
+        self.ledger: list[dict[str, Any]] = []
         self.cpu_at_reset = time.process_time()
 
     def stats(self) -> dict[str, Any]:
@@ -160,6 +163,7 @@ def _application(server: _Server) -> web.Application:
             return _error(400, "the request body is not JSON", "invalid_json")
         model = str(body.get("model", ""))
         server.models_seen[model] += 1
+        received_at = time.time()
         server.recent.append({"number": number, "received_at": time.monotonic(), "body": body})
         if server.api_key is not None and request.headers.get("Authorization") != f"Bearer {server.api_key}":
             server.outcomes["401"] += 1
@@ -196,12 +200,18 @@ def _application(server: _Server) -> web.Application:
                 headers = {"Retry-After": str(reply["retry_after"])} if "retry_after" in reply else None
                 return _error(status, str(reply.get("message", "scripted error")), str(reply.get("code", "scripted")), headers)
             server.outcomes["ok"] += 1
-            return web.json_response(_completion(body, number, reply))
+            response = web.json_response(_completion(body, number, reply))
+            digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+            server.ledger.append({"sha256": digest, "received_at": received_at, "answered_at": time.time()})
+            return response
         finally:
             server.in_flight -= 1
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response(server.stats())
+
+    async def ledger(request: web.Request) -> web.Response:
+        return web.json_response(server.ledger)
 
     async def reset(request: web.Request) -> web.Response:
         server.reset()
@@ -217,6 +227,7 @@ def _application(server: _Server) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/ledger", ledger)
     app.router.add_post("/reset", reset)
     app.router.add_post("/configure", configure)
     return app
@@ -316,6 +327,11 @@ class Endpoint:
         counts, `peak_in_flight`, the server's `cpu_seconds` since the last reset, and the
         recent `requests` (number, received_at, body)."""
         return dict(self._call("GET", "/stats"))
+
+    def ledger(self) -> list[dict[str, Any]]:
+        """Every answered request since the last reset: the sha256 of its body, when it
+        arrived and when its answer was sent (wall-clock seconds)."""
+        return list(self._call("GET", "/ledger"))
 
     def reset(self) -> None:
         """Clear the counters and restart the fault generator from its seed."""

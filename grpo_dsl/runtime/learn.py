@@ -1,0 +1,421 @@
+"""The interpreter of a `learn` block: Training-Free GRPO, one step per batch.
+
+A step (see docs/learning.md) rolls out G answers per question with the library in
+the prompt, scores them, drops groups whose rewards are all equal (when ground truth
+is used), summarises each rollout of a kept group, asks the learner for one
+semantic advantage per kept group, consolidates the batch's proposals, applies them
+with the policy's rule, optionally gates the new library on held-out questions, and
+checkpoints. Each group runs its stages as soon as its own rollouts are scored; only
+consolidation waits for the whole batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..library import (
+    OPERATIONS_SCHEMA,
+    ApplyContext,
+    ApplyReport,
+    Library,
+    Operation,
+    PolicySpec,
+    apply,
+    load_rule,
+    operations_from_json,
+)
+from ..plan import Plan
+from ..prompting import compose_templates, render_messages
+from .client import BudgetExceeded, ChatRequest, ChatResponse, EndpointError, LLMClient, StructuredOutputError, derive_seed
+from .learner import LearnerPrompts
+from .progress import Progress
+from .questions import Question, epoch_order, load_questions
+from .rewards import RewardScorer
+from .rundir import EventLog, RunDirectory, atomic_write_json
+from .rollout import Rollout, rollout
+from .structured import complete_json
+
+__all__ = ["EventedClient", "Learner", "PROPOSALS_PER_CONSOLIDATION", "StepOutcome"]
+
+PROPOSALS_PER_CONSOLIDATION = 32
+"""How many proposals one consolidation call takes; more are split across calls."""
+
+OUTPUT_LIMIT = 4000
+"""Characters of a rollout shown to the learner when `summarize = false`."""
+
+
+@dataclass(slots=True)
+class GroupOutcome:
+    """What one question's group produced in a step."""
+
+    group: str
+    question: Question
+    messages: list[dict[str, str]]
+    rollouts: list[Rollout]
+    rewards: list[float] = field(default_factory=list)
+    reward_errors: list[str | None] = field(default_factory=list)
+    kept: bool = False
+    skip_reason: str | None = None
+    summaries: list[str] = field(default_factory=list)
+    proposals: list[Operation] = field(default_factory=list)
+    proposal_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """The numbers of one completed step, for the summary and the report."""
+
+    step: int
+    epoch: int
+    mean_reward: float
+    groups: int
+    kept: int
+    skipped: int
+    applied: int
+    rejected: int
+    library_size: int
+    gate: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "mean_reward": self.mean_reward,
+            "groups": self.groups,
+            "kept": self.kept,
+            "skipped": self.skipped,
+            "applied": self.applied,
+            "rejected": self.rejected,
+            "library_size": self.library_size,
+            "gate": self.gate,
+        }
+
+
+class EventedClient:
+    """An `LLMClient` that records every call in the run's events and counts it in the progress."""
+
+    def __init__(self, inner: LLMClient, events: EventLog, progress: Progress):
+        self.inner = inner
+        self.events = events
+        self.progress = progress
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Forward `request`, then log one `call` event with its stage, key and tokens."""
+        response = await self.inner.complete(request)
+        self.events.append(
+            "call",
+            stage=request.stage,
+            model=request.model,
+            sample_key=request.sample_key,
+            cached=response.cached,
+            prompt_tokens=response.prompt_tokens,
+            completion_tokens=response.completion_tokens,
+        )
+        self.progress.call_done(request.stage)
+        return response
+
+
+Rule = Callable[[Library, Sequence[Operation], PolicySpec, ApplyContext], tuple[Library, ApplyReport]]
+
+
+class Learner:
+    """Runs the steps of one `learn` declaration of a plan inside a run directory."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        learn_name: str,
+        *,
+        base_dir: Path,
+        run: RunDirectory,
+        client: LLMClient,
+        scorer: RewardScorer,
+        events: EventLog,
+        progress: Progress,
+        structured: str = "json_schema",
+        evaluate_gate: Callable[[Library, Library, int], Any] | None = None,
+    ):
+        self.plan = plan.data
+        self.learn = self.plan["learns"][learn_name]
+        self.learn_name = learn_name
+        self.task = self.plan["tasks"][self.learn["task"]]
+        self.base_dir = base_dir
+        self.run = run
+        self.client = client
+        self.scorer = scorer
+        self.events = events
+        self.progress = progress
+        self.evaluate_gate = evaluate_gate
+        self.policy = PolicySpec.from_json(self.learn["policy"])
+        rule_ref = self.learn["policy"].get("rule")
+        self.rule: Rule = load_rule(rule_ref["path"], rule_ref["function"], base_dir) if rule_ref else apply
+        self.templates = compose_templates(self.task.get("system"), self.task["prompt"], self.task["experiences"])
+        self.bare_templates = compose_templates(self.task.get("system"), self.task["prompt"], "none")
+        self.prompts = LearnerPrompts()
+        self.structured = structured
+        questions = load_questions(self.plan["datasets"][self.learn["data"]], base_dir, self.learn["seed"])
+        self.schedule = self._schedule(questions)
+
+    # ------------------------------------------------------------------ schedule
+
+    def _schedule(self, questions: list[Question]) -> list[tuple[int, list[Question]]]:
+        """(epoch, batch) for every step, in order; step numbers start at 1."""
+        size = self.learn["batch_size"]
+        steps = []
+        for epoch in range(self.learn["epochs"]):
+            order = epoch_order(questions, self.learn["seed"], epoch)
+            steps.extend((epoch, order[i : i + size]) for i in range(0, len(order), size))
+        return steps
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.schedule)
+
+    # ------------------------------------------------------------------ calls
+
+    async def _call_json(self, request: ChatRequest) -> dict[str, Any]:
+        return await complete_json(
+            self.client,
+            request,
+            OPERATIONS_SCHEMA,
+            structured=self.structured,
+            on_event=lambda event: self.events.append(event.pop("event"), **event),
+        )
+
+    def _learner_request(self, stage: str, prompt: str, sample_key: str, max_tokens: int) -> ChatRequest:
+        return ChatRequest(
+            model=self.learn["learner"],
+            messages=({"role": "user", "content": prompt},),
+            temperature=self.prompts.temperature,
+            max_tokens=max_tokens,
+            seed=derive_seed(self.learn["seed"], sample_key, 0),
+            stage=stage,
+            sample_key=sample_key,
+        )
+
+    # ------------------------------------------------------------------ rollouts
+
+    async def _rollout(self, step: int, epoch: int, question: Question, index: int, messages: list[dict[str, str]]) -> Rollout:
+        result = await rollout(
+            self.client.complete,
+            self.task,
+            messages,
+            index=index,
+            temperature=self.learn["temperature"],
+            seed=derive_seed(self.learn["seed"], f"{epoch}:{question.id}", index),
+            key=f"{step}/{question.id}/{index}",
+            stage="rollout",
+        )
+        if result.error:
+            self.events.append("rollout_failed", step=step, question=question.id, index=index, error=result.error)
+        return result
+
+    # ------------------------------------------------------------------ one group
+
+    async def _group(self, step: int, epoch: int, question: Question, library: Library) -> GroupOutcome:
+        experiences = library.prompt_entries()
+        messages = render_messages(self.templates, question.fields, experiences)
+        group = GroupOutcome(group=f"{step}:{question.id}", question=question, messages=messages, rollouts=[])
+        group.rollouts = list(
+            await asyncio.gather(*(self._rollout(step, epoch, question, i, messages) for i in range(self.learn["group_size"])))
+        )
+        results = await asyncio.gather(
+            *(
+                self.scorer.score(self.learn["reward"], r.output, question.fields, tokens=r.tokens, tool_calls=r.tool_calls)
+                for r in group.rollouts
+            )
+        )
+        group.rewards = [0.0 if r.error else res.value for r, res in zip(group.rollouts, results)]
+        group.reward_errors = [r.error or res.error for r, res in zip(group.rollouts, results)]
+        ground_truth = self.learn["ground_truth"]
+        if all(r.error for r in group.rollouts):
+            group.skip_reason = "every rollout failed"
+        elif ground_truth and len(set(group.rewards)) == 1:
+            group.skip_reason = "every reward is equal"
+        if group.skip_reason:
+            self.events.append("group_skipped", step=step, group=group.group, reason=group.skip_reason)
+            return group
+        group.kept = True
+        reference = question.fields.get("answer") if ground_truth else None
+        question_text = render_messages(self.bare_templates, question.fields)[-1]["content"]
+        if self.learn["summarize"]:
+            summaries = await asyncio.gather(
+                *(
+                    self._summarise(step, group, question_text, reference, r, reward, experiences)
+                    for r, reward in zip(group.rollouts, group.rewards)
+                )
+            )
+            group.summaries = list(summaries)
+        else:
+            group.summaries = [_truncate(r.output or f"(failed: {r.error})") for r in group.rollouts]
+        await self._advantage(step, group, question_text, reference, experiences)
+        return group
+
+    async def _summarise(
+        self,
+        step: int,
+        group: GroupOutcome,
+        question_text: str,
+        reference: Any,
+        rollout: Rollout,
+        reward: float,
+        experiences: Sequence[Mapping[str, str]],
+    ) -> str:
+        prompt = self.prompts.summary(
+            question=question_text,
+            reference=reference,
+            output=_truncate(rollout.output),
+            reward=_format_reward(reward),
+            error=rollout.error,
+            experiences=experiences,
+        )
+        request = self._learner_request("summary", prompt, f"{group.group}/summary/{rollout.index}", 300)
+        try:
+            response = await self.client.complete(request)
+        except (BudgetExceeded, EndpointError):
+            raise
+        except Exception as exc:
+            self.events.append("summary_failed", step=step, group=group.group, index=rollout.index, error=str(exc))
+            return _truncate(rollout.output or f"(failed: {rollout.error})")
+        return (response.content or "").strip()
+
+    async def _advantage(
+        self, step: int, group: GroupOutcome, question_text: str, reference: Any, experiences: Sequence[Mapping[str, str]]
+    ) -> None:
+        ranked = sorted(zip(group.rewards, group.summaries), key=lambda pair: -pair[0])
+        prompt = self.prompts.advantage(
+            question=question_text,
+            reference=reference,
+            attempts=[{"reward": _format_reward(r), "summary": s} for r, s in ranked],
+            contrast=ranked[0][0] != ranked[-1][0],
+            experiences=experiences,
+            policy=self.policy,
+            schema=self._schema_text(),
+        )
+        request = self._learner_request("advantage", prompt, f"{group.group}/advantage", 600)
+        try:
+            reply = await self._call_json(request)
+        except (BudgetExceeded, EndpointError):
+            raise
+        except StructuredOutputError as exc:
+            group.proposal_error = str(exc)
+            self.events.append("learner_reply_malformed", step=step, group=group.group, stage="advantage", error=str(exc))
+            return
+        parsed = operations_from_json(reply, source={"step": step, "groups": [group.group]})
+        group.proposals = [op for op in parsed.operations if op.op != "keep"]
+        for problem in parsed.errors:
+            self.events.append("operation_invalid", step=step, group=group.group, error=problem)
+
+    def _schema_text(self) -> str | None:
+        return json.dumps(OPERATIONS_SCHEMA) if self.structured == "text" else None
+
+    # ------------------------------------------------------------------ consolidation
+
+    async def _consolidate(self, step: int, library: Library, groups: Sequence[GroupOutcome]) -> list[Operation]:
+        proposals = [(g.group, op) for g in groups for op in g.proposals[: self.policy.max_per_group]]
+        for g in groups:
+            for op in g.proposals[self.policy.max_per_group :]:
+                self.events.append("operation_rejected", step=step, group=g.group, reason="more operations than max_per_group", op=op.to_json())
+        if not proposals:
+            return []
+        merged: list[Operation] = []
+        for start in range(0, len(proposals), PROPOSALS_PER_CONSOLIDATION):
+            chunk = proposals[start : start + PROPOSALS_PER_CONSOLIDATION]
+            prompt = self.prompts.consolidate(
+                experiences=library.prompt_entries(),
+                proposals=[{"group": g, "id": op.id, "text": op.text, "rationale": op.rationale, "op": op.op} for g, op in chunk],
+                policy=self.policy,
+                schema=self._schema_text(),
+            )
+            request = self._learner_request("consolidate", prompt, f"{step}/consolidate/{start // PROPOSALS_PER_CONSOLIDATION}", 1000)
+            groups_in_chunk = sorted({g for g, _ in chunk})
+            try:
+                reply = await self._call_json(request)
+            except (BudgetExceeded, EndpointError):
+                raise
+            except StructuredOutputError as exc:
+                self.events.append("learner_reply_malformed", step=step, stage="consolidate", error=str(exc))
+                self.events.append("consolidation_fallback", step=step, detail="the proposals are applied unmerged")
+                merged.extend(op for _, op in chunk)
+                continue
+            parsed = operations_from_json(reply, source={"step": step, "groups": groups_in_chunk})
+            for problem in parsed.errors:
+                self.events.append("operation_invalid", step=step, stage="consolidate", error=problem)
+            merged.extend(parsed.operations)
+        return merged
+
+    # ------------------------------------------------------------------ one step
+
+    async def run_step(self, step: int, library: Library) -> tuple[Library, StepOutcome]:
+        """Run step `step` (1-based) from `library` and checkpoint it; return the new library."""
+        epoch, batch = self.schedule[step - 1]
+        self.events.append("step_started", step=step, epoch=epoch, questions=[q.id for q in batch], library_version=library.version)
+        self.progress.step_started(step, self.total_steps, len(batch), self.learn["group_size"])
+        groups = list(await asyncio.gather(*(self._group(step, epoch, q, library) for q in batch)))
+        operations = await self._consolidate(step, library, [g for g in groups if g.kept])
+        new_library, report = self.rule(library, operations, self.policy, ApplyContext(step=step, groups=tuple(g.group for g in groups)))
+        gate = None
+        if self.evaluate_gate is not None and new_library.content_hash() != library.content_hash():
+            accepted, gate_result = await self.evaluate_gate(library, new_library, step)
+            gate = "accepted" if accepted else "rejected"
+            self.events.append("gate", step=step, decision=gate, result=gate_result)
+            if not accepted:
+                new_library = library
+        self._checkpoint(step, groups, operations, report, new_library, gate)
+        rewards = [r for g in groups for r in g.rewards]
+        outcome = StepOutcome(
+            step=step,
+            epoch=epoch,
+            mean_reward=sum(rewards) / len(rewards) if rewards else 0.0,
+            groups=len(groups),
+            kept=sum(g.kept for g in groups),
+            skipped=sum(not g.kept for g in groups),
+            applied=len(report.applied),
+            rejected=len(report.rejected),
+            library_size=len(new_library.experiences),
+            gate=gate,
+        )
+        self.run.write_step(step, "outcome", outcome.to_json())
+        atomic_write_json(self.run.library_path, new_library.to_json())
+        self.events.append("step_completed", **outcome.to_json())
+        return new_library, outcome
+
+    def _checkpoint(
+        self,
+        step: int,
+        groups: Sequence[GroupOutcome],
+        operations: Sequence[Operation],
+        report: ApplyReport,
+        library: Library,
+        gate: str | None,
+    ) -> None:
+        write = self.run.write_step
+        write(step, "rollouts", [
+            {"group": g.group, "question": g.question.id, "messages": g.messages, "rollouts": [r.to_json() for r in g.rollouts]}
+            for g in groups
+        ])
+        write(step, "rewards", [
+            {"group": g.group, "rewards": g.rewards, "errors": g.reward_errors, "kept": g.kept, "skip_reason": g.skip_reason}
+            for g in groups
+        ])
+        write(step, "summaries", [{"group": g.group, "summaries": g.summaries} for g in groups if g.kept])
+        write(step, "proposals", [
+            {"group": g.group, "operations": [op.to_json() for op in g.proposals], "error": g.proposal_error}
+            for g in groups if g.kept
+        ])
+        write(step, "operations", [op.to_json() for op in operations])
+        write(step, "report", {**report.to_json(), "gate": gate})
+        write(step, "library", library.to_json())
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= OUTPUT_LIMIT else text[: OUTPUT_LIMIT // 2] + "\n...\n" + text[-OUTPUT_LIMIT // 2 :]
+
+
+def _format_reward(value: float) -> str:
+    return f"{value:.3g}"
