@@ -19,14 +19,14 @@ from typing import Any, TextIO
 from ..library import Library
 from ..plan import Plan
 from .accounting import Budget, Usage
-from .client import BudgetExceeded, EndpointError, LLMClient
+from .client import BudgetExceeded, ChatRequest, ChatResponse, EndpointError, LLMClient
 from .evaluation import gate_decision, sample_library
 from .learn import EventedClient, Learner, StepOutcome
 from .local import local_endpoints
 from .progress import Progress
 from .questions import load_questions
 from .rewards import RewardScorer
-from .rundir import EventLog, RunDirectory, atomic_write_json, read_json
+from .rundir import EventLog, RunDirectory, atomic_write_json, read_events, read_json
 from .stack import build_client
 
 __all__ = ["RunResult", "start_run", "resume_run", "latest_run"]
@@ -83,6 +83,29 @@ def latest_run(runs_root: Path, learn: str) -> Path | None:
     return runs[-1] if runs else None
 
 
+def usage_from_events(plan: Plan, events_path: Path) -> Usage:
+    """What a run has spent so far, counted from its event log.
+
+    The log records every answered call, so a run killed between two writes of
+    `usage.json` still resumes knowing every call it paid for.
+    """
+    usage = Usage(plan.data["models"])
+    for event in read_events(events_path):
+        if event.get("event") == "call":
+            usage.record(
+                ChatRequest(model=str(event["model"]), messages=(), stage=str(event["stage"])),
+                ChatResponse(
+                    content=None,
+                    tool_calls=(),
+                    finish_reason=None,
+                    prompt_tokens=int(event.get("prompt_tokens") or 0),
+                    completion_tokens=int(event.get("completion_tokens") or 0),
+                    cached=bool(event.get("cached")),
+                ),
+            )
+    return usage
+
+
 def initial_library(plan: Plan, learn: str, runs_root: Path) -> Library:
     """The library a learn starts from: empty, or the latest library of the learn named by `init`."""
     init = plan.data["learns"][learn].get("init")
@@ -115,7 +138,7 @@ async def _client_stack(
 
 async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, stream: TextIO | None) -> RunResult:
     events = EventLog(run.events_path)
-    usage = Usage.from_json(read_json(run.usage_path)) if run.usage_path.exists() else Usage(plan.data["models"])
+    usage = usage_from_events(plan, run.events_path)
     learn_plan = plan.data["learns"][learn]
     budget = Budget.from_json(learn_plan.get("budget") or {})
     progress = Progress(stream, cost=lambda: usage.total_usd)

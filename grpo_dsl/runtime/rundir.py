@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EventLog", "RunDirectory", "atomic_write_json", "atomic_write_text", "read_json"]
+__all__ = ["EventLog", "RunDirectory", "atomic_write_json", "atomic_write_text", "read_events", "read_json"]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -55,18 +55,36 @@ def atomic_write_json(path: Path, value: Any) -> None:
     atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The events of a log; a line torn by a killed process is passed over."""
+    events = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return events
+
+
 def read_json(path: Path) -> Any:
     """Read a JSON file."""
     return json.loads(path.read_text(encoding="utf-8"))
 
 
 class EventLog:
-    """An append-only JSON-lines log; each event is one `write` of one line, fsynced."""
+    """An append-only JSON-lines log; each event is one `write` of one line, fsynced.
+
+    Reopening a log whose last line was torn by a killed process first ends that line.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        size = os.fstat(self._fd).st_size
+        if size and os.pread(self._fd, 1, size - 1) != b"\n":
+            os.write(self._fd, b"\n")
 
     def append(self, event: str, **fields: Any) -> None:
         """Append one event with its wall-clock time."""
