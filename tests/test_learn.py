@@ -128,3 +128,22 @@ def test_the_library_is_placed_where_the_task_says(endpoint: Endpoint, tmp_path:
     where = {m["role"]: LESSONS[0] in m["content"] for m in messages}
     expected = {"system": {"system": True, "user": False}, "user": {"system": False, "user": True}, "none": {"system": False, "user": False}}
     assert where == expected[placement]
+
+
+def test_rollouts_use_the_code_interpreter_when_the_task_has_tools(endpoint: Endpoint, tmp_path: Path) -> None:
+    endpoint.configure(script="worlds:tool_world")
+    program = write_world(tmp_path, endpoint.base_url, questions=2, batch_size=2, group_size=2)
+    program.write_text(program.read_text().replace("  max_tokens  = 20\n", "  max_tokens  = 20\n  tools       = [python]\n  max_turns   = 3\n"))
+    result = start_run(load_plan(program), "date_lessons", base_dir=tmp_path, runs_root=tmp_path / "runs", stream=None)
+
+    assert result.status == "completed"
+    (outcome,) = result.steps
+    assert outcome.mean_reward == 1.0
+    groups = json.loads((result.run_dir / "steps/0001/rollouts.json").read_text())
+    for group in groups:
+        for rollout in group["rollouts"]:
+            assert rollout["tool_calls"] == 1
+            roles = [m["role"] for m in rollout["trajectory"]]
+            assert roles == ["assistant", "tool", "assistant"]
+    sent = [r["body"] for r in endpoint.stats()["requests"]]
+    assert all(body["tools"][0]["function"]["name"] == "python" for body in sent)

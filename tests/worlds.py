@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LESSONS", "date_world", "troubled_world"]
+__all__ = ["LESSONS", "date_world", "tool_world", "troubled_world"]
 
 LESSONS = (
     "Write every date in the numeric form YYYY-MM-DD.",
@@ -89,3 +89,19 @@ def troubled_world(request: Mapping[str, Any], number: int) -> str | dict[str, A
         day, month, year = (int(g) for g in match.groups())
         return f"{year:04d}-{month:02d}-{day:02d}"
     return _rollout(request)
+
+
+def tool_world(request: Mapping[str, Any], number: int) -> str | dict[str, Any]:
+    """The date world for a task with `tools = [python]`: the model first asks the code
+    interpreter to format the date, then answers with what the tool printed."""
+    messages = request.get("messages", [])
+    tool_replies = [m for m in messages if m.get("role") == "tool"]
+    if request.get("tools") and not tool_replies:
+        match = re.search(r"day (\d+) of month (\d+) of (\d+)", _text(request))
+        day, month, year = (int(g) for g in match.groups()) if match else (1, 1, 2000)
+        code = f"import datetime\nprint(datetime.date({year}, {month}, {day}).isoformat())"
+        call = {"id": f"call_{number}", "type": "function", "function": {"name": "python", "arguments": json.dumps({"code": code})}}
+        return {"content": None, "tool_calls": [call], "finish_reason": "tool_calls"}
+    if tool_replies:
+        return str(tool_replies[-1].get("content", "")).strip()
+    return date_world(request, number)

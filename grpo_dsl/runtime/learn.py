@@ -126,6 +126,10 @@ Rule = Callable[[Library, Sequence[Operation], PolicySpec, ApplyContext], tuple[
 class Learner:
     """Runs the steps of one `learn` declaration of a plan inside a run directory."""
 
+    pipelined = True
+    """Each group summarises and proposes as soon as its own rollouts are scored. When
+    False, every stage waits for the whole batch (the baseline of benchmarks/bench_learn_step.py)."""
+
     def __init__(
         self,
         plan: Plan,
@@ -218,8 +222,13 @@ class Learner:
     # ------------------------------------------------------------------ one group
 
     async def _group(self, step: int, epoch: int, question: Question, library: Library) -> GroupOutcome:
-        experiences = library.prompt_entries()
-        messages = render_messages(self.templates, question.fields, experiences)
+        group = await self.sample_group(step, epoch, question, library)
+        await self.learn_from_group(step, group, library)
+        return group
+
+    async def sample_group(self, step: int, epoch: int, question: Question, library: Library) -> GroupOutcome:
+        """Roll out and score one question's group, and decide whether it carries a signal."""
+        messages = render_messages(self.templates, question.fields, library.prompt_entries())
         group = GroupOutcome(group=f"{step}:{question.id}", question=question, messages=messages, rollouts=[])
         group.rollouts = list(
             await asyncio.gather(*(self._rollout(step, epoch, question, i, messages) for i in range(self.learn["group_size"])))
@@ -232,16 +241,23 @@ class Learner:
         )
         group.rewards = [0.0 if r.error else res.value for r, res in zip(group.rollouts, results)]
         group.reward_errors = [r.error or res.error for r, res in zip(group.rollouts, results)]
-        ground_truth = self.learn["ground_truth"]
         if all(r.error for r in group.rollouts):
             group.skip_reason = "every rollout failed"
-        elif ground_truth and len(set(group.rewards)) == 1:
+        elif self.learn["ground_truth"] and len(set(group.rewards)) == 1:
             group.skip_reason = "every reward is equal"
         if group.skip_reason:
             self.events.append("group_skipped", step=step, group=group.group, reason=group.skip_reason)
-            return group
-        group.kept = True
-        reference = question.fields.get("answer") if ground_truth else None
+        else:
+            group.kept = True
+        return group
+
+    async def learn_from_group(self, step: int, group: GroupOutcome, library: Library) -> None:
+        """Summarise a kept group's rollouts and ask for its semantic advantage (its proposals)."""
+        if not group.kept:
+            return
+        experiences = library.prompt_entries()
+        question = group.question
+        reference = question.fields.get("answer") if self.learn["ground_truth"] else None
         question_text = render_messages(self.bare_templates, question.fields)[-1]["content"]
         if self.learn["summarize"]:
             summaries = await asyncio.gather(
@@ -254,7 +270,6 @@ class Learner:
         else:
             group.summaries = [_truncate(r.output or f"(failed: {r.error})") for r in group.rollouts]
         await self._advantage(step, group, question_text, reference, experiences)
-        return group
 
     async def _summarise(
         self,
@@ -316,7 +331,8 @@ class Learner:
 
     # ------------------------------------------------------------------ consolidation
 
-    async def _consolidate(self, step: int, library: Library, groups: Sequence[GroupOutcome]) -> list[Operation]:
+    async def consolidate(self, step: int, library: Library, groups: Sequence[GroupOutcome]) -> list[Operation]:
+        """Merge the kept groups' proposals into one list of operations against `library`."""
         proposals = [(g.group, op) for g in groups for op in g.proposals[: self.policy.max_per_group]]
         for g in groups:
             for op in g.proposals[self.policy.max_per_group :]:
@@ -356,8 +372,12 @@ class Learner:
         epoch, batch = self.schedule[step - 1]
         self.events.append("step_started", step=step, epoch=epoch, questions=[q.id for q in batch], library_version=library.version)
         self.progress.step_started(step, self.total_steps, len(batch), self.learn["group_size"])
-        groups = list(await asyncio.gather(*(self._group(step, epoch, q, library) for q in batch)))
-        operations = await self._consolidate(step, library, [g for g in groups if g.kept])
+        if self.pipelined:
+            groups = list(await asyncio.gather(*(self._group(step, epoch, q, library) for q in batch)))
+        else:
+            groups = list(await asyncio.gather(*(self.sample_group(step, epoch, q, library) for q in batch)))
+            await asyncio.gather(*(self.learn_from_group(step, g, library) for g in groups))
+        operations = await self.consolidate(step, library, [g for g in groups if g.kept])
         new_library, report = self.rule(library, operations, self.policy, ApplyContext(step=step, groups=tuple(g.group for g in groups)))
         gate = None
         if self.evaluate_gate is not None and new_library.content_hash() != library.content_hash():

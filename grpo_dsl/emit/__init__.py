@@ -1,0 +1,68 @@
+"""Prompt modules: emit a learned library as a versioned module, load and render it, read its history.
+
+>>> import grpo_dsl
+>>> module = grpo_dsl.load_module("prompts/math", version="^1.2")   # doctest: +SKIP
+>>> module.render(question="What is 2 + 2?")                         # doctest: +SKIP
+"""
+
+from .history import (
+    Blame,
+    BlameEvent,
+    ExperienceDiff,
+    GroupEvidence,
+    Modified,
+    ModuleDiff,
+    blame,
+    diff_experiences,
+    diff_modules,
+    format_blame,
+    format_diff,
+    format_log,
+    format_show,
+    module_log,
+    parse_reference,
+    word_diff,
+)
+from .loader import IndexEntry, ModelMismatchWarning, ModuleError, ModuleIndex, PromptModule, load_module, read_index
+from .versioning import Change, ModuleContent, VersionError, compare_content, next_version, select_version
+from .writer import FORMATS, EmitResult, ModelRef, ModuleSpec, Origin, emit_from_run, emit_module, template_fields
+
+__all__ = [
+    "FORMATS",
+    "Blame",
+    "BlameEvent",
+    "Change",
+    "EmitResult",
+    "ExperienceDiff",
+    "GroupEvidence",
+    "IndexEntry",
+    "ModelMismatchWarning",
+    "ModelRef",
+    "Modified",
+    "ModuleContent",
+    "ModuleDiff",
+    "ModuleError",
+    "ModuleIndex",
+    "ModuleSpec",
+    "Origin",
+    "PromptModule",
+    "VersionError",
+    "blame",
+    "compare_content",
+    "diff_experiences",
+    "diff_modules",
+    "emit_from_run",
+    "emit_module",
+    "format_blame",
+    "format_diff",
+    "format_log",
+    "format_show",
+    "load_module",
+    "module_log",
+    "next_version",
+    "parse_reference",
+    "read_index",
+    "select_version",
+    "template_fields",
+    "word_diff",
+]

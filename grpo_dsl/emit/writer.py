@@ -1,0 +1,455 @@
+"""Write prompt modules: a new immutable version folder, then the index, each atomically.
+
+```
+PATH/
+  index.json            every version: number, content sha256, parent, where it came from
+  1.2.0/
+    module.json         the manifest (schema grpo-module/1)
+    experiences.json    the library, with ids and provenance
+    system.j2 user.j2   the composed templates          (format `jinja`)
+    library.md          the library for people           (format `markdown`)
+    module.prompty      a Prompty export                 (format `prompty`)
+    README.md           what it is, how it was learned, its evaluation
+```
+
+A version folder is written under a temporary name and renamed into place, then
+`index.json` is replaced; a crash at any point leaves every published version
+intact, and the next emit clears what the crash left behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import meta
+
+from ..library import Experience, Library
+from ..prompting import PromptTemplates, compose_templates, sandbox
+from ..resources import resource_path
+from ..runtime.rundir import RunDirectory, atomic_write_text, read_json
+from .loader import (
+    EXPERIENCES_FILE,
+    INDEX_FILE,
+    MANIFEST_FILE,
+    IndexEntry,
+    ModuleError,
+    ModuleIndex,
+    file_sha256,
+    read_index,
+    read_version,
+    validate_document,
+)
+from .versioning import Change, ModuleContent, VersionError, compare_content, is_version, next_version
+
+if TYPE_CHECKING:
+    from ..plan import Plan
+
+__all__ = ["FORMATS", "EmitResult", "ModelRef", "ModuleSpec", "Origin", "emit_from_run", "emit_module", "template_fields"]
+
+FORMATS = ("json", "jinja", "markdown", "prompty")
+_TMP_PREFIX = ".grpo-tmp-"
+_LOCK_FILE = ".lock"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """A model: its declaration in the program (`block`) and the name sent to the endpoint."""
+
+    block: str | None
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"block": self.block, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a library came from: the run directory, its learn, the step and the plan's hash."""
+
+    run: Path | None = None
+    learn: str | None = None
+    step: int | None = None
+    plan_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """Everything a module records besides the library: the task's templates, the model, the origin."""
+
+    name: str
+    system: str | None
+    prompt: str
+    placement: str
+    model: ModelRef
+    learner: ModelRef | None = None
+    temperature: float | None = None
+    formats: tuple[str, ...] = ("json", "jinja", "markdown")
+    origin: Origin = field(default_factory=Origin)
+    evaluation: Mapping[str, Any] | None = None
+
+    @cached_property
+    def templates(self) -> PromptTemplates:
+        """The composed templates, exactly as training and evaluation compose them."""
+        return compose_templates(self.system, self.prompt, self.placement)
+
+
+@dataclass(frozen=True, slots=True)
+class EmitResult:
+    """The version an emit wrote (`created`) or found unchanged, and the change it made."""
+
+    path: Path
+    version: str
+    created: bool
+    change: Change | None = None
+
+
+def template_fields(templates: PromptTemplates) -> tuple[str, ...]:
+    """The variables the templates read, besides `experiences`, sorted."""
+    env = sandbox()
+    names: set[str] = set()
+    for source in (templates.system, templates.user):
+        if source is not None:
+            names |= meta.find_undeclared_variables(env.parse(source))
+    return tuple(sorted(names - {"experiences"}))
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------- the folder
+
+
+def _target(path: Path, base_dir: Path | None, force: bool) -> Path:
+    root = ((base_dir / path) if base_dir is not None else path).resolve()
+    if base_dir is not None and not force and not root.is_relative_to(base_dir.resolve()):
+        raise ModuleError(
+            f"the module path {path} is outside the program's folder {base_dir.resolve()}; "
+            "pass --force (force=True) to write there"
+        )
+    if root.exists() and not root.is_dir():
+        raise ModuleError(f"{root} exists and is not a folder")
+    if root.is_dir() and not force and not (root / INDEX_FILE).exists():
+        if any(child.name != _LOCK_FILE for child in root.iterdir()):
+            raise ModuleError(
+                f"{root} exists and is not a prompt module (it has no {INDEX_FILE}); "
+                "choose another path or pass --force (force=True)"
+            )
+    return root
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """Hold the module's lock file, so that two emits to one module take turns."""
+    fd = os.open(root / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _left_by_a_crash(child: Path, published: set[str]) -> bool:
+    if child.name.startswith(f".{INDEX_FILE}.") and child.name.endswith(".tmp"):
+        return True
+    if not child.is_dir():
+        return False
+    if child.name.startswith(_TMP_PREFIX):
+        return True
+    if not is_version(child.name) or child.name in published:
+        return False
+    try:
+        return bool(read_json(child / MANIFEST_FILE).get("schema") == "grpo-module/1")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _sweep(root: Path, index: ModuleIndex) -> None:
+    """Remove what an interrupted emit left: temporary folders and versions it never published."""
+    published = {e.version for e in index.versions}
+    for child in root.iterdir():
+        if _left_by_a_crash(child, published):
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+
+def _publish(root: Path, version: str, files: Mapping[str, str]) -> None:
+    """Write `files` into a temporary folder, then rename it to `root/version`."""
+    staging = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=root))
+    for name, text in files.items():
+        atomic_write_text(staging / name, text)
+    os.rename(staging, root / version)
+    dir_fd = os.open(root, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _write_index(root: Path, index: ModuleIndex) -> None:
+    document = index.to_json()
+    validate_document(document, "index", root / INDEX_FILE)
+    atomic_write_text(root / INDEX_FILE, _json_text(document))
+
+
+# ---------------------------------------------------------------------- the files
+
+
+def _provenance_lines(experience: Experience) -> list[str]:
+    lines = []
+    for entry in experience.provenance:
+        groups = f" by groups {', '.join(entry.groups)}" if entry.groups else ""
+        why = f": {entry.rationale}" if entry.rationale else ""
+        was = f' (was: "{entry.replaced}")' if entry.replaced is not None else ""
+        lines.append(f"{entry.op} at step {entry.step}{groups}{why}{was}")
+    return lines
+
+
+def _library_markdown(library: Library) -> str:
+    """The library for people: each experience, its text and its history."""
+    blocks = []
+    for experience in library.experiences:
+        history = "\n".join(f"- {line}" for line in _provenance_lines(experience))
+        uses = f"\n- cited by {experience.uses} rollout summaries" if experience.uses else ""
+        blocks.append(f"### {experience.id}\n\n{experience.text}\n\n{history}{uses}\n")
+    return "\n".join(blocks) if blocks else "The library is empty.\n"
+
+
+def _prompty(spec: ModuleSpec, version: str, library: Library) -> str:
+    """A Prompty file: JSON values are valid YAML, so the front matter is written with `json.dumps`."""
+    inputs: dict[str, dict[str, Any]] = {name: {"type": "string"} for name in template_fields(spec.templates)}
+    inputs["experiences"] = {"type": "array", "default": list(library.prompt_entries())}
+    front = {
+        "name": spec.name,
+        "description": f"prompt module {spec.name}@{version}, learned with Training-Free GRPO",
+        "version": version,
+        "model": {
+            "api": "chat",
+            "configuration": {"type": "openai", "name": spec.model.name},
+            "parameters": {"temperature": spec.temperature} if spec.temperature is not None else {},
+        },
+        "inputs": inputs,
+    }
+    lines = ["---", *(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in front.items()), "---"]
+    if spec.templates.system is not None:
+        lines += ["system:", spec.templates.system, ""]
+    lines += ["user:", spec.templates.user]
+    return "\n".join(lines) + "\n"
+
+
+def _readme(manifest: Mapping[str, Any], library: Library, path: Path) -> str:
+    template = sandbox().from_string(resource_path("templates/module_readme.md.j2").read_text(encoding="utf-8"))
+    evaluation = manifest["evaluation"]
+    return template.render(
+        module=manifest,
+        path=path.as_posix(),
+        library_markdown=_library_markdown(library),
+        evaluation_json=json.dumps(evaluation, indent=2, sort_keys=True, ensure_ascii=False) if evaluation else None,
+    )
+
+
+def _version_files(spec: ModuleSpec, library: Library, version: str) -> dict[str, str]:
+    files = {EXPERIENCES_FILE: _json_text(library.to_json())}
+    if "jinja" in spec.formats:
+        if spec.templates.system is not None:
+            files["system.j2"] = spec.templates.system
+        files["user.j2"] = spec.templates.user
+    if "markdown" in spec.formats:
+        files["library.md"] = f"# {spec.name} {version}: the experience library\n\n" + _library_markdown(library)
+    if "prompty" in spec.formats:
+        files["module.prompty"] = _prompty(spec, version, library)
+    return files
+
+
+def _origin_json(origin: Origin, root: Path, library: Library) -> dict[str, Any]:
+    run = Path(os.path.relpath(origin.run.resolve(), root)).as_posix() if origin.run is not None else None
+    return {
+        "run": run,
+        "learn": origin.learn,
+        "step": origin.step,
+        "plan_sha256": origin.plan_sha256,
+        "library_version": library.version,
+    }
+
+
+# ---------------------------------------------------------------------- emit
+
+
+def emit_module(
+    library: Library,
+    spec: ModuleSpec,
+    path: str | os.PathLike[str],
+    *,
+    base_dir: Path | None = None,
+    version: str | None = None,
+    force: bool = False,
+) -> EmitResult:
+    """Write `library` as the next version of the prompt module at `path`.
+
+    `path` is relative to `base_dir` (the program's folder) when given, and must stay
+    inside it; an existing folder must be a module or empty. `force` lifts both
+    checks. Emitting the content of the latest version again writes nothing and
+    returns that version with `created=False`. `version` forces the number, which
+    must be higher than the latest. Raises `ModuleError`.
+    """
+    unknown = [f for f in spec.formats if f not in FORMATS]
+    if unknown:
+        raise ModuleError(f"unknown module format `{unknown[0]}`; the formats are {', '.join(FORMATS)}")
+    if version is not None and not is_version(version):
+        raise ModuleError(f"the forced version {version!r} is not a version number like 1.2.0")
+    formats = ("json", *(f for f in FORMATS[1:] if f in spec.formats))
+    root = _target(Path(path), base_dir, force)
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root):
+        if (root / INDEX_FILE).exists():
+            index = read_index(root)
+            if index.name != spec.name:
+                raise ModuleError(f"{root} holds the module `{index.name}`, not `{spec.name}`")
+        else:
+            index = ModuleIndex(spec.name)
+            _write_index(root, index)
+        _sweep(root, index)
+        content = ModuleContent(spec.templates, spec.model.name, library.prompt_entries())
+        latest = index.latest
+        if latest is not None and latest.sha256 == content.sha256():
+            return EmitResult(root, latest.version, created=False)
+        previous = read_version(root, index, latest.version).content() if latest is not None else None
+        change = compare_content(previous, content)
+        assert change.bump is not None, "a different content always changes something"
+        try:
+            number = next_version(latest.version if latest else None, change.bump, version)
+        except VersionError as exc:
+            raise ModuleError(f"{root}: {exc}") from None
+        files = _version_files(spec, library, number)
+        manifest: dict[str, Any] = {
+            "schema": "grpo-module/1",
+            "name": spec.name,
+            "version": number,
+            "parent": latest.version if latest else None,
+            "sha256": content.sha256(),
+            "generator": _generator(),
+            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created_from": _origin_json(spec.origin, root, library),
+            "change": change.to_json(forced=version is not None),
+            "model": spec.model.to_json(),
+            "learner": spec.learner.to_json() if spec.learner else None,
+            "temperature": spec.temperature,
+            "placement": spec.placement,
+            "templates": {"system": spec.templates.system, "user": spec.templates.user},
+            "fields": list(template_fields(spec.templates)),
+            "formats": list(formats),
+            "experiences": len(library.experiences),
+            "files": {},
+            "evaluation": dict(spec.evaluation) if spec.evaluation is not None else None,
+        }
+        files["README.md"] = _readme(manifest, library, Path(path))
+        manifest["files"] = {name: file_sha256(text.encode("utf-8")) for name, text in sorted(files.items())}
+        validate_document(manifest, "module", root / number / MANIFEST_FILE)
+        manifest_text = _json_text(manifest)
+        _publish(root, number, {**files, MANIFEST_FILE: manifest_text})
+        entry = IndexEntry(
+            version=number,
+            parent=manifest["parent"],
+            sha256=manifest["sha256"],
+            manifest_sha256=file_sha256(manifest_text.encode("utf-8")),
+            bump=change.bump,
+            created=manifest["created"],
+            experiences=manifest["experiences"],
+            created_from=manifest["created_from"],
+        )
+        _write_index(root, ModuleIndex(index.name, index.versions + (entry,)))
+    return EmitResult(root, number, created=True, change=change)
+
+
+def _generator() -> str:
+    from .. import __version__
+
+    return f"grpo-dsl {__version__}"
+
+
+def emit_from_run(
+    plan: Plan,
+    emit_name: str,
+    run_dir: Path,
+    *,
+    step: int | None = None,
+    base_dir: Path,
+    force: bool = False,
+    evaluation: Mapping[str, Any] | None = None,
+) -> EmitResult:
+    """Emit, as the plan's `emit` block `emit_name` says, the library of the run in `run_dir`.
+
+    The library is the one of the run's last completed step, or of `step` (0 is the
+    empty library a learn without `init` starts from). The task, model and learner
+    are read from the plan the run executed, so the module renders exactly what the
+    run sent. `base_dir` is the program's folder; `evaluation` is recorded in the
+    manifest and the README. Raises `ModuleError`.
+    """
+    emits: Mapping[str, Any] = plan.data.get("emits") or {}
+    if emit_name not in emits:
+        known = ", ".join(sorted(emits)) or "none"
+        raise ModuleError(f"the program has no emit `{emit_name}` (its emits: {known})")
+    block = emits[emit_name]
+    run = RunDirectory(Path(run_dir))
+    if not run.info_path.is_file() or not run.plan_path.is_file():
+        raise ModuleError(f"{run_dir} is not a run directory (it has no run.json and plan.json)")
+    info = run.info()
+    run_plan = read_json(run.plan_path)
+    learn_name = info["learn"]
+    if block["library"] != learn_name:
+        raise ModuleError(
+            f"emit `{emit_name}` takes the library of learn `{block['library']}`, but {run_dir} is a run of `{learn_name}`"
+        )
+    learn = run_plan["learns"][learn_name]
+    chosen = step if step is not None else _last_step(run, run_dir)
+    library = _library_at(run, run_dir, learn, chosen)
+    task = run_plan["tasks"][learn["task"]]
+    learner = run_plan["models"].get(learn.get("learner") or "")
+    spec = ModuleSpec(
+        name=block.get("name") or emit_name,
+        system=task.get("system"),
+        prompt=task["prompt"],
+        placement=task["experiences"],
+        model=ModelRef(task["model"], run_plan["models"][task["model"]]["name"]),
+        learner=ModelRef(learn["learner"], learner["name"]) if learner else None,
+        temperature=learn.get("temperature"),
+        formats=tuple(block.get("formats") or ("json",)),
+        origin=Origin(run=run.path, learn=learn_name, step=chosen, plan_sha256=info.get("plan_sha256")),
+        evaluation=evaluation,
+    )
+    return emit_module(library, spec, Path(block["path"]), base_dir=base_dir, version=block.get("version"), force=force)
+
+
+def _last_step(run: RunDirectory, run_dir: Path) -> int:
+    completed = run.completed_steps()
+    if not completed:
+        raise ModuleError(f"the run {run_dir} has no completed step to emit")
+    return completed[-1]
+
+
+def _library_at(run: RunDirectory, run_dir: Path, learn: Mapping[str, Any], step: int) -> Library:
+    if step == 0:
+        if learn.get("init"):
+            raise ModuleError(f"step 0 of {run_dir} is the library of `{learn['init']}`: emit it from that learn's run")
+        return Library.empty()
+    completed: Sequence[int] = run.completed_steps()
+    if step not in completed:
+        listing = ", ".join(map(str, completed)) or "none"
+        raise ModuleError(f"step {step} of the run {run_dir} is not complete (completed steps: {listing})")
+    try:
+        return Library.from_json(run.read_step(step, "library"))
+    except ValueError as exc:
+        raise ModuleError(f"{run.step_dir(step) / 'library.json'}: {exc}") from None
