@@ -7,6 +7,7 @@ that does not exist). This is the only module that chooses colour or exit codes.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -18,12 +19,27 @@ from typing import TextIO
 from . import __version__
 from .checks import check_path
 from .diagnostics import Diagnostic, ProgramError, render_json, render_text
+from .emit import ModuleError, blame, diff_modules, emit_from_run, load_module, parse_reference
+from .emit import format_blame, format_diff, format_log, format_show, module_log
 from .fmt import format_program
 from .parser import parse_file
+from .explain import explain
+from .plan import compile as compile_plan
+from .plan import Plan, load_plan
+from .runtime.interpreter import RunResult, resume_run, start_run
 
-__all__ = ["Subcommand", "SUBCOMMANDS", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE", "main", "wants_color"]
+__all__ = [
+    "Subcommand",
+    "SUBCOMMANDS",
+    "EXIT_OK",
+    "EXIT_PROBLEMS",
+    "EXIT_USAGE",
+    "EXIT_INTERRUPTED",
+    "main",
+    "wants_color",
+]
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +154,226 @@ def fmt(args: argparse.Namespace) -> int:
     return status
 
 
+# -------------------------------------------------------------------------- run
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", metavar="FILE", help="a .grpo program")
+    parser.add_argument("--learn", metavar="NAME", help="the learn block to run (needed when there are several)")
+    parser.add_argument("--runs", metavar="DIR", default="runs", help="where run directories go (default: ./runs)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run")
+
+
+def _print_summary(result: RunResult) -> None:
+    out = sys.stderr
+    print(f"run {result.status}: {result.run_dir}", file=out)
+    if result.message:
+        print(f"  {result.message}", file=out)
+    if result.steps:
+        print("  step  reward  kept  applied  rejected  library", file=out)
+        for s in result.steps:
+            print(
+                f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}",
+                file=out,
+            )
+    usage = result.usage.get("total", {})
+    print(
+        f"  calls {usage.get('calls', 0)} ({usage.get('cached_calls', 0)} cached), "
+        f"tokens {usage.get('prompt_tokens', 0) + usage.get('completion_tokens', 0)}, cost ${usage.get('usd', 0.0):.4f}",
+        file=out,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """`grpo run FILE [--learn NAME] [--runs DIR]` or `grpo run --resume RUN_DIR`."""
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "run.json").is_file():
+            return _usage_error(f"not a run directory: {run_dir}")
+        print(run_dir)
+        result = resume_run(run_dir)
+    else:
+        if args.file is None:
+            return _usage_error("give a program FILE, or --resume RUN_DIR")
+        if _missing_files([args.file]):
+            return _usage_error(f"no such file: {args.file}")
+        try:
+            plan = load_plan(args.file)
+        except ProgramError as error:
+            print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
+            return EXIT_PROBLEMS
+        learns = sorted(plan.data["learns"])
+        if args.learn is None and len(learns) != 1:
+            return _usage_error(f"the program has {len(learns)} learn blocks; choose one with --learn ({', '.join(learns) or 'none'})")
+        learn = args.learn or learns[0]
+        if learn not in plan.data["learns"]:
+            return _usage_error(f"no learn block `{learn}`; the program has: {', '.join(learns) or 'none'}")
+        result = start_run(
+            plan,
+            learn,
+            base_dir=Path(args.file).resolve().parent,
+            runs_root=Path(args.runs),
+            on_start=lambda run_dir: print(run_dir, flush=True),
+        )
+    _print_summary(result)
+    if result.status == "interrupted":
+        return EXIT_INTERRUPTED
+    if result.status != "completed":
+        return EXIT_PROBLEMS
+    return _emit_after_run(result.run_dir)
+
+
+def _emit_after_run(run_dir: Path) -> int:
+    """Run the program's `emit` blocks whose library is the learn that just finished."""
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    plan = Plan.from_json((run_dir / "plan.json").read_text(encoding="utf-8"))
+    status = EXIT_OK
+    for name, block in sorted(plan.data["emits"].items()):
+        if block["library"] != info["learn"]:
+            continue
+        try:
+            emitted = emit_from_run(plan, name, run_dir, base_dir=Path(info["base_dir"]))
+        except ModuleError as error:
+            print(f"grpo: emit `{name}` failed: {error}", file=sys.stderr)
+            status = EXIT_PROBLEMS
+            continue
+        verb = "emitted" if emitted.created else "unchanged"
+        print(f"{verb} {emitted.path} {emitted.version}", file=sys.stderr)
+    return status
+
+
+# ------------------------------------------------------------------------- plan
+
+
+def _plan_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="a .grpo program")
+    parser.add_argument("-o", "--output", metavar="PLAN", help="write the plan JSON to this file instead of stdout")
+    parser.add_argument(
+        "--explain", action="store_true", help="print the steps, the calls each makes, the estimate and the defaults filled in"
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print diagnostics")
+
+
+def _print_diagnostics(diagnostics: Sequence[Diagnostic], sources: dict[str, str], form: str) -> None:
+    if diagnostics:
+        text = render_json(diagnostics) if form == "json" else render_text(diagnostics, sources, color=wants_color(sys.stderr))
+        print(text, file=sys.stderr)
+
+
+def plan(args: argparse.Namespace) -> int:
+    """`grpo plan FILE [-o PLAN] [--explain]`: the execution plan as JSON, or explained."""
+    if _missing_files([args.file]):
+        return _usage_error(f"no such file: {args.file}")
+    result = check_path(args.file)
+    if result.workspace is None or not result.ok:
+        _print_diagnostics(result.diagnostics, result.sources, args.format)
+        return EXIT_PROBLEMS
+    try:
+        compiled = compile_plan(result.workspace)
+    except ProgramError as error:
+        _print_diagnostics(error.diagnostics, error.sources or result.sources, args.format)
+        return EXIT_PROBLEMS
+    _print_diagnostics(result.diagnostics, result.sources, args.format)
+    if args.output is not None:
+        target = Path(args.output)
+        if not target.parent.is_dir():
+            return _usage_error(f"no such folder: {target.parent}")
+        _write_atomically(target, compiled.to_json())
+    elif not args.explain:
+        sys.stdout.write(compiled.to_json())
+    if args.explain:
+        sys.stdout.write(explain(compiled, args.file))
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------- emit, module
+
+
+def _emit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="the .grpo program with the emit block")
+    parser.add_argument("--emit", required=True, metavar="NAME", help="the emit block to write")
+    parser.add_argument("--from", dest="run_dir", required=True, metavar="RUN_DIR", help="the run whose library is emitted")
+    parser.add_argument("--step", type=int, metavar="N", help="the library after step N (default: the last completed step)")
+    parser.add_argument(
+        "--force", action="store_true", help="write outside the program's folder, or into a folder that is not a module"
+    )
+
+
+def emit(args: argparse.Namespace) -> int:
+    """`grpo emit FILE --emit NAME --from RUN_DIR [--step N] [--force]`: a module version from a run."""
+    if _missing_files([args.file]):
+        return _usage_error(f"no such file: {args.file}")
+    if not Path(args.run_dir).is_dir():
+        return _usage_error(f"no such run directory: {args.run_dir}")
+    try:
+        compiled = load_plan(args.file)
+    except ProgramError as error:
+        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
+        return EXIT_PROBLEMS
+    base_dir = Path(args.file).resolve().parent
+    try:
+        result = emit_from_run(compiled, args.emit, Path(args.run_dir), step=args.step, base_dir=base_dir, force=args.force)
+    except ModuleError as error:
+        print(f"grpo: error: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    if result.change is None:
+        print(f"{result.path} {result.version}: unchanged, no new version")
+    else:
+        print(f"{result.path} {result.version}: {result.change.bump} version written")
+    return EXIT_OK
+
+
+def _module_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="describe a version and list its experiences")
+    show.add_argument("reference", metavar="PATH[@VERSION]", help="a module folder, optionally with a version or range")
+    log = actions.add_parser("log", help="list every version, newest first")
+    log.add_argument("reference", metavar="PATH")
+    diff = actions.add_parser("diff", help="the experiences added, removed and edited between two versions")
+    diff.add_argument("reference", metavar="PATH@A")
+    diff.add_argument("other", metavar="PATH@B")
+    blame = actions.add_parser("blame", help="the steps, groups, rewards and rationales behind one experience")
+    blame.add_argument("reference", metavar="PATH[@VERSION]")
+    blame.add_argument("id", metavar="ID", help="an experience id such as E3")
+
+
+def _module_text(args: argparse.Namespace) -> str:
+    path, version = parse_reference(args.reference)
+    if args.action == "log":
+        return format_log(module_log(path))
+    if args.action == "diff":
+        other_path, other_version = parse_reference(args.other)
+        return format_diff(diff_modules(load_module(path, version), load_module(other_path, other_version)))
+    if args.action == "blame":
+        return format_blame(blame(load_module(path, version), args.id))
+    return format_show(load_module(path, version))
+
+
+def module(args: argparse.Namespace) -> int:
+    """`grpo module show|log|diff|blame`: read the history of a prompt module."""
+    references = [args.reference] + ([args.other] if args.action == "diff" else [])
+    for reference in references:
+        path, _ = parse_reference(reference)
+        if not (path / "index.json").is_file():
+            return _usage_error(f"{path} is not a prompt module: it has no index.json")
+    try:
+        text = _module_text(args)
+    except ModuleError as error:
+        print(f"grpo: error: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(text)
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------ entry
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("check", "parse and check programs, print every problem", _check_arguments, check),
     Subcommand("fmt", "rewrite programs in the canonical layout", _fmt_arguments, fmt),
+    Subcommand("plan", "compile a program to its execution plan, with a cost estimate", _plan_arguments, plan),
+    Subcommand("run", "run a learn block: Training-Free GRPO, step by step", _run_arguments, run),
+    Subcommand("emit", "write the library of a run as a prompt module version", _emit_arguments, emit),
+    Subcommand("module", "show, log, diff and blame the versions of a prompt module", _module_arguments, module),
 )
 
 
