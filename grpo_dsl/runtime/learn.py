@@ -26,6 +26,7 @@ from ..library import (
     Operation,
     PolicySpec,
     apply,
+    cited_ids,
     load_rule,
     operations_from_json,
 )
@@ -44,6 +45,9 @@ __all__ = ["EventedClient", "Learner", "PROPOSALS_PER_CONSOLIDATION", "StepOutco
 
 PROPOSALS_PER_CONSOLIDATION = 32
 """How many proposals one consolidation call takes; more are split across calls."""
+
+REPLY_SHAPE = {"type": "object", "required": ["operations"], "properties": {"operations": {"type": "array"}}}
+"""What a learner reply must be to be kept; its operations are then checked one by one."""
 
 OUTPUT_LIMIT = 4000
 """Characters of a rollout shown to the learner when `summarize = false`."""
@@ -189,6 +193,7 @@ class Learner:
             OPERATIONS_SCHEMA,
             structured=self.structured,
             on_event=lambda event: self.events.append(event.pop("event"), **event),
+            accept=REPLY_SHAPE,
         )
 
     def _learner_request(self, stage: str, prompt: str, sample_key: str, max_tokens: int) -> ChatRequest:
@@ -378,6 +383,7 @@ class Learner:
             groups = list(await asyncio.gather(*(self.sample_group(step, epoch, q, library) for q in batch)))
             await asyncio.gather(*(self.learn_from_group(step, g, library) for g in groups))
         operations = await self.consolidate(step, library, [g for g in groups if g.kept])
+        library = library.record_uses(i for g in groups for summary in g.summaries for i in cited_ids(summary))
         new_library, report = self.rule(library, operations, self.policy, ApplyContext(step=step, groups=tuple(g.group for g in groups)))
         gate = None
         if self.evaluate_gate is not None and new_library.content_hash() != library.content_hash():

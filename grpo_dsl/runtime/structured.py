@@ -102,15 +102,19 @@ async def complete_json(
     *,
     structured: str = "json_schema",
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    accept: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Ask for a JSON object matching `schema` and return it, repairing a bad reply once.
 
-    The repair request repeats the conversation with the bad reply and the validation
-    errors appended, under the sample key `<sample_key>/repair`. `on_event` is told
-    of each repair. Raises `StructuredOutputError` (with the raw reply and the errors)
-    when the repaired reply is still unusable.
+    `schema` is what the model is asked for; `accept` (default: `schema`) is what a
+    reply must match to be returned, so a caller that checks items one by one can
+    accept a reply with some bad items. The repair request repeats the conversation
+    with the bad reply and the validation errors appended, under the sample key
+    `<sample_key>/repair`. `on_event` is told of each repair. Raises
+    `StructuredOutputError` (with the raw reply and the errors) when the repaired
+    reply is still unusable.
     """
-    validator = _validator(schema)
+    validator = _validator(accept if accept is not None else schema)
     first = dataclasses.replace(request, response_format=response_format(schema, structured))
     reply = (await client.complete(first)).content
     value, errors = _problems(reply, validator)
