@@ -13,7 +13,7 @@ import pytest
 from endpoint import Endpoint
 from grpo_dsl.plan import load_plan
 from grpo_dsl.runtime.interpreter import RunResult, resume_run, start_run
-from grpo_dsl.runtime.learn import PROPOSALS_PER_CONSOLIDATION
+from grpo_dsl.estimate import PROPOSALS_PER_CONSOLIDATION
 from learn_world import write_world
 from worlds import LESSONS
 

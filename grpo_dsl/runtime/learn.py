@@ -30,6 +30,7 @@ from ..library import (
     load_rule,
     operations_from_json,
 )
+from ..estimate import LEARNER_MAX_TOKENS, PROPOSALS_PER_CONSOLIDATION, SHOWN_OUTPUT_CHARS
 from ..plan import Plan
 from ..prompting import compose_templates, render_messages
 from .client import BudgetExceeded, ChatRequest, ChatResponse, EndpointError, LLMClient, StructuredOutputError, derive_seed
@@ -41,16 +42,10 @@ from .rundir import EventLog, RunDirectory, atomic_write_json
 from .rollout import Rollout, rollout
 from .structured import complete_json
 
-__all__ = ["EventedClient", "Learner", "PROPOSALS_PER_CONSOLIDATION", "StepOutcome"]
-
-PROPOSALS_PER_CONSOLIDATION = 32
-"""How many proposals one consolidation call takes; more are split across calls."""
+__all__ = ["EventedClient", "GroupOutcome", "Learner", "StepOutcome"]
 
 REPLY_SHAPE = {"type": "object", "required": ["operations"], "properties": {"operations": {"type": "array"}}}
 """What a learner reply must be to be kept; its operations are then checked one by one."""
-
-OUTPUT_LIMIT = 4000
-"""Characters of a rollout shown to the learner when `summarize = false`."""
 
 
 @dataclass(slots=True)
@@ -294,7 +289,7 @@ class Learner:
             error=rollout.error,
             experiences=experiences,
         )
-        request = self._learner_request("summary", prompt, f"{group.group}/summary/{rollout.index}", 300)
+        request = self._learner_request("summary", prompt, f"{group.group}/summary/{rollout.index}", LEARNER_MAX_TOKENS["summary"])
         try:
             response = await self.client.complete(request)
         except (BudgetExceeded, EndpointError):
@@ -317,7 +312,7 @@ class Learner:
             policy=self.policy,
             schema=self._schema_text(),
         )
-        request = self._learner_request("advantage", prompt, f"{group.group}/advantage", 600)
+        request = self._learner_request("advantage", prompt, f"{group.group}/advantage", LEARNER_MAX_TOKENS["advantage"])
         try:
             reply = await self._call_json(request)
         except (BudgetExceeded, EndpointError):
@@ -353,7 +348,8 @@ class Learner:
                 policy=self.policy,
                 schema=self._schema_text(),
             )
-            request = self._learner_request("consolidate", prompt, f"{step}/consolidate/{start // PROPOSALS_PER_CONSOLIDATION}", 1000)
+            key = f"{step}/consolidate/{start // PROPOSALS_PER_CONSOLIDATION}"
+            request = self._learner_request("consolidate", prompt, key, LEARNER_MAX_TOKENS["consolidate"])
             groups_in_chunk = sorted({g for g, _ in chunk})
             try:
                 reply = await self._call_json(request)
@@ -372,17 +368,34 @@ class Learner:
 
     # ------------------------------------------------------------------ one step
 
-    async def run_step(self, step: int, library: Library) -> tuple[Library, StepOutcome]:
-        """Run step `step` (1-based) from `library` and checkpoint it; return the new library."""
+    async def run_step(
+        self,
+        step: int,
+        library: Library,
+        *,
+        recorded_groups: Sequence[GroupOutcome] | None = None,
+        recorded_operations: Sequence[Operation] | None = None,
+    ) -> tuple[Library, StepOutcome]:
+        """Run step `step` (1-based) from `library` and checkpoint it; return the new library.
+
+        `recorded_groups` (see `read_groups`) stand in for the step's rollouts, rewards,
+        summaries and proposals, and `recorded_operations` for its consolidation: what
+        is given is reused as it is, not asked for again.
+        """
         epoch, batch = self.schedule[step - 1]
         self.events.append("step_started", step=step, epoch=epoch, questions=[q.id for q in batch], library_version=library.version)
         self.progress.step_started(step, self.total_steps, len(batch), self.learn["group_size"])
-        if self.pipelined:
+        if recorded_groups is not None:
+            groups = list(recorded_groups)
+        elif self.pipelined:
             groups = list(await asyncio.gather(*(self._group(step, epoch, q, library) for q in batch)))
         else:
             groups = list(await asyncio.gather(*(self.sample_group(step, epoch, q, library) for q in batch)))
             await asyncio.gather(*(self.learn_from_group(step, g, library) for g in groups))
-        operations = await self.consolidate(step, library, [g for g in groups if g.kept])
+        if recorded_operations is not None:
+            operations = list(recorded_operations)
+        else:
+            operations = await self.consolidate(step, library, [g for g in groups if g.kept])
         library = library.record_uses(i for g in groups for summary in g.summaries for i in cited_ids(summary))
         new_library, report = self.rule(library, operations, self.policy, ApplyContext(step=step, groups=tuple(g.group for g in groups)))
         gate = None
@@ -439,8 +452,37 @@ class Learner:
         write(step, "library", library.to_json())
 
 
+    def read_groups(self, run: RunDirectory, step: int) -> list[GroupOutcome]:
+        """The groups of step `step` as `run` checkpointed them: the inverse of `_checkpoint`."""
+        questions = {q.id: q for q in self.schedule[step - 1][1]}
+        rewards = {g["group"]: g for g in run.read_step(step, "rewards")}
+        summaries = {g["group"]: g["summaries"] for g in run.read_step(step, "summaries")}
+        proposals = {g["group"]: g for g in run.read_step(step, "proposals")}
+        groups = []
+        for recorded in run.read_step(step, "rollouts"):
+            name = recorded["group"]
+            scored = rewards[name]
+            proposed = proposals.get(name, {})
+            groups.append(
+                GroupOutcome(
+                    group=name,
+                    question=questions[recorded["question"]],
+                    messages=recorded["messages"],
+                    rollouts=[Rollout(**{**r, "trajectory": tuple(r["trajectory"])}) for r in recorded["rollouts"]],
+                    rewards=scored["rewards"],
+                    reward_errors=scored["errors"],
+                    kept=scored["kept"],
+                    skip_reason=scored["skip_reason"],
+                    summaries=summaries.get(name, []),
+                    proposals=[Operation.from_json(op) for op in proposed.get("operations", [])],
+                    proposal_error=proposed.get("error"),
+                )
+            )
+        return groups
+
+
 def _truncate(text: str) -> str:
-    return text if len(text) <= OUTPUT_LIMIT else text[: OUTPUT_LIMIT // 2] + "\n...\n" + text[-OUTPUT_LIMIT // 2 :]
+    return text if len(text) <= SHOWN_OUTPUT_CHARS else text[: SHOWN_OUTPUT_CHARS // 2] + "\n...\n" + text[-SHOWN_OUTPUT_CHARS // 2 :]
 
 
 def _format_reward(value: float) -> str:
