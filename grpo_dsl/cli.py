@@ -27,6 +27,10 @@ from .explain import explain
 from .plan import compile as compile_plan
 from .plan import Plan, load_plan
 from .runtime.interpreter import RunResult, resume_run, start_run
+from .runtime.evaluate import EvaluationError, EvaluationResult, format_evaluation, resume_evaluation, start_evaluation
+from .runtime.replay import ReplayError, format_replay, replay_run
+from .report import render_report
+from .rundata import RunDataError, read_run
 
 __all__ = [
     "Subcommand",
@@ -365,6 +369,145 @@ def module(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------------------- eval, report
+
+
+def _eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", metavar="FILE", help="a .grpo program")
+    parser.add_argument("--evaluate", metavar="NAME", help="the evaluate block to run (needed when there are several)")
+    parser.add_argument("--runs", metavar="DIR", default="runs", help="where runs are found and written (default: ./runs)")
+    parser.add_argument("--resume", metavar="EVAL_DIR", help="continue (or replay) an evaluation run directory")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="a table with sentences, or JSON")
+
+
+def _start_evaluation(args: argparse.Namespace) -> EvaluationResult | int:
+    if args.file is None:
+        return _usage_error("give a program FILE, or --resume EVAL_DIR")
+    if _missing_files([args.file]):
+        return _usage_error(f"no such file: {args.file}")
+    try:
+        compiled = load_plan(args.file)
+    except ProgramError as error:
+        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
+        return EXIT_PROBLEMS
+    evaluates = sorted(compiled.data.get("evaluates") or {})
+    if args.evaluate is None and len(evaluates) != 1:
+        return _usage_error(
+            f"the program has {len(evaluates)} evaluate blocks; choose one with --evaluate ({', '.join(evaluates) or 'none'})"
+        )
+    name = args.evaluate or evaluates[0]
+    if name not in evaluates:
+        return _usage_error(f"no evaluate block `{name}`; the program has: {', '.join(evaluates) or 'none'}")
+    return start_evaluation(
+        compiled,
+        name,
+        base_dir=Path(args.file).resolve().parent,
+        runs_root=Path(args.runs),
+        stream=sys.stderr,
+        on_start=lambda run_dir: print(f"evaluation run: {run_dir}", file=sys.stderr, flush=True),
+    )
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """`grpo eval FILE [--evaluate NAME] [--runs DIR] [--format text|json]` or `grpo eval --resume EVAL_DIR`."""
+    try:
+        if args.resume:
+            print(f"evaluation run: {args.resume}", file=sys.stderr, flush=True)
+            result = resume_evaluation(Path(args.resume), stream=sys.stderr)
+        else:
+            started = _start_evaluation(args)
+            if isinstance(started, int):
+                return started
+            result = started
+    except EvaluationError as error:
+        print(f"grpo: error: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    if args.format == "json":
+        print(json.dumps(result.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        sys.stdout.write(format_evaluation(result.to_json()))
+    if result.status != "completed":
+        print(f"evaluation {result.status}: {result.message}", file=sys.stderr)
+    if result.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
+
+
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a learning run directory (or an evaluation run directory)")
+    parser.add_argument("-o", "--output", metavar="HTML", default="report.html", help="the HTML file to write (default: report.html)")
+    parser.add_argument(
+        "--eval",
+        dest="eval_dir",
+        metavar="EVAL_DIR",
+        help="the evaluation to show (default: the newest one under the same runs folder that compared this run's library)",
+    )
+    parser.add_argument("--no-eval", action="store_true", help="show no evaluation")
+
+
+def report(args: argparse.Namespace) -> int:
+    """`grpo report RUN_DIR [-o report.html] [--eval EVAL_DIR | --no-eval]`: one self-contained HTML file."""
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "run.json").is_file():
+        return _usage_error(f"not a run directory: {run_dir}")
+    if args.eval_dir is not None and not (Path(args.eval_dir) / "run.json").is_file():
+        return _usage_error(f"not an evaluation run directory: {args.eval_dir}")
+    target = Path(args.output)
+    if not target.parent.is_dir():
+        return _usage_error(f"no such folder: {target.parent}")
+    try:
+        data = read_run(run_dir, evaluation_dir=Path(args.eval_dir) if args.eval_dir else None, find=not args.no_eval)
+    except RunDataError as error:
+        print(f"grpo: error: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    _write_atomically(target, render_report(data))
+    shown = "with its evaluation" if data.evaluation is not None else "without an evaluation"
+    print(f"{target}: {len(data.steps)} steps, {shown}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------- replay
+
+
+def _replay_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="the recorded learning run to replay")
+    parser.add_argument("--policy", required=True, metavar="FILE:NAME", help="a policy declared in a .grpo file")
+    parser.add_argument("--from-step", type=int, default=1, metavar="K", help="replay from step K; earlier steps are copied (default: 1)")
+    parser.add_argument("--runs", metavar="DIR", default="runs", help="where the replay run directory goes (default: ./runs)")
+    parser.add_argument("--offline", action="store_true", help="only apply the new rule to the recorded operations; make no call")
+
+
+def replay(args: argparse.Namespace) -> int:
+    """`grpo replay RUN_DIR --policy FILE:NAME [--from-step K] [--runs DIR] [--offline]`."""
+    if not (Path(args.run_dir) / "run.json").is_file():
+        return _usage_error(f"not a run directory: {args.run_dir}")
+    file, colon, name = args.policy.rpartition(":")
+    if not colon or not file or not name:
+        return _usage_error(f"--policy takes FILE:NAME, a .grpo file and one of its policies, not {args.policy!r}")
+    if _missing_files([file]):
+        return _usage_error(f"no such file: {file}")
+    try:
+        result = replay_run(
+            Path(args.run_dir),
+            Path(file),
+            name,
+            from_step=args.from_step,
+            runs_root=Path(args.runs),
+            offline=args.offline,
+            on_start=lambda run_dir: print(f"replay run: {run_dir}", file=sys.stderr, flush=True),
+        )
+    except ProgramError as error:
+        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
+        return EXIT_PROBLEMS
+    except ReplayError as error:
+        print(f"grpo: error: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    sys.stdout.write(format_replay(result))
+    if result.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
+
+
 # ------------------------------------------------------------------------ entry
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
@@ -374,6 +517,9 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("run", "run a learn block: Training-Free GRPO, step by step", _run_arguments, run),
     Subcommand("emit", "write the library of a run as a prompt module version", _emit_arguments, emit),
     Subcommand("module", "show, log, diff and blame the versions of a prompt module", _module_arguments, module),
+    Subcommand("eval", "evaluate libraries side by side, with intervals and paired differences", _eval_arguments, evaluate),
+    Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, report),
+    Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, replay),
 )
 
 

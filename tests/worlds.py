@@ -15,12 +15,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LESSONS", "date_world", "tool_world", "troubled_world"]
+__all__ = ["LESSONS", "MISLEADING_LESSON", "date_world", "misleading_world", "tool_world", "troubled_world"]
 
 LESSONS = (
     "Write every date in the numeric form YYYY-MM-DD.",
     "Pad months and days with a leading zero to two digits.",
 )
+DRAFT = "Write the date."
+"""A vague first lesson that `revising_world`'s learner later rewrites into `LESSONS[0]`."""
+NOISE = "Mention the day of the week."
+"""A useless lesson that `revising_world`'s learner adds first and deletes later."""
 CHANCE = (0.25, 0.6, 0.95)
 """The chance that a rollout is right with 0, 1 or 2 of the lessons in its prompt."""
 
@@ -104,4 +108,65 @@ def tool_world(request: Mapping[str, Any], number: int) -> str | dict[str, Any]:
         return {"content": None, "tool_calls": [call], "finish_reason": "tool_calls"}
     if tool_replies:
         return str(tool_replies[-1].get("content", "")).strip()
+    return date_world(request, number)
+
+
+MISLEADING_LESSON = "Write every date as month/day/year, the way people say it."
+
+
+def misleading_world(request: Mapping[str, Any], number: int) -> str:
+    """The date world with a learner that proposes `MISLEADING_LESSON`, which a model
+    that reads it follows: every rollout with that lesson in its prompt is wrong."""
+    text = _text(request)
+    if text.startswith("Several attempts at the same task"):
+        return json.dumps({"operations": [{"op": "add", "text": MISLEADING_LESSON, "rationale": "people write dates so"}]})
+    if MISLEADING_LESSON in text and not text.startswith(("You are reviewing one attempt", "You maintain a small library")):
+        match = re.search(r"day (\d+) of month (\d+) of (\d+)", text)
+        return f"{match.group(2)}/{match.group(1)}/{match.group(3)}" if match else "I do not know."
+    return date_world(request, number)
+
+
+_PROPOSAL = re.compile(r'^- from group \S+: (add|modify|delete)(?: (E\d+))?(?:: "([^"]*)")?', re.MULTILINE)
+
+
+def _allowed(text: str) -> set[str]:
+    match = re.search(r"Allowed operations: ([a-z, ]+)\.", text)
+    return set(match.group(1).split(", ")) if match else {"add", "modify", "delete", "keep"}
+
+
+def _revising_advantage(text: str) -> dict[str, Any]:
+    library = text.split("The current library:")[1].split("State it as")[0]
+    ids = {entry: id_ for id_, entry in re.findall(r"^\[(E\d+)\] (.*)$", library, re.MULTILINE)}
+    allowed = _allowed(text)
+    if not ids:
+        return {"operations": [{"op": "add", "text": DRAFT}, {"op": "add", "text": NOISE}]}
+    operations: list[dict[str, Any]] = []
+    if DRAFT in ids and "modify" in allowed:
+        operations.append({"op": "modify", "id": ids[DRAFT], "text": LESSONS[0], "rationale": "say which form"})
+    if NOISE in ids and "delete" in allowed:
+        operations.append({"op": "delete", "id": ids[NOISE], "rationale": "the weekday never helped"})
+    if not operations:
+        missing = [lesson for lesson in LESSONS if lesson not in ids]
+        operations = [{"op": "add", "text": missing[0]}] if missing else [{"op": "keep"}]
+    return {"operations": operations}
+
+
+def _revising_consolidate(text: str) -> dict[str, Any]:
+    allowed = _allowed(text)
+    unique = dict.fromkeys(m for m in _PROPOSAL.findall(text) if m[0] in allowed)
+    operations = [{"op": op, **({"id": id_} if id_ else {}), **({"text": t} if t else {})} for op, id_, t in unique]
+    return {"operations": operations}
+
+
+def revising_world(request: Mapping[str, Any], number: int) -> str:
+    """The date world with a learner that revises its library: on an empty library it
+    proposes `DRAFT` and `NOISE`; once they exist it rewrites `DRAFT` into `LESSONS[0]`
+    (modify) and deletes `NOISE`, then adds the missing lessons. It proposes only the
+    operations the prompt allows (an add of `LESSONS[0]` when modify is not allowed),
+    and consolidates by passing every distinct allowed proposal through."""
+    text = _text(request)
+    if text.startswith("Several attempts at the same task"):
+        return json.dumps(_revising_advantage(text))
+    if text.startswith("You maintain a small library"):
+        return json.dumps(_revising_consolidate(text))
     return date_world(request, number)
