@@ -1,0 +1,252 @@
+"""What every check needs to know about a workspace, computed once.
+
+`Context` holds the workspace, the columns of every dataset file (read once), and
+answers the questions the checks share: which datasets a task or reward is used
+with, which names a reward reads, where a diagnostic should point.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import ast
+from ..datasets import DatasetError, read_columns
+from ..diagnostics import Diagnostic
+from ..workspace import Workspace
+
+__all__ = [
+    "Check",
+    "Context",
+    "DatasetInfo",
+    "PYTHON_REFERENCE",
+    "did_you_mean",
+    "error",
+    "names_in",
+    "python_call_problems",
+    "reference",
+    "span_in_string",
+    "walk",
+    "warning",
+]
+
+PYTHON_REFERENCE = re.compile(r"(?P<file>[^:]+\.py):(?P<function>[A-Za-z_][A-Za-z0-9_]*)")
+
+
+def error(code: str, message: str, span: ast.Span, hint: str | None = None) -> Diagnostic:
+    """An error diagnostic."""
+    return Diagnostic(code, "error", message, span, hint)
+
+
+def warning(code: str, message: str, span: ast.Span, hint: str | None = None) -> Diagnostic:
+    """A warning diagnostic."""
+    return Diagnostic(code, "warning", message, span, hint)
+
+
+def python_call_problems(call: ast.Call, example: str) -> Iterator[Diagnostic]:
+    """What is wrong with a `python("file.py:function")` call (E0106), if anything."""
+    if len(call.args) != 1 or not isinstance(call.args[0], ast.String):
+        yield error("E0106", "`python` takes one string: the file and the function", call.span, f'write `python("{example}")`')
+    elif not PYTHON_REFERENCE.fullmatch(call.args[0].value):
+        yield error(
+            "E0106",
+            f'`"{call.args[0].value}"` is not a python reference',
+            call.args[0].span,
+            f'write the file and the function separated by a colon: `"{example}"`',
+        )
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """`did you mean `x`?` for the candidate closest to `name`, or None."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.7)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def reference(decl: ast.Declaration, attribute: str) -> str | None:
+    """The name an attribute refers to (`task = math` gives `math`), or None."""
+    found = decl.get(attribute)
+    return found.value.name if found is not None and isinstance(found.value, ast.Name) else None
+
+
+def walk(expr: ast.Expr) -> Iterator[ast.Expr]:
+    """`expr` and every expression inside it, depth first, left to right."""
+    yield expr
+    children: tuple[ast.Expr, ...] = ()
+    if isinstance(expr, ast.Call):
+        children = expr.args
+    elif isinstance(expr, ast.ListExpr):
+        children = expr.items
+    elif isinstance(expr, ast.Unary):
+        children = (expr.operand,)
+    elif isinstance(expr, ast.Binary):
+        children = (expr.left, expr.right)
+    elif isinstance(expr, ast.Conditional):
+        children = (expr.condition, expr.then, expr.otherwise)
+    for child in children:
+        yield from walk(child)
+
+
+def names_in(expr: ast.Expr) -> Iterator[ast.Name]:
+    """Every bare name read by an expression (not function names)."""
+    return (node for node in walk(expr) if isinstance(node, ast.Name))
+
+
+def span_in_string(literal: ast.String, source: str | None, start: int, end: int) -> ast.Span:
+    """The span of characters `start:end` of a string literal's raw text (quotes
+    included), or the literal's span when its position in `source` is unknown."""
+    span = literal.span
+    raw = literal.raw
+    if source is None or raw is None or source[span.start : span.start + len(raw)] != raw:
+        return span
+    begin, stop = span.start + start, span.start + end
+    line = source.count("\n", 0, begin) + 1
+    column = begin - (source.rfind("\n", 0, begin) + 1) + 1
+    end_line = source.count("\n", 0, stop) + 1
+    end_column = stop - (source.rfind("\n", 0, stop) + 1) + 1
+    return ast.Span(span.path, line, column, end_line, end_column, begin, stop)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset's file and columns. `columns` is None when the file cannot be read
+    (then `problem` says why, unless the source is not a string at all)."""
+
+    decl: ast.Dataset
+    path: Path | None
+    columns: tuple[str, ...] | None
+    problem: DatasetError | None
+    mapping: dict[str, ast.String]
+
+    @property
+    def fields(self) -> frozenset[str] | None:
+        """The names the program may use: mapped names and unmapped columns."""
+        if self.columns is None:
+            return None
+        mapped = {literal.value for literal in self.mapping.values()}
+        return frozenset(self.mapping) | frozenset(c for c in self.columns if c not in mapped)
+
+
+def _dataset_info(workspace: Workspace, decl: ast.Dataset) -> DatasetInfo:
+    mapping: dict[str, ast.String] = {}
+    fields = decl.get("fields")
+    if fields is not None and isinstance(fields.value, ast.Block):
+        for attribute in fields.value.attributes:
+            if isinstance(attribute.value, ast.String):
+                mapping.setdefault(attribute.name, attribute.value)
+    source = decl.get("source")
+    if source is None or not isinstance(source.value, ast.String):
+        return DatasetInfo(decl, None, None, None, mapping)
+    path = workspace.folder_of(decl) / source.value.value
+    try:
+        return DatasetInfo(decl, path, read_columns(path), None, mapping)
+    except DatasetError as problem:
+        return DatasetInfo(decl, path, None, problem, mapping)
+
+
+@dataclass(frozen=True)
+class Context:
+    """A workspace with the facts the checks share."""
+
+    workspace: Workspace
+    datasets: dict[str, DatasetInfo] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, workspace: Workspace) -> Context:
+        """Read the dataset columns of `workspace` once."""
+        datasets = {
+            decl.name: _dataset_info(workspace, decl)
+            for decl in workspace.declarations.values()
+            if isinstance(decl, ast.Dataset)
+        }
+        return cls(workspace, datasets)
+
+    def source(self, span: ast.Span) -> str | None:
+        """The text of the file `span` points into."""
+        return self.workspace.sources.get(span.path)
+
+    def of_kind(self, kind: type[ast.Declaration]) -> list[ast.Decl]:
+        """The declarations of one kind (first declaration of each name)."""
+        return [decl for decl in self.workspace.declarations.values() if isinstance(decl, kind)]
+
+    def resolve(self, name: str | None, kind: type[ast.Declaration]) -> ast.Decl | None:
+        """The declaration `name` if it exists and is of `kind`."""
+        found = self.workspace.declarations.get(name) if name is not None else None
+        return found if isinstance(found, kind) else None
+
+    def task_datasets(self, task: str) -> list[str]:
+        """Datasets whose rows fill the templates of `task` (learn data and validate,
+        evaluate data), in declaration order, without repeats."""
+        used: dict[str, None] = {}
+        for decl in self.workspace.declarations.values():
+            if isinstance(decl, ast.Learn | ast.Evaluate) and reference(decl, "task") == task:
+                for attribute in ("data", "validate"):
+                    if self.resolve(reference(decl, attribute), ast.Dataset) is not None:
+                        used[reference(decl, attribute) or ""] = None
+        return list(used)
+
+    def evaluation_reward(self, decl: ast.Evaluate) -> list[str]:
+        """The rewards an evaluation scores with: its own, or those of the compared learns."""
+        own = reference(decl, "reward")
+        if own is not None or decl.get("reward") is not None:
+            return [own] if own is not None else []
+        compare = decl.get("compare")
+        items = compare.value.items if compare is not None and isinstance(compare.value, ast.ListExpr) else ()
+        rewards: dict[str, None] = {}
+        for item in items:
+            learn = self.resolve(item.name, ast.Learn) if isinstance(item, ast.Name) else None
+            if learn is not None and (name := reference(learn, "reward")) is not None:
+                rewards[name] = None
+        return list(rewards)
+
+    def reward_uses(self, reward: str) -> list[tuple[ast.Learn | ast.Evaluate, str]]:
+        """The learns and evaluations scored by `reward`, directly or through other
+        rewards that read it, each with the task they run."""
+        scoring = self.rewards_reading(reward)
+        uses: list[tuple[ast.Learn | ast.Evaluate, str]] = []
+        for decl in self.workspace.declarations.values():
+            if isinstance(decl, ast.Learn):
+                direct = [reference(decl, "reward")]
+            elif isinstance(decl, ast.Evaluate):
+                direct = list(self.evaluation_reward(decl))
+            else:
+                continue
+            task = reference(decl, "task")
+            if task is not None and any(name in scoring for name in direct):
+                uses.append((decl, task))
+        return uses
+
+    def reward_datasets(self, reward: str) -> list[str]:
+        """Datasets whose rows a reward is evaluated on."""
+        used: dict[str, None] = {}
+        for decl, _ in self.reward_uses(reward):
+            for attribute in ("data", "validate") if isinstance(decl, ast.Learn) else ("data",):
+                name = reference(decl, attribute)
+                if self.resolve(name, ast.Dataset) is not None:
+                    used[name or ""] = None
+        return list(used)
+
+    def rewards_reading(self, reward: str) -> set[str]:
+        """`reward` and every reward that reads it, directly or not."""
+        readers = {reward}
+        changed = True
+        while changed:
+            changed = False
+            for decl in self.of_kind(ast.Reward):
+                assert isinstance(decl, ast.Reward)
+                if decl.name in readers or decl.expression is None:
+                    continue
+                if any(name.name in readers for name in names_in(decl.expression)):
+                    readers.add(decl.name)
+                    changed = True
+        return readers
+
+    def fields_of(self, dataset: str) -> frozenset[str] | None:
+        """The field names of a dataset, or None when its file cannot be read."""
+        info = self.datasets.get(dataset)
+        return info.fields if info is not None else None
+
+
+Check = Callable[[Context], Iterable[Diagnostic]]
