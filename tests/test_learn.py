@@ -147,3 +147,25 @@ def test_rollouts_use_the_code_interpreter_when_the_task_has_tools(endpoint: End
             assert roles == ["assistant", "tool", "assistant"]
     sent = [r["body"] for r in endpoint.stats()["requests"]]
     assert all(body["tools"][0]["function"]["name"] == "python" for body in sent)
+
+
+def test_without_ground_truth_every_group_is_kept_and_no_answer_is_shown(endpoint: Endpoint, tmp_path: Path) -> None:
+    endpoint.configure(script="worlds:date_world")
+    program = write_world(tmp_path, endpoint.base_url)
+    text = program.read_text().replace(
+        "reward correct = exact(strip(output), answer)", 'reward correct = matches(strip(output), "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")'
+    )
+    program.write_text(text.replace("  seed       = 3\n", "  seed       = 3\n  ground_truth = false\n"))
+    result = start_run(load_plan(program), "date_lessons", base_dir=tmp_path, runs_root=tmp_path / "runs", stream=None)
+
+    assert result.status == "completed"
+    assert all(s.kept == s.groups for s in result.steps)
+    assert any(len(set(g["rewards"])) == 1 for s in result.steps for g in json.loads((result.run_dir / f"steps/{s.step:04d}/rewards.json").read_text()))
+    learner_prompts = [
+        m["content"]
+        for r in endpoint.stats()["requests"]
+        for m in r["body"]["messages"]
+        if m["content"] and m["content"].startswith(("You are reviewing", "Several attempts"))
+    ]
+    assert learner_prompts
+    assert not any("reference answer" in p for p in learner_prompts)

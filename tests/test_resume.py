@@ -101,3 +101,24 @@ def test_killed_runs_resume_to_the_same_library_and_pay_nothing_twice(slow_world
             )
     steps = [e for e in read_events(run_dir / "events.jsonl") if e["event"] == "step_completed"]
     assert [e["step"] for e in steps] == [1, 2, 3, 4]
+
+
+def test_ctrl_c_stops_cleanly_and_the_run_resumes(slow_world: Endpoint, tmp_path: Path) -> None:
+    program = write_world(tmp_path, slow_world.base_url)
+    with subprocess.Popen(_grpo("run", program, "--runs", tmp_path / "runs"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None and process.stderr is not None
+        run_dir = Path(process.stdout.readline().strip())
+        while len(read_events(run_dir / "events.jsonl")) < 30:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        stderr = process.stderr.read()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert f"grpo run --resume {run_dir}" in stderr
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    assert read_events(run_dir / "events.jsonl")[-1]["event"] == "run_interrupted"
+
+    subprocess.run(_grpo("run", "--resume", run_dir), check=True, capture_output=True)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"

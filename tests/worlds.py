@@ -163,10 +163,14 @@ def revising_world(request: Mapping[str, Any], number: int) -> str:
     proposes `DRAFT` and `NOISE`; once they exist it rewrites `DRAFT` into `LESSONS[0]`
     (modify) and deletes `NOISE`, then adds the missing lessons. It proposes only the
     operations the prompt allows (an add of `LESSONS[0]` when modify is not allowed),
-    and consolidates by passing every distinct allowed proposal through."""
+    and consolidates by passing every distinct allowed proposal through. `NOISE` in
+    a rollout's prompt makes half of its answers wrong (they name the weekday)."""
     text = _text(request)
     if text.startswith("Several attempts at the same task"):
         return json.dumps(_revising_advantage(text))
     if text.startswith("You maintain a small library"):
         return json.dumps(_revising_consolidate(text))
-    return date_world(request, number)
+    answer = date_world(request, number)
+    if NOISE in text and _draw("noise", request.get("seed"), text) < 0.5:
+        return f"Monday, {answer}"
+    return answer

@@ -29,7 +29,7 @@ from .rewards import RewardScorer
 from .rundir import EventLog, RunDirectory, atomic_write_json, read_events, read_json
 from .stack import build_client
 
-__all__ = ["RunResult", "start_run", "resume_run", "latest_run"]
+__all__ = ["RunResult", "latest_run", "resume_run", "settle_tasks", "start_run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +81,19 @@ def latest_run(runs_root: Path, learn: str) -> Path | None:
     base = runs_root / learn
     runs = sorted(p for p in base.iterdir() if (p / "run.json").exists()) if base.is_dir() else []
     return runs[-1] if runs else None
+
+
+async def settle_tasks() -> None:
+    """Cancel and wait for every other task of the loop, so nothing runs after a run ends.
+
+    After a budget stop, an error or Ctrl-C, the sibling tasks of a cancelled
+    `gather` may still be running; they must finish before the log is closed.
+    """
+    current = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not current]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 def usage_from_events(plan: Plan, events_path: Path) -> Usage:
@@ -186,6 +199,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
         status, message = "failed", f"{type(exc).__name__}: {exc}"
         events.append("error", traceback=traceback.format_exc())
     finally:
+        await settle_tasks()
         atomic_write_json(run.usage_path, usage.to_json())
         events.append("run_" + ("finished" if status == "completed" else status), message=message)
         events.close()
