@@ -78,12 +78,19 @@ def test_emit_writes_the_layout_and_renders_what_the_run_renders(tmp_path: Path,
 
 
 def test_evaluation_results_are_recorded(tmp_path: Path, two_lessons: Library) -> None:
-    results = {"pass@1": {"none": 0.31, "dates": 0.9}}
-    emit_module(two_lessons, replace(SPEC, evaluation=results), "m", base_dir=tmp_path)
+    record = {
+        "library": "m@1.0.0", "run": "../runs/held/1", "reward": "correct", "confidence": 0.95, "questions": 10,
+        "samples": 1, "metrics": {"pass@1": {"estimate": 0.9, "low": 0.7, "high": 1.0}}, "baseline": None, "comparisons": [],
+    }
+    emit_module(two_lessons, replace(SPEC, evaluation={"held": record}), "m", base_dir=tmp_path)
     module = load_module(tmp_path / "m")
-    assert module.evaluation == results
+    assert module.evaluation == {"held": record}
     readme = (tmp_path / "m" / "1.0.0" / "README.md").read_text()
-    assert '## Evaluation\n\n```json\n{\n  "pass@1": {\n    "dates": 0.9,\n    "none": 0.31\n  }\n}\n```' in readme
+    assert '## Evaluation\n\n```json\n{\n  "held": {\n    "baseline": null,\n    "comparisons": [],\n    "confidence": 0.95,' in readme
+    assert '"metrics": {\n      "pass@1": {\n        "estimate": 0.9,\n        "high": 1.0,\n        "low": 0.7\n      }\n    },' in readme
+
+    with pytest.raises(ModuleError, match=r"at \$\.evaluation\.held: 'questions' is a required property"):
+        emit_module(two_lessons, replace(SPEC, evaluation={"held": {k: v for k, v in record.items() if k != "questions"}}), "n", base_dir=tmp_path)
 
 
 def test_the_same_library_twice_makes_no_new_version(tmp_path: Path, two_lessons: Library) -> None:

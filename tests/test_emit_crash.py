@@ -1,7 +1,8 @@
 """A crash at any point of an emit leaves every published version intact and loadable.
 
 An emit runs in a forked child process that SIGKILLs itself just before its N-th
-file system call (open, fsync, replace, rename), for every N the emit makes.
+file system call (open, fsync, replace, rename), for every N the emit makes
+(`crash.run_killed`).
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from crash import run_killed
 from grpo_dsl import load_module
 from grpo_dsl.emit import ModelRef, ModuleSpec, emit_module, module_log
 from grpo_dsl.library import ApplyContext, Library, Operation, PolicySpec, apply
@@ -24,36 +24,7 @@ SECOND, _ = apply(FIRST, [Operation.add("Pad with zeros."), Operation.modify("E1
 
 
 def _emit_in_child(module: Path, kill_at: int) -> tuple[int, int]:
-    """Emit `SECOND` into `module` in a forked process that SIGKILLs itself before its
-    `kill_at`-th file system call (0: never); return its wait status and its call count."""
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(reader)
-        calls = 0
-
-        def counted(original: Callable[..., Any]) -> Callable[..., Any]:
-            def call(*args: Any, **kwargs: Any) -> Any:
-                nonlocal calls
-                calls += 1
-                if calls == kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                return original(*args, **kwargs)
-
-            return call
-
-        try:
-            for name in ("open", "fsync", "replace", "rename"):
-                setattr(os, name, counted(getattr(os, name)))
-            emit_module(SECOND, SPEC, module)
-            os.write(writer, str(calls).encode())
-        finally:
-            os._exit(0)
-    os.close(writer)
-    _, status = os.waitpid(pid, 0)
-    with os.fdopen(reader) as pipe:
-        written = pipe.read()
-    return status, int(written or 0)
+    return run_killed(lambda: emit_module(SECOND, SPEC, module), kill_at)
 
 
 def test_a_killed_emit_leaves_the_published_versions_intact(tmp_path: Path) -> None:

@@ -199,7 +199,7 @@ def test_an_interval_that_includes_zero_is_said_in_words(endpoint: Endpoint, tmp
     status, out, _ = grpo_eval(program, capsys)
 
     assert status == 0
-    assert re.search(rf"date_lessons - none on mean: \+0\.000 \[\+0\.000, \+0\.000\], p = 1 ", out), out
+    assert re.search(r"date_lessons - none on mean: \+0\.000 \[\+0\.000, \+0\.000\], p = 1 ", out), out
     assert out.count("the interval includes zero: no evidence of a difference at 95 %") == 3
     assert "excludes zero" not in out
     assert endpoint.stats()["total"] == HELD_OUT * 4, "the same prompts are not paid for twice"

@@ -18,6 +18,9 @@ runs/<evaluate>/<run-id>/
   evaluation.json    metrics with intervals and paired comparisons (grpo-evaluation/1)
 ```
 
+When it completes, the results of every compared module version are recorded in
+that version's `module.json` under the evaluate's name (`emit.record_evaluation`).
+
 The statistics are `stats.summarize_samples` per library and
 `stats.paired_difference` of every other library against the first (the baseline),
 per reward metric, over per-question values.
@@ -37,16 +40,16 @@ from typing import Any, Literal, TextIO
 
 import jsonschema
 
-from ..emit import ModelMismatchWarning, ModuleError, load_module, parse_reference
+from ..emit import ModelMismatchWarning, ModuleError, evaluation_record, load_module, parse_reference, record_evaluation
 from ..library import Library
-from ..plan import Plan
+from ..plan import Plan, resolve_env
 from ..prompting import compose_templates
 from ..report import Comparison, EvaluationData, LibraryEvaluation
 from ..stats import EvaluationSummary, Sample, mean_at_k, paired_difference, pass_at_k, summarize_samples
 from .accounting import Budget, Usage
 from .client import BudgetExceeded, ChatRequest, ChatResponse, EndpointError
 from .evaluation import QuestionResult, sample_library
-from .interpreter import _client_stack, latest_run, usage_from_events
+from .interpreter import client_stack, latest_run, usage_from_events
 from .progress import Progress
 from .questions import load_questions
 from .rewards import RewardScorer
@@ -268,7 +271,7 @@ def resolve_libraries(plan: Plan, evaluate: str, *, base_dir: Path, runs_root: P
     Raises `EvaluationError` when one cannot be found.
     """
     block = _block(plan, evaluate)
-    model = plan.data["models"][plan.data["tasks"][block["task"]]["model"]]["name"]
+    model = resolve_env(plan.data["models"][plan.data["tasks"][block["task"]]["model"]]["name"])
     sources: list[LibrarySource] = []
     notes: list[str] = []
     for name in dict.fromkeys(block["compare"]):
@@ -428,7 +431,7 @@ async def _execute(
         if not questions:
             raise EvaluationError(f"the data set `{block['data']}` has no questions")
         async with (
-            _client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
+            client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
             RewardScorer(plan.data["rewards"], base_dir=base_dir, client=client, models=models) as scorer,
         ):
             for source in sources:
@@ -469,11 +472,33 @@ async def _execute(
         run.path, evaluate, status, block["reward"], tuple(block["metrics"]), libraries, comparisons, usage.to_json(), message
     )
     if status == "completed":
-        atomic_write_json(run.path / "evaluation.json", _validated(result.to_json(), run.path / "evaluation.json"))
+        document = _validated(result.to_json(), run.path / "evaluation.json")
+        atomic_write_json(run.path / "evaluation.json", document)
+        _record_in_modules(document, sources, base_dir, events, stream)
     events.append("evaluation_" + ("finished" if status == "completed" else status), message=message)
     events.close()
     run.update_info(status=status, message=message)
     return result
+
+
+def _record_in_modules(
+    document: Mapping[str, Any], sources: Sequence[LibrarySource], base_dir: Path, events: EventLog, stream: TextIO | None
+) -> None:
+    """Record the results of each compared module version in its module.json; a module that
+    cannot take them is a warning, the evaluation itself stands."""
+    for source in sources:
+        if source.kind != "module" or source.origin is None:
+            continue
+        path, version = parse_reference(source.origin)
+        try:
+            record = evaluation_record(document, source.name, base_dir / path)
+            record_evaluation(path, version or "", document["evaluate"], record, base_dir=base_dir)
+        except ModuleError as exc:
+            events.append("module_not_recorded", module=source.origin, message=str(exc))
+            if stream is not None:
+                stream.write(f"warning: the results were not recorded in {source.origin}: {exc}\n")
+        else:
+            events.append("module_recorded", module=source.origin)
 
 
 # ---------------------------------------------------------------------- statistics

@@ -29,7 +29,17 @@ from .rewards import RewardScorer
 from .rundir import EventLog, RunDirectory, atomic_write_json, read_events, read_json
 from .stack import build_client
 
-__all__ = ["RunResult", "latest_run", "resume_run", "settle_tasks", "start_run"]
+__all__ = [
+    "RunEnd",
+    "RunResult",
+    "client_stack",
+    "ending_cleanly",
+    "latest_run",
+    "resume_run",
+    "settle_tasks",
+    "start_run",
+    "validation_gate",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,42 @@ def latest_run(runs_root: Path, learn: str) -> Path | None:
     return runs[-1] if runs else None
 
 
+@dataclass(slots=True)
+class RunEnd:
+    """How a block of run work ended: `completed`, `stopped`, `interrupted` or `failed`."""
+
+    status: str = "completed"
+    message: str | None = None
+
+
+@contextlib.asynccontextmanager
+async def ending_cleanly(
+    events: EventLog, resume_command: str | None, failures: tuple[type[Exception], ...] = ()
+) -> AsyncIterator[RunEnd]:
+    """Turn the ways a run can end into a `RunEnd`, never an exception.
+
+    A budget stops the run; a fatal endpoint error, one of `failures` or any other
+    exception fails it (an unexpected one is logged with its traceback); Ctrl-C
+    interrupts it, with `resume_command` (if any) in the message. Every other task of the
+    loop is settled before the block ends.
+    """
+    end = RunEnd()
+    try:
+        yield end
+    except BudgetExceeded as exc:
+        end.status, end.message = "stopped", str(exc)
+    except (EndpointError, *failures) as exc:
+        end.status, end.message = "failed", str(exc)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        end.status = "interrupted"
+        end.message = f"interrupted; continue with `{resume_command}`" if resume_command else "interrupted"
+    except Exception as exc:
+        end.status, end.message = "failed", f"{type(exc).__name__}: {exc}"
+        events.append("error", traceback=traceback.format_exc())
+    finally:
+        await settle_tasks()
+
+
 async def settle_tasks() -> None:
     """Cancel and wait for every other task of the loop, so nothing runs after a run ends.
 
@@ -131,7 +177,7 @@ def initial_library(plan: Plan, learn: str, runs_root: Path) -> Library:
 
 
 @contextlib.asynccontextmanager
-async def _client_stack(
+async def client_stack(
     plan: Plan, base_dir: Path, run: RunDirectory, usage: Usage, budget: Budget | None, events: EventLog, progress: Progress
 ) -> AsyncIterator[tuple[LLMClient, dict[str, dict[str, Any]]]]:
     """The run's client and its models as endpoints (local models started and pointed at)."""
@@ -163,10 +209,9 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
     )
     steps = [StepOutcome(**run.read_step(s, "outcome")) for s in completed]
     events.append("run_resumed" if completed else "run_started", learn=learn, completed_steps=len(completed))
-    status, message = "completed", None
-    try:
+    async with ending_cleanly(events, f"grpo run --resume {run.path}") as end:
         async with (
-            _client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
+            client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
             RewardScorer(plan.data["rewards"], base_dir=base_dir, client=client, models=models) as scorer,
         ):
             learner = Learner(
@@ -180,7 +225,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                 progress=progress,
                 structured=models[learn_plan["learner"]].get("structured", "json_schema"),
             )
-            learner.evaluate_gate = _gate(plan, learn, base_dir, learner, scorer) if learn_plan.get("validate") else None
+            learner.evaluate_gate = validation_gate(plan, learn, base_dir, learner, scorer) if learn_plan.get("validate") else None
             for step in range(len(completed) + 1, learner.total_steps + 1):
                 library, outcome = await learner.run_step(step, library)
                 steps.append(outcome)
@@ -189,25 +234,16 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                     f"reward {outcome.mean_reward:.3f}, kept {outcome.kept}/{outcome.groups} groups, "
                     f"{outcome.applied} ops applied, {outcome.rejected} rejected, library {outcome.library_size}"
                 )
-    except BudgetExceeded as exc:
-        status, message = "stopped", str(exc)
-    except EndpointError as exc:
-        status, message = "failed", str(exc)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status, message = "interrupted", f"interrupted; continue with `grpo run --resume {run.path}`"
-    except Exception as exc:
-        status, message = "failed", f"{type(exc).__name__}: {exc}"
-        events.append("error", traceback=traceback.format_exc())
-    finally:
-        await settle_tasks()
-        atomic_write_json(run.usage_path, usage.to_json())
-        events.append("run_" + ("finished" if status == "completed" else status), message=message)
-        events.close()
-        run.update_info(status=status, message=message, steps_completed=len(steps))
+    status, message = end.status, end.message
+    atomic_write_json(run.usage_path, usage.to_json())
+    events.append("run_" + ("finished" if status == "completed" else status), message=message)
+    events.close()
+    run.update_info(status=status, message=message, steps_completed=len(steps))
     return RunResult(run.path, status, library, tuple(steps), usage.to_json(), message)
 
 
-def _gate(plan: Plan, learn: str, base_dir: Path, learner: Learner, scorer: RewardScorer) -> Any:
+def validation_gate(plan: Plan, learn: str, base_dir: Path, learner: Learner, scorer: RewardScorer) -> Any:
+    """The gate of a learn with `validate`: old and new library sampled on the held-out set."""
     learn_plan = plan.data["learns"][learn]
     questions = load_questions(plan.data["datasets"][learn_plan["validate"]], base_dir, learn_plan["seed"])
 

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import shutil
 import sys
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +32,8 @@ from ..emit.history import ExperienceDiff, diff_experiences
 from ..library import Library, Operation, PolicySpec, RuleError, load_rule
 from ..plan import Plan, load_plan
 from .accounting import Budget, Usage
-from .client import BudgetExceeded, ChatRequest, ChatResponse, EndpointError, LLMClient
-from .interpreter import _client_stack, _gate, initial_library, usage_from_events
+from .client import ChatRequest, ChatResponse, LLMClient
+from .interpreter import client_stack, ending_cleanly, initial_library, usage_from_events, validation_gate
 from .learn import Learner
 from .progress import Progress
 from .rewards import RewardScorer
@@ -278,10 +277,9 @@ class _Replay:
 
     async def run(self, stream: TextIO | None) -> tuple[str, str | None, list[ReplayedStep]]:
         steps: list[ReplayedStep] = []
-        status, message = "completed", None
         progress = Progress(stream, cost=lambda: self.usage.total_usd)
         self.events.append("replay_started", original=str(self.original.path), from_step=self.from_step, offline=self.offline)
-        try:
+        async with ending_cleanly(self.events, None, (RuleError, ReplayError)) as end:
             async with contextlib.AsyncExitStack() as stack:
                 learner = await self._learner(stack, progress)
                 library = self.recorded[self.from_step - 1]
@@ -289,20 +287,11 @@ class _Replay:
                     replayed, library = await self._step(learner, step, library)
                     steps.append(replayed)
                     atomic_write_json(self.replay.usage_path, self.usage.to_json())
-        except BudgetExceeded as exc:
-            status, message = "stopped", str(exc)
-        except (EndpointError, RuleError, ReplayError) as exc:
-            status, message = "failed", str(exc)
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            status, message = "interrupted", "interrupted"
-        except Exception as exc:
-            status, message = "failed", f"{type(exc).__name__}: {exc}"
-            self.events.append("error", traceback=traceback.format_exc())
-        finally:
-            atomic_write_json(self.replay.usage_path, self.usage.to_json())
-            self.events.append("run_" + ("finished" if status == "completed" else status), message=message)
-            self.events.close()
-            self.replay.update_info(status=status, message=message, steps_completed=self.from_step - 1 + len(steps))
+        status, message = end.status, end.message
+        atomic_write_json(self.replay.usage_path, self.usage.to_json())
+        self.events.append("run_" + ("finished" if status == "completed" else status), message=message)
+        self.events.close()
+        self.replay.update_info(status=status, message=message, steps_completed=self.from_step - 1 + len(steps))
         return status, message, steps
 
     async def _learner(self, stack: contextlib.AsyncExitStack, progress: Progress) -> Learner:
@@ -313,7 +302,7 @@ class _Replay:
         else:
             budget = Budget.from_json(learn_plan.get("budget") or {})
             client, models = await stack.enter_async_context(
-                _client_stack(self.plan, self.base_dir, self.replay, self.usage, budget, self.events, progress)
+                client_stack(self.plan, self.base_dir, self.replay, self.usage, budget, self.events, progress)
             )
         scorer = await stack.enter_async_context(
             RewardScorer(self.plan.data["rewards"], base_dir=self.base_dir, client=client, models=models)
@@ -330,7 +319,7 @@ class _Replay:
             structured=models[learn_plan["learner"]].get("structured", "json_schema"),
         )
         if learn_plan.get("validate"):
-            learner.evaluate_gate = self._recorded_gate if self.offline else _gate(self.plan, self.learn, self.base_dir, learner, scorer)
+            learner.evaluate_gate = self._recorded_gate if self.offline else validation_gate(self.plan, self.learn, self.base_dir, learner, scorer)
         return learner
 
     async def _recorded_gate(self, old: Library, new: Library, step: int) -> tuple[bool, dict[str, Any]]:
