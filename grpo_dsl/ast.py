@@ -64,7 +64,7 @@ NO_SPAN = Span("<python>", 0, 0, 0, 0)
 
 
 def _span() -> Span:
-    return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[no-any-return]
+    return field(default=NO_SPAN, compare=False, repr=False)
 
 
 # ---------------------------------------------------------------- expressions

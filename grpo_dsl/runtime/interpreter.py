@@ -113,11 +113,12 @@ async def ending_cleanly(
     loop is settled before the block ends.
     """
     end = RunEnd()
+    fatal: tuple[type[Exception], ...] = (EndpointError, *failures)
     try:
         yield end
     except BudgetExceeded as exc:
         end.status, end.message = "stopped", str(exc)
-    except (EndpointError, *failures) as exc:
+    except fatal as exc:
         end.status, end.message = "failed", str(exc)
     except (KeyboardInterrupt, asyncio.CancelledError):
         end.status = "interrupted"

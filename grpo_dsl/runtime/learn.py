@@ -169,7 +169,7 @@ class Learner:
     def _schedule(self, questions: list[Question]) -> list[tuple[int, list[Question]]]:
         """(epoch, batch) for every step, in order; step numbers start at 1."""
         size = self.learn["batch_size"]
-        steps = []
+        steps: list[tuple[int, list[Question]]] = []
         for epoch in range(self.learn["epochs"]):
             order = epoch_order(questions, self.learn["seed"], epoch)
             steps.extend((epoch, order[i : i + size]) for i in range(0, len(order), size))
