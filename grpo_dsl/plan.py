@@ -30,6 +30,7 @@ from .checks import check
 from .checks.context import PYTHON_REFERENCE, Context, names_in, reference, walk
 from .checks.templates import template_variables
 from .datasets import DatasetError, dataset_format, read_rows
+from .env import resolve_env
 from .diagnostics import Diagnostic, ProgramError
 from .estimate import DataRows, estimate_evaluate, estimate_learn, schedule
 from .fmt import format_program
@@ -120,21 +121,6 @@ class Plan:
     def sha256(self) -> str:
         """The sha256 of `to_json()`, in hex."""
         return hashlib.sha256(self._text.encode("utf-8")).hexdigest()
-
-
-def resolve_env(value: Any, environ: Mapping[str, str] | None = None) -> Any:
-    """The run-time value of a plan value: `{"env": VAR, "default": d}` becomes the
-    variable's value (or `d` when it is unset); any other value is returned as is.
-
-    >>> resolve_env({"env": "GRPO_UNSET_EXAMPLE", "default": "x"}, {})
-    'x'
-    >>> resolve_env("https://api.example.com/v1")
-    'https://api.example.com/v1'
-    """
-    if isinstance(value, Mapping) and set(value) == {"env", "default"}:
-        variables = os.environ if environ is None else environ
-        return variables.get(str(value["env"]), value["default"])
-    return value
 
 
 def expression_tree(expr: ast.Expr) -> dict[str, Any]:

@@ -157,3 +157,10 @@ class TestConfig:
 
     def test_token_estimate_counts_prompt_characters_and_max_tokens(self) -> None:
         assert estimated_tokens(request(messages=({"role": "user", "content": "x" * 10},), max_tokens=7)) == 3 + 7
+
+
+def test_a_model_name_from_the_environment_is_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = {"name": {"env": "GRPO_TEST_MODEL_NAME", "default": "fallback-model"}, "base_url": "http://127.0.0.1:1/v1"}
+    assert ModelConfig.from_plan("m", model).name == "fallback-model"
+    monkeypatch.setenv("GRPO_TEST_MODEL_NAME", "chosen-model")
+    assert ModelConfig.from_plan("m", model).name == "chosen-model"

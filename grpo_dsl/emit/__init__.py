@@ -25,7 +25,18 @@ from .history import (
 )
 from .loader import IndexEntry, ModelMismatchWarning, ModuleError, ModuleIndex, PromptModule, load_module, read_index
 from .versioning import Change, ModuleContent, VersionError, compare_content, next_version, select_version
-from .writer import FORMATS, EmitResult, ModelRef, ModuleSpec, Origin, emit_from_run, emit_module, template_fields
+from .writer import (
+    FORMATS,
+    EmitResult,
+    ModelRef,
+    ModuleSpec,
+    Origin,
+    emit_from_run,
+    emit_module,
+    evaluation_record,
+    record_evaluation,
+    template_fields,
+)
 
 __all__ = [
     "FORMATS",
@@ -53,6 +64,7 @@ __all__ = [
     "diff_modules",
     "emit_from_run",
     "emit_module",
+    "evaluation_record",
     "format_blame",
     "format_diff",
     "format_log",
@@ -62,6 +74,7 @@ __all__ = [
     "next_version",
     "parse_reference",
     "read_index",
+    "record_evaluation",
     "select_version",
     "template_fields",
     "word_diff",

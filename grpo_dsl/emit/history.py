@@ -282,11 +282,31 @@ def format_show(module: PromptModule) -> str:
         f"content sha256: {module.sha256}",
         f"placement: {manifest['placement']}; fields: {', '.join(module.fields) or 'none'}; formats: {', '.join(manifest['formats'])}",
     ]
-    if module.evaluation:
-        lines.append("evaluation: " + json.dumps(module.evaluation, sort_keys=True, ensure_ascii=False))
+    for name, record in sorted((module.evaluation or {}).items()):
+        lines += _evaluation_lines(name, record)
     lines.append(f"experiences ({len(module.experiences)}):")
     lines += [f"  [{e.id}] {e.text}" for e in module.experiences] or ["  (none)"]
     return "\n".join(lines)
+
+
+def _interval(value: Mapping[str, float], sign: str = "") -> str:
+    return f"{value['estimate']:{sign}.3g} [{value['low']:{sign}.3g}, {value['high']:{sign}.3g}]"
+
+
+def _evaluation_lines(name: str, record: Mapping[str, Any]) -> list[str]:
+    confidence = round(100 * record["confidence"])
+    lines = [
+        f"evaluation {name}: {record['questions']} questions x {record['samples']} samples, reward {record['reward']}, "
+        f"{confidence} % intervals; run {record['run']}",
+        "  " + "; ".join(f"{metric} {_interval(value)}" for metric, value in record["metrics"].items()),
+    ]
+    if record["comparisons"]:
+        differences = (
+            f"{c['metric']} {_interval({'estimate': c['difference'], 'low': c['low'], 'high': c['high']}, '+')} (p = {c['p_value']:.3g})"
+            for c in record["comparisons"]
+        )
+        lines.append(f"  minus {record['baseline']}: " + "; ".join(differences))
+    return lines
 
 
 def format_log(entries: Sequence[IndexEntry]) -> str:

@@ -33,6 +33,8 @@ __all__ = [
     "INDEX_FILE",
     "MANIFEST_FILE",
     "EXPERIENCES_FILE",
+    "README_FILE",
+    "STAGED_PREFIX",
     "IndexEntry",
     "ModelMismatchWarning",
     "ModuleError",
@@ -42,12 +44,21 @@ __all__ = [
     "load_module",
     "read_index",
     "read_version",
+    "staged_name",
     "validate_document",
 ]
 
 INDEX_FILE = "index.json"
 MANIFEST_FILE = "module.json"
 EXPERIENCES_FILE = "experiences.json"
+README_FILE = "README.md"
+STAGED_PREFIX = ".grpo-next-"
+"""The prefix of a version's file staged by `record_evaluation`, in use once index.json names its manifest."""
+
+
+def staged_name(name: str) -> str:
+    """The name under which the next content of a version's file `name` is staged."""
+    return STAGED_PREFIX + name
 
 
 class ModuleError(Exception):
@@ -257,13 +268,41 @@ class PromptModule:
             ) from exc
 
 
+def _read_if_present(file: Path) -> bytes | None:
+    try:
+        return file.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ModuleError(f"{file}: cannot be read: {exc.strerror}") from None
+
+
+def _manifest_of(folder: Path, manifest_sha256: str) -> tuple[Path, bytes, bool]:
+    """The manifest index.json names: module.json, or the staged one of an evaluation
+    being recorded (True), whose files are then read staged while they still are.
+    When neither matches, module.json is read again: the staged one may just have
+    been renamed into its place."""
+    current = folder / MANIFEST_FILE
+    raw = _read_bytes(current)
+    if file_sha256(raw) == manifest_sha256:
+        return current, raw, False
+    staged = _read_if_present(folder / staged_name(MANIFEST_FILE))
+    if staged is not None and file_sha256(staged) == manifest_sha256:
+        return folder / staged_name(MANIFEST_FILE), staged, True
+    return current, _read_bytes(current), False
+
+
+def _version_file_bytes(folder: Path, name: str, staged: bool) -> bytes:
+    found = _read_if_present(folder / staged_name(name)) if staged else None
+    return found if found is not None else _read_bytes(folder / name)
+
+
 def read_version(root: Path, index: ModuleIndex, version: str) -> PromptModule:
     """Read one version of the module at `root`, checking its schema and every hash."""
     entry = index.entry(version)
     folder = root / version
     index_file = root / INDEX_FILE
-    manifest_file = folder / MANIFEST_FILE
-    raw = _read_bytes(manifest_file)
+    manifest_file, raw, staged = _manifest_of(folder, entry.manifest_sha256)
     manifest = _parse_json(manifest_file, raw)
     validate_document(manifest, "module", manifest_file)
     where = f"$.versions[{index.position(version)}]"
@@ -277,7 +316,7 @@ def read_version(root: Path, index: ModuleIndex, version: str) -> PromptModule:
     experiences_file = folder / EXPERIENCES_FILE
     library_document = _parse_json(experiences_file, _read_bytes(experiences_file))
     for name, expected in sorted(manifest["files"].items()):
-        if file_sha256(_read_bytes(folder / name)) != expected:
+        if file_sha256(_version_file_bytes(folder, name, staged)) != expected:
             raise ModuleError(
                 f"{folder / name}: the file was changed after it was emitted: "
                 f"its sha256 does not match {manifest_file} at $.files['{name}']"

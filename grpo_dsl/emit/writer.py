@@ -15,6 +15,13 @@ PATH/
 A version folder is written under a temporary name and renamed into place, then
 `index.json` is replaced; a crash at any point leaves every published version
 intact, and the next emit clears what the crash left behind.
+
+Versions are immutable in content; `record_evaluation` adds an evaluation's results
+to a version's `module.json` and README.md: both are staged beside the originals
+(`.grpo-next-*`), `index.json` is replaced to name the staged manifest (the commit),
+and the staged files are renamed into place. A reader finds the staged manifest
+while the renames are pending; the next write under the lock finishes a committed
+record or drops one that was never committed.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import meta
 
 from ..library import Experience, Library
+from ..plan import resolve_env
 from ..prompting import PromptTemplates, compose_templates, sandbox
 from ..resources import resource_path
 from ..runtime.rundir import RunDirectory, atomic_write_text, read_json
@@ -42,12 +50,15 @@ from .loader import (
     EXPERIENCES_FILE,
     INDEX_FILE,
     MANIFEST_FILE,
+    README_FILE,
+    STAGED_PREFIX,
     IndexEntry,
     ModuleError,
     ModuleIndex,
     file_sha256,
     read_index,
     read_version,
+    staged_name,
     validate_document,
 )
 from .versioning import Change, ModuleContent, VersionError, compare_content, is_version, next_version
@@ -55,7 +66,18 @@ from .versioning import Change, ModuleContent, VersionError, compare_content, is
 if TYPE_CHECKING:
     from ..plan import Plan
 
-__all__ = ["FORMATS", "EmitResult", "ModelRef", "ModuleSpec", "Origin", "emit_from_run", "emit_module", "template_fields"]
+__all__ = [
+    "FORMATS",
+    "EmitResult",
+    "ModelRef",
+    "ModuleSpec",
+    "Origin",
+    "emit_from_run",
+    "emit_module",
+    "evaluation_record",
+    "record_evaluation",
+    "template_fields",
+]
 
 FORMATS = ("json", "jinja", "markdown", "prompty")
 _TMP_PREFIX = ".grpo-tmp-"
@@ -176,7 +198,8 @@ def _left_by_a_crash(child: Path, published: set[str]) -> bool:
 
 
 def _sweep(root: Path, index: ModuleIndex) -> None:
-    """Remove what an interrupted emit left: temporary folders and versions it never published."""
+    """Remove what an interrupted write left: temporary folders, versions it never
+    published; finish the evaluation records index.json names and drop the others."""
     published = {e.version for e in index.versions}
     for child in root.iterdir():
         if _left_by_a_crash(child, published):
@@ -184,6 +207,42 @@ def _sweep(root: Path, index: ModuleIndex) -> None:
                 shutil.rmtree(child)
             else:
                 child.unlink()
+    for entry in index.versions:
+        folder = root / entry.version
+        if folder.is_dir():
+            _settle_record(folder, entry)
+
+
+def _settle_record(folder: Path, entry: IndexEntry) -> None:
+    """Finish the interrupted record in `folder` if index.json names its staged manifest, else drop it."""
+    for child in folder.iterdir():
+        if child.name.startswith(".") and child.name.endswith(".tmp"):
+            child.unlink()
+    staged_manifest = folder / staged_name(MANIFEST_FILE)
+    if staged_manifest.is_file() and file_sha256(staged_manifest.read_bytes()) == entry.manifest_sha256:
+        _rename_staged(folder)
+        return
+    for child in folder.iterdir():
+        if child.name.startswith(STAGED_PREFIX):
+            child.unlink()
+
+
+def _rename_staged(folder: Path) -> None:
+    """Move the staged files of `folder` into place, module.json last."""
+    staged = sorted(
+        (c for c in folder.iterdir() if c.name.startswith(STAGED_PREFIX)), key=lambda c: c.name == staged_name(MANIFEST_FILE)
+    )
+    for child in staged:
+        os.replace(child, folder / child.name.removeprefix(STAGED_PREFIX))
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _publish(root: Path, version: str, files: Mapping[str, str]) -> None:
@@ -192,11 +251,7 @@ def _publish(root: Path, version: str, files: Mapping[str, str]) -> None:
     for name, text in files.items():
         atomic_write_text(staging / name, text)
     os.rename(staging, root / version)
-    dir_fd = os.open(root, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _fsync_folder(root)
 
 
 def _write_index(root: Path, index: ModuleIndex) -> None:
@@ -274,10 +329,13 @@ def _version_files(spec: ModuleSpec, library: Library, version: str) -> dict[str
     return files
 
 
+def _relative(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
 def _origin_json(origin: Origin, root: Path, library: Library) -> dict[str, Any]:
-    run = Path(os.path.relpath(origin.run.resolve(), root)).as_posix() if origin.run is not None else None
     return {
-        "run": run,
+        "run": _relative(origin.run, root) if origin.run is not None else None,
         "learn": origin.learn,
         "step": origin.step,
         "plan_sha256": origin.plan_sha256,
@@ -355,7 +413,7 @@ def emit_module(
             "files": {},
             "evaluation": dict(spec.evaluation) if spec.evaluation is not None else None,
         }
-        files["README.md"] = _readme(manifest, library, Path(path))
+        files[README_FILE] = _readme(manifest, library, Path(path))
         manifest["files"] = {name: file_sha256(text.encode("utf-8")) for name, text in sorted(files.items())}
         validate_document(manifest, "module", root / number / MANIFEST_FILE)
         manifest_text = _json_text(manifest)
@@ -417,20 +475,32 @@ def emit_from_run(
     chosen = step if step is not None else _last_step(run, run_dir)
     library = _library_at(run, run_dir, learn, chosen)
     task = run_plan["tasks"][learn["task"]]
-    learner = run_plan["models"].get(learn.get("learner") or "")
+    learner = learn.get("learner")
     spec = ModuleSpec(
         name=block.get("name") or emit_name,
         system=task.get("system"),
         prompt=task["prompt"],
         placement=task["experiences"],
-        model=ModelRef(task["model"], run_plan["models"][task["model"]]["name"]),
-        learner=ModelRef(learn["learner"], learner["name"]) if learner else None,
+        model=_model_ref(run_plan, task["model"]),
+        learner=_model_ref(run_plan, learner) if learner in run_plan["models"] else None,
         temperature=learn.get("temperature"),
         formats=tuple(block.get("formats") or ("json",)),
         origin=Origin(run=run.path, learn=learn_name, step=chosen, plan_sha256=info.get("plan_sha256")),
         evaluation=evaluation,
     )
     return emit_module(library, spec, Path(block["path"]), base_dir=base_dir, version=block.get("version"), force=force)
+
+
+def _model_ref(run_plan: Mapping[str, Any], block: str) -> ModelRef:
+    """The model `block` of the plan, with its name as sent to the endpoint (an `env` value resolved now)."""
+    declared = run_plan["models"][block]["name"]
+    name = resolve_env(declared)
+    if not isinstance(name, str) or not name:
+        raise ModuleError(
+            f"the name of model `{block}` comes from the environment variable {declared['env']}, "
+            "which is not set and has no default: set it to the model name the run used"
+        )
+    return ModelRef(block, name)
 
 
 def _last_step(run: RunDirectory, run_dir: Path) -> int:
@@ -453,3 +523,86 @@ def _library_at(run: RunDirectory, run_dir: Path, learn: Mapping[str, Any], step
         return Library.from_json(run.read_step(step, "library"))
     except ValueError as exc:
         raise ModuleError(f"{run.step_dir(step) / 'library.json'}: {exc}") from None
+
+
+# ---------------------------------------------------------------------- evaluations
+
+_COMPARISON_KEYS = ("metric", "difference", "low", "high", "p_value", "better", "worse", "ties")
+
+
+def evaluation_record(document: Mapping[str, Any], library: str, module: Path) -> dict[str, Any]:
+    """What a module keeps of an evaluation: the part of `document` (an `evaluation.json`,
+    grpo-evaluation/1) about the compared library `library`, the module at `module`.
+
+    The record holds the library's metrics with their intervals, the questions and
+    samples per question, the reward, the confidence, the baseline (the first library
+    compared; None when it is this one), this library's comparisons with it, and the
+    evaluation's run directory relative to the module folder.
+    """
+    libraries = {entry["name"]: entry for entry in document["libraries"]}
+    if library not in libraries:
+        raise ModuleError(f"the evaluation {document['evaluate']} has no library {library!r}")
+    result = libraries[library]
+    baseline = document["libraries"][0]["name"]
+    return {
+        "library": library,
+        "run": _relative(Path(document["run_dir"]), module),
+        "reward": document["reward"],
+        "confidence": document["confidence"],
+        "questions": result["questions"],
+        "samples": result["samples"],
+        "metrics": result["metrics"],
+        "baseline": None if baseline == library else baseline,
+        "comparisons": [
+            {key: comparison[key] for key in _COMPARISON_KEYS}
+            for comparison in document["comparisons"]
+            if comparison["candidate"] == library
+        ],
+    }
+
+
+def record_evaluation(
+    path: str | os.PathLike[str],
+    version: str,
+    name: str,
+    evaluation: Mapping[str, Any],
+    *,
+    base_dir: Path | None = None,
+) -> None:
+    """Record in version `version` of the module at `path` the results of the `evaluate` named `name`.
+
+    `evaluation` (as `evaluation_record` builds it) becomes `module.json`'s
+    `evaluation[name]`, replacing an earlier record of that name, and README.md is
+    written again with it. The content sha256 stays, so no version is created;
+    index.json takes the new sha256 of module.json. `path` is relative to `base_dir`
+    when given, as for `emit_module`. Recording the same results again writes
+    nothing. Raises `ModuleError`.
+    """
+    root = base_dir / path if base_dir is not None else Path(path)
+    read_index(root)
+    with _locked(root):
+        index = read_index(root)
+        _sweep(root, index)
+        try:
+            entry = index.entry(version)
+        except VersionError as exc:
+            raise ModuleError(f"{root}: {exc}") from None
+        module = read_version(root, index, version)
+        try:
+            value = json.loads(_json_text(dict(evaluation)))
+        except (TypeError, ValueError) as exc:
+            raise ModuleError(f"the results of evaluate `{name}` are not JSON: {exc}") from None
+        recorded = dict(module.evaluation or {})
+        if recorded.get(name) == value:
+            return
+        folder = root / version
+        manifest = {**module.manifest, "evaluation": {**recorded, name: value}}
+        readme = _readme(manifest, module.library, Path(path))
+        manifest["files"] = {**manifest["files"], README_FILE: file_sha256(readme.encode("utf-8"))}
+        validate_document(manifest, "module", folder / MANIFEST_FILE)
+        manifest_text = _json_text(manifest)
+        atomic_write_text(folder / staged_name(README_FILE), readme)
+        atomic_write_text(folder / staged_name(MANIFEST_FILE), manifest_text)
+        committed = replace(entry, manifest_sha256=file_sha256(manifest_text.encode("utf-8")))
+        _write_index(root, ModuleIndex(index.name, tuple(committed if e is entry else e for e in index.versions)))
+        _rename_staged(folder)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from ..env import resolve_env
 
 __all__ = [
     "ChatRequest",
@@ -94,12 +95,6 @@ def _describe_source(value: Any) -> str:
     return "the program"
 
 
-def _resolve_env(value: Any) -> Any:
-    if isinstance(value, Mapping) and "env" in value:
-        return os.environ.get(str(value["env"]), value.get("default"))
-    return value
-
-
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
     """A model block of the plan with its `env(...)` values resolved.
@@ -128,9 +123,9 @@ class ModelConfig:
         price = model.get("price") or {}
         return cls(
             block=block,
-            name=str(model["name"]),
-            base_url=_resolve_env(model.get("base_url")),
-            api_key=_resolve_env(model.get("api_key")),
+            name=str(resolve_env(model["name"])),
+            base_url=resolve_env(model.get("base_url")),
+            api_key=resolve_env(model.get("api_key")),
             api_key_source=_describe_source(model.get("api_key")),
             concurrency=int(model.get("concurrency") or 8),
             rpm=model.get("rpm"),
