@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from .parser import parse_file
 from .explain import explain
 from .plan import compile as compile_plan
 from .plan import Plan, load_plan
+from .runtime.rundir import atomic_write_text
 from .runtime.interpreter import RunResult, resume_run, start_run
 from .runtime.evaluate import EvaluationError, EvaluationResult, format_evaluation, resume_evaluation, start_evaluation
 from .runtime.replay import ReplayError, format_replay, replay_run
@@ -124,14 +124,6 @@ def _fmt_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent, delete=False) as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(out.name, path)
-
-
 def fmt(args: argparse.Namespace) -> int:
     """`grpo fmt FILE... [--check]`: rewrite each program in the canonical layout."""
     missing = _missing_files(args.files)
@@ -153,7 +145,7 @@ def fmt(args: argparse.Namespace) -> int:
             print(f"would reformat {name}")
             status = EXIT_PROBLEMS
         else:
-            _write_atomically(path, formatted)
+            atomic_write_text(path, formatted)
             print(f"reformatted {name}", file=sys.stderr)
     return status
 
@@ -282,7 +274,7 @@ def plan(args: argparse.Namespace) -> int:
         target = Path(args.output)
         if not target.parent.is_dir():
             return _usage_error(f"no such folder: {target.parent}")
-        _write_atomically(target, compiled.to_json())
+        atomic_write_text(target, compiled.to_json())
     elif not args.explain:
         sys.stdout.write(compiled.to_json())
     if args.explain:
@@ -460,7 +452,7 @@ def report(args: argparse.Namespace) -> int:
     except RunDataError as error:
         print(f"grpo: error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
-    _write_atomically(target, render_report(data))
+    atomic_write_text(target, render_report(data))
     shown = "with its evaluation" if data.evaluation is not None else "without an evaluation"
     print(f"{target}: {len(data.steps)} steps, {shown}")
     return EXIT_OK
