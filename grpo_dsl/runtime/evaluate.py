@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import traceback
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -47,9 +46,9 @@ from ..prompting import compose_templates
 from ..report import Comparison, EvaluationData, LibraryEvaluation
 from ..stats import EvaluationSummary, Sample, mean_at_k, paired_difference, pass_at_k, summarize_samples
 from .accounting import Budget, Usage
-from .client import BudgetExceeded, ChatRequest, ChatResponse, EndpointError
+from .client import ChatRequest, ChatResponse
 from .evaluation import QuestionResult, sample_library
-from .interpreter import client_stack, latest_run, usage_from_events
+from .interpreter import client_stack, ending_cleanly, latest_run, usage_from_events
 from .progress import Progress
 from .questions import load_questions
 from .rewards import RewardScorer
@@ -425,9 +424,8 @@ async def _execute(
     questions = load_questions(plan.data["datasets"][block["data"]], base_dir, block["seed"])
     templates = compose_templates(task.get("system"), task["prompt"], task["experiences"])
     records: list[dict[str, Any]] = []
-    status, message = "completed", None
     events.append("evaluation_started", evaluate=evaluate, libraries=[s.name for s in sources], questions=len(questions))
-    try:
+    async with ending_cleanly(events, f"grpo eval --resume {run.path}", (EvaluationError,)) as end:
         if not questions:
             raise EvaluationError(f"the data set `{block['data']}` has no questions")
         async with (
@@ -453,17 +451,8 @@ async def _execute(
                 records.extend(_records(source.name, results, costs.usd))
                 atomic_write_text(run.path / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
                 events.append("library_evaluated", library=source.name, mean=sum(q.mean for q in results) / len(results))
-    except BudgetExceeded as exc:
-        status, message = "stopped", str(exc)
-    except (EndpointError, EvaluationError) as exc:
-        status, message = "failed", str(exc)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status, message = "interrupted", f"interrupted; continue with `grpo eval --resume {run.path}`"
-    except Exception as exc:
-        status, message = "failed", f"{type(exc).__name__}: {exc}"
-        events.append("error", traceback=traceback.format_exc())
-    finally:
-        atomic_write_json(run.usage_path, usage.to_json())
+    status, message = end.status, end.message
+    atomic_write_json(run.usage_path, usage.to_json())
     libraries: tuple[LibraryResult, ...] = ()
     comparisons: tuple[Comparison, ...] = ()
     if status == "completed":
