@@ -3,14 +3,16 @@
     .venv/bin/python benchmarks/bench_parse_check.py [--lines 10000] [--repeats 5]
 
 Generates a valid program of about `--lines` lines (models, datasets with a small
-data file, tasks, rewards, policies, learns, evaluates), then times `parse` alone
-and `check_path` (parse + load + every semantic check) over several repeats, and
-prints min and median seconds, wall-clock and CPU, and their ratio to the target.
+data file, tasks whose prompts differ, rewards, policies, learns, evaluates), then
+times `parse` alone and `check_path` (parse + load + every semantic check) over
+several repeats, and prints min and median seconds, wall-clock and CPU, their ratio
+to the target, and the load average (the machine is shared: CPU time is steadier).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -40,7 +42,7 @@ task t{i} {{
   model       = m{i}
   system      = "You are careful."
   prompt      = \"\"\"
-    Solve the problem. Put the final answer in \\boxed{{}}.
+    Solve problem {i}. Put the final answer in \\boxed{{}}.
 
     {{{{ question }}}}
     \"\"\"
@@ -103,8 +105,12 @@ def report(what: str, measured: tuple[list[float], list[float]]) -> None:
         low, median = min(seconds), statistics.median(seconds)
         print(
             f"{what:<12} {clock:<5} min {low:7.3f} s   median {median:7.3f} s   "
-            f"median / target {median / TARGET_SECONDS:5.2f}"
+            f"min / target {low / TARGET_SECONDS:5.2f}   median / target {median / TARGET_SECONDS:5.2f}"
         )
+
+
+def load_average() -> str:
+    return " ".join(f"{load:.2f}" for load in os.getloadavg()) + f" (1, 5, 15 min; {os.cpu_count()} CPUs)"
 
 
 def main() -> None:
@@ -122,10 +128,13 @@ def main() -> None:
         errors = [d for d in result.diagnostics if d.severity == "error"]
         if errors:
             raise SystemExit(f"the generated program has errors: {errors[:3]}")
-        print(f"program: {text.count(chr(10)) + 1} lines, {len(text):,} bytes, {len(result.diagnostics)} warnings")
-        print(f"target: {TARGET_SECONDS:.1f} s for parse + check")
+        lines, size = text.count("\n") + 1, len(text.encode("utf-8"))
+        print(f"program: {lines:,} lines, {size:,} bytes, {len(result.diagnostics)} warnings")
+        print(f"target: {TARGET_SECONDS:.1f} s for parse + check; {args.repeats} repeats")
+        print(f"load average before: {load_average()}")
         report("parse", timings(lambda: parse(text, str(path)), args.repeats))
         report("parse+check", timings(lambda: check_path(str(path)), args.repeats))
+        print(f"load average after:  {load_average()}")
 
 
 if __name__ == "__main__":

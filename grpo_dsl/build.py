@@ -1,25 +1,52 @@
-"""Build the syntax tree of `grpo_dsl.ast` from Lark's parse tree.
+"""Build the syntax tree of `grpo_dsl.ast` while Lark parses.
 
-This is where Lark stops: `build` returns frozen dataclasses with spans, and no
-module downstream of it imports `lark`.
+`Builder` has one callback per grammar rule, which Lark's LALR parser calls at
+each reduction (`Lark(transformer=Builder(), keep_all_tokens=True)`), so no
+intermediate parse tree is made. `build` runs such a parse and returns frozen
+dataclasses with spans: this is where Lark stops, and no module downstream of it
+imports `lark`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
-from lark import Token, Transformer, Tree, v_args
-from lark.tree import Meta
+from lark import Token, Tree
 
 from . import ast
 from .diagnostics import Diagnostic, ProgramError
 from .literals import LANGUAGE_VERSIONS, RESERVED_WORDS, LiteralError, decode_number, decode_string
 
-__all__ = ["MAX_DEPTH", "build"]
+__all__ = ["MAX_DEPTH", "Builder", "build"]
 
 MAX_DEPTH = 100
 
-_Child = ast.Expr | ast.Block | ast.Attribute | ast.Header | ast.Import | ast.Decl | Token
+
+@dataclass(frozen=True, slots=True)
+class _Grouped:
+    """An expression in parentheses: the enclosing node starts or ends with them."""
+
+    expr: ast.Expr
+    span: ast.Span
+
+
+_Node = ast.Expr | _Grouped | ast.Block | ast.Attribute | ast.Header | ast.Import | ast.Decl
+_Child = _Node | Token
+
+
+@dataclass
+class _Parse:
+    """What one parse collects besides the tree."""
+
+    path: str
+    source: str
+    comments: list[Token] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+_current: ContextVar[_Parse] = ContextVar("grpo_parse")
 
 
 def _token_span(path: str, token: Token) -> ast.Span:
@@ -32,6 +59,20 @@ def _token_span(path: str, token: Token) -> ast.Span:
         token.start_pos or 0,
         token.end_pos or 0,
     )
+
+
+def _between(path: str, first: _Child, last: _Child) -> ast.Span:
+    """From the start of `first` to the end of `last` (parentheses included), where
+    Lark's `propagate_positions` places a rule."""
+    if isinstance(first, Token):
+        line, column, start = first.line or 1, first.column or 1, first.start_pos or 0
+    else:
+        line, column, start = first.span.line, first.span.column, first.span.start
+    if isinstance(last, Token):
+        end_line, end_column, end = last.end_line or 1, last.end_column or 1, last.end_pos or 0
+    else:
+        end_line, end_column, end = last.span.end_line, last.span.end_column, last.span.end
+    return ast.Span(path, line, column, end_line, end_column, start, end)
 
 
 def _offset_span(path: str, token: Token, start: int, end: int) -> ast.Span:
@@ -50,166 +91,243 @@ def _offset_span(path: str, token: Token, start: int, end: int) -> ast.Span:
     return ast.Span(path, line, column, end_line, end_column, base + start, base + end)
 
 
-@v_args(meta=True)
-class _Builder(Transformer[Token, ast.Program]):
-    def __init__(self, path: str, source: str, comments: Sequence[Token]):
-        super().__init__()
-        self.path = path
-        self.source = source
-        self.comments = comments
-        self.diagnostics: list[Diagnostic] = []
+def _expr(child: _Child) -> ast.Expr:
+    return child.expr if isinstance(child, _Grouped) else child  # type: ignore[return-value]
 
-    def _span(self, meta: Meta) -> ast.Span:
-        if meta.empty:
-            return ast.Span(self.path, 1, 1, 1, 1)
-        return ast.Span(
-            self.path, meta.line, meta.column, meta.end_line, meta.end_column, meta.start_pos, meta.end_pos
+
+MAX_COUNT_DIGITS = 18
+"""Digits a language version or a metric's `@k` may have."""
+
+
+def _error(code: str, message: str, span: ast.Span, hint: str | None = None) -> None:
+    _current.get().diagnostics.append(Diagnostic(code, "error", message, span, hint))
+
+
+def _name(path: str, token: Token) -> str:
+    if token in RESERVED_WORDS:
+        _error(
+            "E0008",
+            f"`{token}` is a reserved word and cannot be used as a name",
+            _token_span(path, token),
+            f"reserved words: {', '.join(sorted(RESERVED_WORDS))}",
         )
+    return str(token)
 
-    def _error(self, code: str, message: str, span: ast.Span, hint: str | None = None) -> None:
-        self.diagnostics.append(Diagnostic(code, "error", message, span, hint))
 
-    def _name(self, token: Token) -> str:
-        if token in RESERVED_WORDS:
-            self._error(
-                "E0008",
-                f"`{token}` is a reserved word and cannot be used as a name",
-                _token_span(self.path, token),
-                f"reserved words: {', '.join(sorted(RESERVED_WORDS))}",
-            )
-        return str(token)
+class Builder:
+    """The callbacks of Lark's LALR parser: one per grammar rule, named after it,
+    given the rule's children with every token kept (`keep_all_tokens=True`).
+
+    They only run inside `build`, which holds the file's path and collects its
+    comments and diagnostics.
+    """
+
+    @staticmethod
+    def comment(token: Token) -> Token:
+        """The lexer callback of `COMMENT` tokens: keep them for the formatter."""
+        state = _current.get(None)
+        if state is not None:
+            state.comments.append(token)
+        return token
 
     # ---------------------------------------------------------------- top level
 
-    def program(self, meta: Meta, children: list[_Child]) -> ast.Program:
+    def program(self, children: list[_Node]) -> ast.Program:
+        state = _current.get()
+        path = state.path
         header = children[0] if children and isinstance(children[0], ast.Header) else None
         imports = tuple(c for c in children if isinstance(c, ast.Import))
         declarations = tuple(c for c in children if isinstance(c, ast.Declaration))
         if header is None:
-            first = self._span(meta) if children else ast.Span(self.path, 1, 1, 1, 1)
-            self._error(
+            first = _between(path, children[0], children[-1]) if children else ast.Span(path, 1, 1, 1, 1)
+            _error(
                 "E0004",
                 "missing the language header",
-                ast.Span(self.path, first.line, first.column, first.line, first.column + 1, first.start, first.start),
+                ast.Span(path, first.line, first.column, first.line, first.column + 1, first.start, first.start),
                 f"start the file with `grpo {LANGUAGE_VERSIONS[-1]}`",
             )
-        comments = tuple(ast.Comment(str(c).rstrip(), _token_span(self.path, c)) for c in self.comments)
-        return ast.Program(self.path, header, imports, declarations, comments, self.source)
+        comments = tuple(ast.Comment(str(c).rstrip(), _token_span(path, c)) for c in state.comments)
+        return ast.Program(path, header, imports, declarations, comments, state.source)
 
-    def header(self, meta: Meta, children: list[Token]) -> ast.Header:
-        (number,) = children
-        version = int(number) if number.isdigit() else 0
+    def header(self, children: list[Token]) -> ast.Header:
+        keyword, number = children
+        path = _current.get().path
+        version = int(number) if number.isdigit() and len(number) <= MAX_COUNT_DIGITS else 0
         if version not in LANGUAGE_VERSIONS:
             known = ", ".join(str(v) for v in LANGUAGE_VERSIONS)
-            self._error(
+            _error(
                 "E0005",
                 f"unknown language version `{number}`",
-                _token_span(self.path, number),
+                _token_span(path, number),
                 f"this compiler knows version {known}: write `grpo {LANGUAGE_VERSIONS[-1]}`",
             )
-        return ast.Header(version, self._span(meta))
+        return ast.Header(version, _between(path, keyword, number))
 
-    def import_(self, meta: Meta, children: list[ast.String]) -> ast.Import:
-        return ast.Import(children[0], self._span(meta))
+    def import_(self, children: list[_Child]) -> ast.Import:
+        keyword, literal = children
+        assert isinstance(literal, ast.String)
+        return ast.Import(literal, _between(_current.get().path, keyword, literal))
 
-    def _declaration(self, cls: type[ast.Declaration], meta: Meta, children: list[_Child]) -> ast.Decl:
-        name, body = children
+    @staticmethod
+    def _declaration(kind: type[ast.Declaration], children: list[_Child]) -> ast.Decl:
+        keyword, name, body = children
         assert isinstance(name, Token) and isinstance(body, ast.Block)
-        return cls(self._name(name), body.attributes, self._span(meta), _token_span(self.path, name))  # type: ignore[return-value]
+        path = _current.get().path
+        return kind(_name(path, name), body.attributes, _between(path, keyword, body), _token_span(path, name))  # type: ignore[return-value]
 
-    def model(self, meta: Meta, children: list[_Child]) -> ast.Decl:
-        return self._declaration(ast.Model, meta, children)
+    def model(self, children: list[_Child]) -> ast.Decl:
+        return self._declaration(ast.Model, children)
 
-    def dataset(self, meta: Meta, children: list[_Child]) -> ast.Decl:
-        return self._declaration(ast.Dataset, meta, children)
+    def dataset(self, children: list[_Child]) -> ast.Decl:
+        return self._declaration(ast.Dataset, children)
 
-    def task(self, meta: Meta, children: list[_Child]) -> ast.Decl:
-        return self._declaration(ast.Task, meta, children)
+    def task(self, children: list[_Child]) -> ast.Decl:
+        return self._declaration(ast.Task, children)
 
-    def policy(self, meta: Meta, children: list[_Child]) -> ast.Decl:
-        return self._declaration(ast.Policy, meta, children)
+    def policy(self, children: list[_Child]) -> ast.Decl:
+        return self._declaration(ast.Policy, children)
 
-    def learn(self, meta: Meta, children: list[_Child]) -> ast.Decl:
-        return self._declaration(ast.Learn, meta, children)
+    def learn(self, children: list[_Child]) -> ast.Decl:
+        return self._declaration(ast.Learn, children)
 
-    def evaluate(self, meta: Meta, children: list[_Child]) -> ast.Decl:
-        return self._declaration(ast.Evaluate, meta, children)
+    def evaluate(self, children: list[_Child]) -> ast.Decl:
+        return self._declaration(ast.Evaluate, children)
 
-    def emit(self, meta: Meta, children: list[_Child]) -> ast.Decl:
-        return self._declaration(ast.Emit, meta, children)
+    def emit(self, children: list[_Child]) -> ast.Decl:
+        return self._declaration(ast.Emit, children)
 
-    def reward(self, meta: Meta, children: list[_Child]) -> ast.Decl:
-        name, body = children
+    def reward(self, children: list[_Child]) -> ast.Decl:
+        if len(children) == 3:
+            return self._declaration(ast.Reward, children)
+        keyword, name, _, value = children
         assert isinstance(name, Token)
-        if isinstance(body, ast.Block):
-            return self._declaration(ast.Reward, meta, children)
-        span, name_span = self._span(meta), _token_span(self.path, name)
-        return ast.Reward(self._name(name), (), span, name_span, expression=body)  # type: ignore[arg-type]
+        path = _current.get().path
+        span, name_span = _between(path, keyword, value), _token_span(path, name)
+        return ast.Reward(_name(path, name), (), span, name_span, expression=_expr(value))
 
     # ---------------------------------------------------------------- attributes
 
-    def block(self, meta: Meta, children: list[ast.Attribute]) -> ast.Block:
-        return ast.Block(tuple(children), self._span(meta))
+    def block(self, children: list[_Child]) -> ast.Block:
+        attributes = children[1:-1]
+        return ast.Block(tuple(attributes), _between(_current.get().path, children[0], children[-1]))  # type: ignore[arg-type]
 
-    def attribute(self, meta: Meta, children: list[_Child]) -> ast.Attribute:
-        key, value = children
+    def attribute(self, children: list[_Child]) -> ast.Attribute:
+        key, last = children[0], children[-1]
         assert isinstance(key, Token)
-        return ast.Attribute(self._name(key), value, self._span(meta), _token_span(self.path, key))  # type: ignore[arg-type]
+        path = _current.get().path
+        value = last if isinstance(last, ast.Block) else _expr(last)
+        return ast.Attribute(_name(path, key), value, _between(path, key, last), _token_span(path, key))
 
     # --------------------------------------------------------------- expressions
 
-    def conditional(self, meta: Meta, children: list[ast.Expr]) -> ast.Conditional:
-        condition, then, otherwise = children
-        return ast.Conditional(condition, then, otherwise, self._span(meta))
+    def atom(self, children: list[_Child]) -> _Grouped:
+        opening, inner, closing = children
+        return _Grouped(_expr(inner), _between(_current.get().path, opening, closing))
 
-    def binary(self, meta: Meta, children: list[ast.Expr | Token]) -> ast.Binary:
+    def conditional(self, children: list[_Child]) -> ast.Conditional:
+        _, condition, _, then, _, otherwise = children
+        span = _between(_current.get().path, children[0], otherwise)
+        return ast.Conditional(_expr(condition), _expr(then), _expr(otherwise), span)
+
+    def binary(self, children: list[_Child]) -> ast.Binary:
         left, op, right = children
-        return ast.Binary(str(op), left, right, self._span(meta))  # type: ignore[arg-type]
+        return ast.Binary(str(op), _expr(left), _expr(right), _between(_current.get().path, left, right))
 
-    def unary(self, meta: Meta, children: list[ast.Expr | Token]) -> ast.Expr:
+    def unary(self, children: list[_Child]) -> ast.Expr:
         op, operand = children
-        if op == "-" and isinstance(operand, ast.Number):
-            return ast.Number(-operand.value, self._span(meta), f"-{operand.raw}")
-        return ast.Unary(str(op), operand, self._span(meta))  # type: ignore[arg-type]
+        value, span = _expr(operand), _between(_current.get().path, op, operand)
+        if op == "-" and isinstance(value, ast.Number):
+            return ast.Number(-value.value, span, f"-{value.raw}")
+        return ast.Unary(str(op), value, span)
 
-    def string(self, meta: Meta, children: list[Token]) -> ast.String:
+    def string(self, children: list[Token]) -> ast.String:
         (token,) = children
+        path = _current.get().path
         try:
             value = decode_string(str(token))
         except LiteralError as error:
-            self._error("E0003", error.message, _offset_span(self.path, token, error.start, error.end))
+            _error("E0003", error.message, _offset_span(path, token, error.start, error.end))
             value = ""
-        return ast.String(value, self._span(meta), str(token))
+        return ast.String(value, _token_span(path, token), str(token))
 
-    def number(self, meta: Meta, children: list[Token]) -> ast.Number:
+    def number(self, children: list[Token]) -> ast.Number:
         (token,) = children
+        path = _current.get().path
         try:
             value = decode_number(str(token))
         except LiteralError as error:
-            self._error("E0009", error.message, _token_span(self.path, token))
+            _error("E0009", error.message, _token_span(path, token))
             value = 0
-        return ast.Number(value, self._span(meta), str(token))
+        return ast.Number(value, _token_span(path, token), str(token))
 
-    def bool(self, meta: Meta, children: list[Token]) -> ast.Bool:
-        return ast.Bool(children[0] == "true", self._span(meta))
+    def bool(self, children: list[Token]) -> ast.Bool:
+        (token,) = children
+        return ast.Bool(token == "true", _token_span(_current.get().path, token))
 
-    def null(self, meta: Meta, children: list[Token]) -> ast.Null:
-        return ast.Null(self._span(meta))
+    def null(self, children: list[Token]) -> ast.Null:
+        (token,) = children
+        return ast.Null(_token_span(_current.get().path, token))
 
-    def name(self, meta: Meta, children: list[Token]) -> ast.Name:
-        return ast.Name(self._name(children[0]), self._span(meta))
+    def name(self, children: list[Token]) -> ast.Name:
+        (token,) = children
+        path = _current.get().path
+        return ast.Name(_name(path, token), _token_span(path, token))
 
-    def metric(self, meta: Meta, children: list[Token]) -> ast.Metric:
-        name, _, k = str(children[0]).partition("@")
-        return ast.Metric(name, int(k), self._span(meta))
+    def metric(self, children: list[Token]) -> ast.Metric:
+        (token,) = children
+        name, _, k = str(token).partition("@")
+        span = _token_span(_current.get().path, token)
+        if len(k) > MAX_COUNT_DIGITS:
+            _error("E0009", f"the sample count of `{name}@{k[:12]}...` has too many digits", span)
+            return ast.Metric(name, 0, span)
+        return ast.Metric(name, int(k), span)
 
-    def list_expr(self, meta: Meta, children: list[ast.Expr]) -> ast.ListExpr:
-        return ast.ListExpr(tuple(children), self._span(meta))
+    def list_expr(self, children: list[_Child]) -> ast.ListExpr:
+        items = tuple(_expr(c) for c in children[1:-1] if not isinstance(c, Token))
+        return ast.ListExpr(items, _between(_current.get().path, children[0], children[-1]))
 
-    def call(self, meta: Meta, children: list[ast.Expr | Token]) -> ast.Call:
-        function, *args = children
+    def call(self, children: list[_Child]) -> ast.Call:
+        function = children[0]
         assert isinstance(function, Token)
-        return ast.Call(self._name(function), tuple(args), self._span(meta))  # type: ignore[arg-type]
+        args = tuple(_expr(c) for c in children[2:-1] if not isinstance(c, Token))
+        path = _current.get().path
+        return ast.Call(_name(path, function), args, _between(path, function, children[-1]))
+
+
+def _inner(node: object) -> tuple[object, ...]:
+    if isinstance(node, ast.Program):
+        return (*node.imports, *node.declarations)
+    if isinstance(node, ast.Reward) and node.expression is not None:
+        return (node.expression,)
+    if isinstance(node, ast.Declaration | ast.Block):
+        return node.attributes
+    if isinstance(node, ast.Attribute):
+        return (node.value,)
+    if isinstance(node, ast.Call):
+        return node.args
+    if isinstance(node, ast.ListExpr):
+        return node.items
+    if isinstance(node, ast.Unary):
+        return (node.operand,)
+    if isinstance(node, ast.Binary):
+        return (node.left, node.right)
+    if isinstance(node, ast.Conditional):
+        return (node.condition, node.then, node.otherwise)
+    return ()
+
+
+def _depth(program: ast.Program) -> int:
+    """How many levels the syntax tree has (the program is the first), counting the
+    levels of a negative number's `-` signs, without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(program, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, ast.Number) and node.raw is not None:
+            depth += len(node.raw) - len(node.raw.lstrip("-"))
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in _inner(node))
+    return deepest
 
 
 def _too_deep(tree: Tree[Token]) -> Tree[Token] | None:
@@ -223,19 +341,30 @@ def _too_deep(tree: Tree[Token]) -> Tree[Token] | None:
     return None
 
 
-def build(tree: Tree[Token], *, path: str, source: str, comments: Sequence[Token] = ()) -> ast.Program:
-    """Turn a parse tree of `grammars/grpo.lark` into an `ast.Program`.
+def build(
+    parse: Callable[[], object], *, path: str, source: str, parse_tree: Callable[[], Tree[Token]]
+) -> ast.Program:
+    """Run `parse`, a parse of `source` by a Lark parser whose callbacks are a
+    `Builder`, and return the `ast.Program` it builds.
 
     Raises `ProgramError` listing every problem found while building: malformed
-    escapes and numbers, reserved words used as names, a missing or unknown header.
+    escapes and numbers, reserved words used as names, a missing or unknown header;
+    or only that the program is nested more than `MAX_DEPTH` levels deep (E0010),
+    which `parse_tree`, a parse of `source` into a Lark tree with positions, places.
+    Lark's errors (`UnexpectedInput`) pass through.
     """
-    deep = _too_deep(tree)
-    if deep is not None:
+    state = _Parse(path, source)
+    reset = _current.set(state)
+    try:
+        program = parse()
+    finally:
+        _current.reset(reset)
+    assert isinstance(program, ast.Program)
+    # A Lark tree has one more level than the program: the block of a declaration.
+    if _depth(program) + 1 > MAX_DEPTH and (deep := _too_deep(parse_tree())) is not None:
         span = ast.Span(path, deep.meta.line, deep.meta.column, deep.meta.line, deep.meta.column + 1)
         message = f"the program is nested more than {MAX_DEPTH} levels deep"
         raise ProgramError([Diagnostic("E0010", "error", message, span)], {path: source})
-    builder = _Builder(path, source, comments)
-    program = builder.transform(tree)
-    if builder.diagnostics:
-        raise ProgramError(builder.diagnostics, {path: source})
+    if state.diagnostics:
+        raise ProgramError(state.diagnostics, {path: source})
     return program

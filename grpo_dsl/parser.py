@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Iterable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,35 +18,43 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from .ast import DECLARATION_KINDS, Program, Span
-from .build import build
+from .build import Builder, build
 from .diagnostics import Diagnostic, ProgramError
 from .literals import LANGUAGE_VERSIONS
 from .resources import resource_path
 
 __all__ = ["parse", "parse_bytes", "parse_file", "SYNTAX_EXAMPLES"]
 
-_comments: ContextVar[list[Token]] = ContextVar("grpo_comments")
+_OPTIONS = {"start": "program", "parser": "lalr", "lexer": "contextual", "strict": True, "maybe_placeholders": False}
 
 
-def _collect_comment(token: Token) -> Token:
-    collected = _comments.get(None)
-    if collected is not None:
-        collected.append(token)
-    return token
+@functools.cache
+def _grammar() -> str:
+    return resource_path("grammars/grpo.lark").read_text(encoding="utf-8")
 
 
 @functools.cache
 def _lark() -> Lark:
+    """The parser: its callbacks build the syntax tree while it parses."""
+    builder = Builder()
     return Lark(
-        resource_path("grammars/grpo.lark").read_text(encoding="utf-8"),
-        start="program",
-        parser="lalr",
-        lexer="contextual",
-        strict=True,
-        propagate_positions=True,
-        maybe_placeholders=False,
-        lexer_callbacks={"COMMENT": _collect_comment},
+        _grammar(),
+        **_OPTIONS,
+        keep_all_tokens=True,
+        transformer=builder,
+        lexer_callbacks={"COMMENT": builder.comment},
     )
+
+
+@functools.cache
+def _tree_lark() -> Lark:
+    """A parser into Lark trees with positions, to place the error of a program
+    nested too deeply."""
+    return Lark(_grammar(), **_OPTIONS, propagate_positions=True)
+
+
+def _build(text: str, path: str) -> Program:
+    return build(lambda: _lark().parse(text), path=path, source=text, parse_tree=lambda: _tree_lark().parse(text))
 
 
 # ------------------------------------------------------------------ messages
@@ -259,7 +266,7 @@ def _labels() -> _Labels:
     for label, examples in SYNTAX_EXAMPLES:
         for example in examples:
             try:
-                _lark().parse(example)
+                _build(example, "<example>")
             except UnexpectedInput as error:
                 failure = _failure(error)
                 state = (failure.state, failure.expected)
@@ -341,15 +348,10 @@ def parse(text: str, path: str = "<string>") -> Program:
     >>> parse('grpo 1\\nmodel m { name = "x" }').declarations[0].name
     'm'
     """
-    comments: list[Token] = []
-    reset = _comments.set(comments)
     try:
-        tree = _lark().parse(text)
+        return _build(text, path)
     except UnexpectedInput as error:
         raise ProgramError([_syntax_diagnostic(error, path, text)], {path: text}) from None
-    finally:
-        _comments.reset(reset)
-    return build(tree, path=path, source=text, comments=comments)
 
 
 def parse_bytes(data: bytes, path: str = "<bytes>") -> Program:

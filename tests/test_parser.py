@@ -386,3 +386,17 @@ class TestCheckCommand:
         path = tmp_path / "ok.grpo"
         path.write_text("grpo 1\n")
         assert main(["check", "--format", "xml", str(path)]) == 2
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("grpo " + "9" * 5000 + "\n", "E0005"),
+        ("grpo 1\nevaluate e {\n  metrics = [pass@" + "9" * 5000 + "]\n}\n", "E0009"),
+        ("grpo 1\nreward r = " + "-" * 120 + "1\n", "E0010"),
+    ],
+)
+def test_extreme_input_gives_a_diagnostic_not_a_traceback(text: str, code: str) -> None:
+    with pytest.raises(ProgramError) as error:
+        parse(text, "extreme.grpo")
+    assert code in {d.code for d in error.value.diagnostics}

@@ -11,6 +11,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .. import ast
@@ -179,13 +180,18 @@ class Context:
     def task_datasets(self, task: str) -> list[str]:
         """Datasets whose rows fill the templates of `task` (learn data and validate,
         evaluate data), in declaration order, without repeats."""
-        used: dict[str, None] = {}
+        return list(self._task_datasets.get(task, ()))
+
+    @cached_property
+    def _task_datasets(self) -> dict[str, dict[str, None]]:
+        used: dict[str, dict[str, None]] = {}
         for decl in self.workspace.declarations.values():
-            if isinstance(decl, ast.Learn | ast.Evaluate) and reference(decl, "task") == task:
+            if isinstance(decl, ast.Learn | ast.Evaluate) and (task := reference(decl, "task")) is not None:
                 for attribute in ("data", "validate"):
-                    if self.resolve(reference(decl, attribute), ast.Dataset) is not None:
-                        used[reference(decl, attribute) or ""] = None
-        return list(used)
+                    name = reference(decl, attribute)
+                    if name is not None and self.resolve(name, ast.Dataset) is not None:
+                        used.setdefault(task, {})[name] = None
+        return used
 
     def evaluation_reward(self, decl: ast.Evaluate) -> list[str]:
         """The rewards an evaluation scores with: its own, or those of the compared learns."""
@@ -204,9 +210,17 @@ class Context:
     def reward_uses(self, reward: str) -> list[tuple[ast.Learn | ast.Evaluate, str]]:
         """The learns and evaluations scored by `reward`, directly or through other
         rewards that read it, each with the task they run."""
-        scoring = self.rewards_reading(reward)
-        uses: list[tuple[ast.Learn | ast.Evaluate, str]] = []
-        for decl in self.workspace.declarations.values():
+        uses: dict[int, tuple[ast.Learn | ast.Evaluate, str]] = {}
+        for name in self.rewards_reading(reward):
+            uses.update(self._direct_uses.get(name, {}))
+        return [uses[place] for place in sorted(uses)]
+
+    @cached_property
+    def _direct_uses(self) -> dict[str, dict[int, tuple[ast.Learn | ast.Evaluate, str]]]:
+        """For each reward, the learns and evaluations that score with it by name,
+        with their task, keyed by their place among the declarations."""
+        uses: dict[str, dict[int, tuple[ast.Learn | ast.Evaluate, str]]] = {}
+        for place, decl in enumerate(self.workspace.declarations.values()):
             if isinstance(decl, ast.Learn):
                 direct = [reference(decl, "reward")]
             elif isinstance(decl, ast.Evaluate):
@@ -214,8 +228,9 @@ class Context:
             else:
                 continue
             task = reference(decl, "task")
-            if task is not None and any(name in scoring for name in direct):
-                uses.append((decl, task))
+            for name in direct:
+                if task is not None and name is not None:
+                    uses.setdefault(name, {})[place] = (decl, task)
         return uses
 
     def reward_datasets(self, reward: str) -> list[str]:
@@ -231,16 +246,23 @@ class Context:
     def rewards_reading(self, reward: str) -> set[str]:
         """`reward` and every reward that reads it, directly or not."""
         readers = {reward}
-        changed = True
-        while changed:
-            changed = False
-            for decl in self.of_kind(ast.Reward):
-                assert isinstance(decl, ast.Reward)
-                if decl.name in readers or decl.expression is None:
-                    continue
-                if any(name.name in readers for name in names_in(decl.expression)):
-                    readers.add(decl.name)
-                    changed = True
+        pending = [reward]
+        while pending:
+            for reader in self._readers.get(pending.pop(), ()):
+                if reader not in readers:
+                    readers.add(reader)
+                    pending.append(reader)
+        return readers
+
+    @cached_property
+    def _readers(self) -> dict[str, list[str]]:
+        """For each name, the rewards whose expression reads it."""
+        readers: dict[str, list[str]] = {}
+        for decl in self.of_kind(ast.Reward):
+            assert isinstance(decl, ast.Reward)
+            if decl.expression is not None:
+                for name in dict.fromkeys(n.name for n in names_in(decl.expression)):
+                    readers.setdefault(name, []).append(decl.name)
         return readers
 
     def fields_of(self, dataset: str) -> frozenset[str] | None:

@@ -3,10 +3,12 @@ that are not fields of every dataset the template is rendered with (E0402)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
 from jinja2 import TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
 
 from .. import ast
 from ..diagnostics import Diagnostic
@@ -19,10 +21,16 @@ _ALWAYS_AVAILABLE = frozenset({"experiences"})
 _TAGS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 
 
+@functools.cache
+def _environment() -> SandboxedEnvironment:
+    """The environment every template is parsed in (parsing leaves it unchanged)."""
+    return sandbox()
+
+
 def template_variables(text: str) -> set[str] | None:
     """The variables a template reads, or None when it does not parse."""
     try:
-        return set(meta.find_undeclared_variables(sandbox().parse(text)))
+        return set(meta.find_undeclared_variables(_environment().parse(text)))
     except TemplateSyntaxError:
         return None
 
@@ -54,16 +62,13 @@ def _variable_span(context: Context, literal: ast.String, variable: str) -> ast.
     return literal.span
 
 
-def _syntax(context: Context, attribute: str, literal: ast.String) -> Iterator[Diagnostic]:
-    try:
-        sandbox().parse(literal.value)
-    except TemplateSyntaxError as problem:
-        yield error(
-            "E0401",
-            f"template syntax error in `{attribute}`: {problem.message}",
-            _line_span(context, literal, problem.lineno),
-            "variables are written `{{ name }}` and statements `{% if ... %} ... {% endif %}`",
-        )
+def _syntax_error(context: Context, attribute: str, literal: ast.String, problem: TemplateSyntaxError) -> Diagnostic:
+    return error(
+        "E0401",
+        f"template syntax error in `{attribute}`: {problem.message}",
+        _line_span(context, literal, problem.lineno),
+        "variables are written `{{ name }}` and statements `{% if ... %} ... {% endif %}`",
+    )
 
 
 def _renamed(mapping: dict[str, ast.String], column: str) -> str | None:
@@ -77,11 +82,8 @@ def _first_use(literal: ast.String, variable: str) -> int:
 
 
 def _variables(
-    context: Context, attribute: str, literal: ast.String, datasets: list[str], extra: frozenset[str]
+    context: Context, attribute: str, literal: ast.String, variables: set[str], datasets: list[str], extra: frozenset[str]
 ) -> Iterator[Diagnostic]:
-    variables = template_variables(literal.value)
-    if variables is None:
-        return
     for variable in sorted(variables - extra - _ALWAYS_AVAILABLE, key=lambda v: _first_use(literal, v)):
         lacking = [d for d in datasets if variable not in (context.fields_of(d) or {variable})]
         if not lacking:
@@ -119,6 +121,11 @@ def check_templates(context: Context) -> Iterator[Diagnostic]:
         else:
             continue
         for attribute, literal in templates:
-            yield from _syntax(context, attribute, literal)
+            try:
+                template = _environment().parse(literal.value)
+            except TemplateSyntaxError as problem:
+                yield _syntax_error(context, attribute, literal, problem)
+                continue
             if context.workspace.declarations.get(decl.name) is decl:
-                yield from _variables(context, attribute, literal, datasets, extra)
+                variables = set(meta.find_undeclared_variables(template))
+                yield from _variables(context, attribute, literal, variables, datasets, extra)
