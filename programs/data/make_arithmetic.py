@@ -8,9 +8,10 @@ the embedded local model. Run from anywhere:
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
+
+from rows import write_jsonl
 
 OPERATIONS = (("+", lambda a, b: a + b), ("-", lambda a, b: a - b), ("*", lambda a, b: a * b))
 
@@ -30,18 +31,12 @@ def questions(count: int, seed: int, exclude: set[str]) -> list[dict[str, str]]:
     return rows
 
 
-def write(path: Path, rows: list[dict[str, str]], prefix: str) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        for index, row in enumerate(rows, start=1):
-            out.write(json.dumps({"id": f"{prefix}{index:03d}", **row}) + "\n")
-
-
 def main() -> None:
     here = Path(__file__).resolve().parent
     train = questions(40, seed=11, exclude=set())
     heldout = questions(20, seed=12, exclude={row["question"] for row in train})
-    write(here / "arithmetic_train.jsonl", train, "train-")
-    write(here / "arithmetic_heldout.jsonl", heldout, "heldout-")
+    write_jsonl(here / "arithmetic_train.jsonl", train, "train-")
+    write_jsonl(here / "arithmetic_heldout.jsonl", heldout, "heldout-")
 
 
 if __name__ == "__main__":

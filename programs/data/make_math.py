@@ -8,11 +8,12 @@ solved by computation here, so every answer is exact. Run from anywhere:
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Callable
 from pathlib import Path
+
+from rows import write_jsonl
 
 Problem = tuple[str, int]
 
@@ -136,18 +137,12 @@ def problems(count: int, seed: int, exclude: set[str]) -> list[dict[str, object]
     return rows
 
 
-def write(path: Path, rows: list[dict[str, object]], prefix: str) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        for index, row in enumerate(rows, start=1):
-            out.write(json.dumps({"id": f"{prefix}{index:03d}", **row}, ensure_ascii=False) + "\n")
-
-
 def main() -> None:
     here = Path(__file__).resolve().parent
     train = problems(100, seed=2510, exclude=set())
     heldout = problems(30, seed=8191, exclude={str(row["problem"]) for row in train})
-    write(here / "math100.jsonl", train, "train-")
-    write(here / "math_heldout.jsonl", heldout, "heldout-")
+    write_jsonl(here / "math100.jsonl", train, "train-")
+    write_jsonl(here / "math_heldout.jsonl", heldout, "heldout-")
 
 
 if __name__ == "__main__":

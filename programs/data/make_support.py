@@ -9,9 +9,10 @@ one-word name, a convention the learner can discover from group contrast. Run:
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
+
+from rows import write_jsonl
 
 TEAMS: dict[str, tuple[str, ...]] = {
     "billing": (
@@ -57,18 +58,12 @@ def tickets(count: int, seed: int, exclude: set[str]) -> list[dict[str, str]]:
     return rows
 
 
-def write(path: Path, rows: list[dict[str, str]], prefix: str) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        for index, row in enumerate(rows, start=1):
-            out.write(json.dumps({"id": f"{prefix}{index:03d}", **row}) + "\n")
-
-
 def main() -> None:
     here = Path(__file__).resolve().parent
     train = tickets(40, seed=31, exclude=set())
     heldout = tickets(20, seed=32, exclude={row["ticket"] for row in train})
-    write(here / "support_train.jsonl", train, "train-")
-    write(here / "support_heldout.jsonl", heldout, "heldout-")
+    write_jsonl(here / "support_train.jsonl", train, "train-")
+    write_jsonl(here / "support_heldout.jsonl", heldout, "heldout-")
 
 
 if __name__ == "__main__":
