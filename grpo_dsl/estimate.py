@@ -40,7 +40,7 @@ __all__ = [
 CHARS_PER_TOKEN = 4
 """Characters per token, for every token count of the estimate."""
 
-LEARNER_MAX_TOKENS: Mapping[str, int] = {"summary": 300, "advantage": 600, "consolidate": 1000}
+LEARNER_MAX_TOKENS: Mapping[str, int] = {"summary": 300, "contrast": 120, "advantage": 600, "consolidate": 1000}
 """The completion limit of each kind of learner call."""
 
 PROPOSALS_PER_CONSOLIDATION = 32
@@ -290,6 +290,21 @@ def estimate_learn(plan: Mapping[str, Any], learn: Mapping[str, Any], rows: Mapp
     attempt = (summary * CHARS_PER_TOKEN if learn["summarize"] else shown_output) + _ATTEMPT_OVERHEAD_CHARS
     fixed = _learner_template_chars("advantage") + group * attempt + library
     groups = epochs * data.count
+    if not learn["summarize"]:
+        contrast = _learner_template_chars("contrast") + 2 * attempt
+        stages.append(
+            _Stage(
+                "contrast",
+                learner,
+                groups,
+                groups,
+                full_batch,
+                epochs * data.total(_tokens(contrast + prompts.question(row) + reference(row)) for row in data.fields),
+                groups * LEARNER_MAX_TOKENS["contrast"],
+                True,
+                f"<= 1 per kept group (summarize = false): {data.count} questions x {epochs} epochs",
+            )
+        )
     stages.append(
         _Stage(
             "advantage",

@@ -62,6 +62,25 @@ def test_the_calls_of_a_step_follow_the_formula(endpoint: Endpoint, tmp_path: Pa
         assert by_step[step, "summary"] == group_size * outcome.kept
         assert by_step[step, "advantage"] == outcome.kept
         assert by_step[step, "consolidate"] == math.ceil(proposals / PROPOSALS_PER_CONSOLIDATION)
+        assert sum(n for (s, _), n in by_step.items() if s == step) == (
+            group_size * batch + group_size * outcome.kept + outcome.kept + math.ceil(proposals / PROPOSALS_PER_CONSOLIDATION)
+        )
+
+
+def test_without_summaries_one_contrast_call_per_kept_group_replaces_them(endpoint: Endpoint, tmp_path: Path) -> None:
+    endpoint.configure(script="worlds:date_world")
+    program = write_world(tmp_path, endpoint.base_url)
+    program.write_text(program.read_text().replace("  seed       = 3\n", "  seed       = 3\n  summarize  = false\n"))
+    result = start_run(load_plan(program), "date_lessons", base_dir=tmp_path, runs_root=tmp_path / "runs", stream=None)
+    stages: Counter[tuple[int, str]] = Counter()
+    for event in _events(result.run_dir):
+        if event["event"] == "call":
+            stages[_step_of(str(event["sample_key"])), str(event["stage"])] += 1
+    assert [e.text for e in result.library.experiences] == list(LESSONS)
+    for outcome in result.steps:
+        assert stages[outcome.step, "summary"] == 0
+        assert stages[outcome.step, "contrast"] == outcome.kept
+        assert stages[outcome.step, "advantage"] == outcome.kept
 
 
 def test_a_rerun_replays_from_the_cache_for_free(endpoint: Endpoint, tmp_path: Path) -> None:
@@ -165,7 +184,7 @@ def test_without_ground_truth_every_group_is_kept_and_no_answer_is_shown(endpoin
         m["content"]
         for r in endpoint.stats()["requests"]
         for m in r["body"]["messages"]
-        if m["content"] and m["content"].startswith(("You are reviewing", "Several attempts"))
+        if m["content"] and m["content"].startswith(("You are reviewing", "Two attempts", "Several attempts"))
     ]
     assert learner_prompts
     assert not any("reference answer" in p for p in learner_prompts)

@@ -58,18 +58,24 @@ def _advantage(text: str) -> dict[str, Any]:
     return {"operations": [{"op": "keep"}]}
 
 
+def _proposals(text: str) -> list[dict[str, Any]]:
+    """The proposed operations listed in a consolidation prompt."""
+    return [json.loads(op) for op in re.findall(r"^- (\{.*\}) \(proposed by \d+ groups?\)$", text, re.MULTILINE)]
+
+
 def _consolidate(text: str) -> dict[str, Any]:
-    proposals = re.findall(r'- from group \S+: add: "([^"]*)"', text)
-    unique = list(dict.fromkeys(proposals))
+    unique = list(dict.fromkeys(op["text"] for op in _proposals(text) if op["op"] == "add"))
     return {"operations": [{"op": "add", "text": t, "rationale": "proposed by the groups"} for t in unique]}
 
 
 def date_world(request: Mapping[str, Any], number: int) -> str:
-    """Answer a rollout, summary, advantage or consolidation request of the date task."""
+    """Answer a rollout, summary, contrast, advantage or consolidation request of the date task."""
     text = _text(request)
     if text.startswith("You are reviewing one attempt"):
         attempt = text.split("<attempt>")[1].split("</attempt>")[0].strip()
         return f"The attempt answered {attempt}."
+    if text.startswith("Two attempts at the same task"):
+        return "The better attempt wrote the date as YYYY-MM-DD."
     if text.startswith("Several attempts at the same task"):
         return json.dumps(_advantage(text))
     if text.startswith("You maintain a small library"):
@@ -126,9 +132,6 @@ def misleading_world(request: Mapping[str, Any], number: int) -> str:
     return date_world(request, number)
 
 
-_PROPOSAL = re.compile(r'^- from group \S+: (add|modify|delete)(?: (E\d+))?(?:: "([^"]*)")?', re.MULTILINE)
-
-
 def _allowed(text: str) -> set[str]:
     match = re.search(r"Allowed operations: ([a-z, ]+)\.", text)
     return set(match.group(1).split(", ")) if match else {"add", "modify", "delete", "keep"}
@@ -153,9 +156,8 @@ def _revising_advantage(text: str) -> dict[str, Any]:
 
 def _revising_consolidate(text: str) -> dict[str, Any]:
     allowed = _allowed(text)
-    unique = dict.fromkeys(m for m in _PROPOSAL.findall(text) if m[0] in allowed)
-    operations = [{"op": op, **({"id": id_} if id_ else {}), **({"text": t} if t else {})} for op, id_, t in unique]
-    return {"operations": operations}
+    unique = dict.fromkeys(json.dumps(op, sort_keys=True) for op in _proposals(text) if op["op"] in allowed)
+    return {"operations": [json.loads(op) for op in unique]}
 
 
 def revising_world(request: Mapping[str, Any], number: int) -> str:

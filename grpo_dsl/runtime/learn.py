@@ -28,6 +28,7 @@ from ..library import (
     apply,
     cited_ids,
     load_rule,
+    normalize_text,
     operations_from_json,
 )
 from ..estimate import LEARNER_MAX_TOKENS, PROPOSALS_PER_CONSOLIDATION, SHOWN_OUTPUT_CHARS
@@ -43,6 +44,17 @@ from .rollout import Rollout, rollout
 from .structured import complete_json
 
 __all__ = ["EventedClient", "GroupOutcome", "Learner", "StepOutcome"]
+
+UNCORROBORATED = "made by one group while other proposals were made by several"
+"""Why a proposal is left out of consolidation: when some groups agree on a proposal, word for
+word, proposals no other group made are not consolidated (see docs/learning.md)."""
+
+REQUESTED_SCHEMA = {
+    **OPERATIONS_SCHEMA,
+    "properties": {"operations": {**OPERATIONS_SCHEMA["properties"]["operations"], "minItems": 1}},
+}
+"""The operations schema as sent to the learner: at least one operation, so "no change" is an explicit
+`keep` (a model held to the schema by a grammar otherwise tends to close an empty list at once)."""
 
 REPLY_SHAPE = {"type": "object", "required": ["operations"], "properties": {"operations": {"type": "array"}}}
 """What a learner reply must be to be kept; its operations are then checked one by one."""
@@ -61,6 +73,7 @@ class GroupOutcome:
     kept: bool = False
     skip_reason: str | None = None
     summaries: list[str] = field(default_factory=list)
+    rule: str | None = None
     proposals: list[Operation] = field(default_factory=list)
     proposal_error: str | None = None
 
@@ -185,7 +198,7 @@ class Learner:
         return await complete_json(
             self.client,
             request,
-            OPERATIONS_SCHEMA,
+            REQUESTED_SCHEMA,
             structured=self.structured,
             on_event=lambda event: self.events.append(event.pop("event"), **event),
             accept=REPLY_SHAPE,
@@ -302,16 +315,23 @@ class Learner:
     async def _advantage(
         self, step: int, group: GroupOutcome, question_text: str, reference: Any, experiences: Sequence[Mapping[str, str]]
     ) -> None:
-        ranked = sorted(zip(group.rewards, group.summaries), key=lambda pair: -pair[0])
-        prompt = self.prompts.advantage(
-            question=question_text,
-            reference=reference,
-            attempts=[{"reward": _format_reward(r), "summary": s} for r, s in ranked],
-            contrast=ranked[0][0] != ranked[-1][0],
-            experiences=experiences,
-            policy=self.policy,
-            schema=self._schema_text(),
-        )
+        if self.learn["summarize"]:
+            ranked = sorted(zip(group.rewards, group.summaries), key=lambda pair: -pair[0])
+            prompt = self.prompts.advantage(
+                question=question_text,
+                reference=reference,
+                attempts=[{"reward": _format_reward(r), "summary": s} for r, s in ranked],
+                contrast=ranked[0][0] != ranked[-1][0],
+                experiences=experiences,
+                policy=self.policy,
+                schema=self._schema_text(),
+            )
+        else:
+            rule = await self._contrast(step, group, question_text, reference)
+            if rule is None:
+                return
+            group.rule = rule
+            prompt = self.prompts.advantage_from_rule(rule=rule, experiences=experiences, policy=self.policy, schema=self._schema_text())
         request = self._learner_request("advantage", prompt, f"{group.group}/advantage", LEARNER_MAX_TOKENS["advantage"])
         try:
             reply = await self._call_json(request)
@@ -322,12 +342,53 @@ class Learner:
             self.events.append("learner_reply_malformed", step=step, group=group.group, stage="advantage", error=str(exc))
             return
         parsed = operations_from_json(reply, source={"step": step, "groups": [group.group]})
-        group.proposals = [op for op in parsed.operations if op.op != "keep"]
         for problem in parsed.errors:
             self.events.append("operation_invalid", step=step, group=group.group, error=problem)
+        answer = str(reference).strip() if reference is not None else ""
+        for op in parsed.operations:
+            if op.op == "keep":
+                continue
+            unusable = _proposal_problem(op.text, answer)
+            if unusable:
+                self.events.append("operation_rejected", step=step, group=group.group, reason=unusable, op=op.to_json())
+            else:
+                group.proposals.append(op)
+
+    async def _contrast(self, step: int, group: GroupOutcome, question_text: str, reference: Any) -> str | None:
+        """The rule, in the learner's own words, that the group's best attempt follows and its worst breaks
+        (with `summarize = false`, in place of the G summaries).
+
+        Asked in free text, without a schema: small models that write a sound rule in
+        prose often write the task's answer instead when made to fill a JSON field.
+        """
+        ranked = sorted(zip(group.rewards, group.summaries), key=lambda pair: -pair[0])
+        better, worse = ({"value": r, "reward": _format_reward(r), "summary": s} for r, s in (ranked[0], ranked[-1]))
+        prompt = self.prompts.contrast(
+            question=question_text,
+            reference=reference,
+            better=better,
+            worse=worse,
+            contrast=ranked[0][0] != ranked[-1][0],
+            policy=self.policy,
+        )
+        request = self._learner_request("contrast", prompt, f"{group.group}/contrast", LEARNER_MAX_TOKENS["contrast"])
+        try:
+            response = await self.client.complete(request)
+        except (BudgetExceeded, EndpointError):
+            raise
+        except Exception as exc:
+            group.proposal_error = str(exc)
+            self.events.append("contrast_failed", step=step, group=group.group, error=str(exc))
+            return None
+        rule = " ".join((response.content or "").split())
+        if not rule:
+            group.proposal_error = "the learner stated no rule"
+            self.events.append("contrast_failed", step=step, group=group.group, error=group.proposal_error)
+            return None
+        return rule
 
     def _schema_text(self) -> str | None:
-        return json.dumps(OPERATIONS_SCHEMA) if self.structured == "text" else None
+        return json.dumps(REQUESTED_SCHEMA) if self.structured == "text" else None
 
     # ------------------------------------------------------------------ consolidation
 
@@ -339,18 +400,24 @@ class Learner:
                 self.events.append("operation_rejected", step=step, group=g.group, reason="more operations than max_per_group", op=op.to_json())
         if not proposals:
             return []
+        ranked = _ranked_proposals(proposals)
+        if not self.learn["summarize"] and len(ranked[0][0]) > 1:
+            for names, op in ranked:
+                if len(names) == 1:
+                    self.events.append("operation_rejected", step=step, group=names[0], reason=UNCORROBORATED, op=op.to_json())
+            ranked = [entry for entry in ranked if len(entry[0]) > 1]
         merged: list[Operation] = []
-        for start in range(0, len(proposals), PROPOSALS_PER_CONSOLIDATION):
-            chunk = proposals[start : start + PROPOSALS_PER_CONSOLIDATION]
+        for start in range(0, len(ranked), PROPOSALS_PER_CONSOLIDATION):
+            chunk = ranked[start : start + PROPOSALS_PER_CONSOLIDATION]
             prompt = self.prompts.consolidate(
                 experiences=library.prompt_entries(),
-                proposals=[{"group": g, "id": op.id, "text": op.text, "rationale": op.rationale, "op": op.op} for g, op in chunk],
+                proposals=[{"operation": json.dumps(_without_source(op)), "groups": len(names)} for names, op in chunk],
                 policy=self.policy,
                 schema=self._schema_text(),
             )
             key = f"{step}/consolidate/{start // PROPOSALS_PER_CONSOLIDATION}"
             request = self._learner_request("consolidate", prompt, key, LEARNER_MAX_TOKENS["consolidate"])
-            groups_in_chunk = sorted({g for g, _ in chunk})
+            groups_in_chunk = sorted({name for names, _ in chunk for name in names})
             try:
                 reply = await self._call_json(request)
             except (BudgetExceeded, EndpointError):
@@ -444,7 +511,7 @@ class Learner:
         ])
         write(step, "summaries", [{"group": g.group, "summaries": g.summaries} for g in groups if g.kept])
         write(step, "proposals", [
-            {"group": g.group, "operations": [op.to_json() for op in g.proposals], "error": g.proposal_error}
+            {"group": g.group, "rule": g.rule, "operations": [op.to_json() for op in g.proposals], "error": g.proposal_error}
             for g in groups if g.kept
         ])
         write(step, "operations", [op.to_json() for op in operations])
@@ -474,6 +541,7 @@ class Learner:
                     kept=scored["kept"],
                     skip_reason=scored["skip_reason"],
                     summaries=summaries.get(name, []),
+                    rule=proposed.get("rule"),
                     proposals=[Operation.from_json(op) for op in proposed.get("operations", [])],
                     proposal_error=proposed.get("error"),
                 )
@@ -483,6 +551,33 @@ class Learner:
 
 def _truncate(text: str) -> str:
     return text if len(text) <= SHOWN_OUTPUT_CHARS else text[: SHOWN_OUTPUT_CHARS // 2] + "\n...\n" + text[-SHOWN_OUTPUT_CHARS // 2 :]
+
+
+def _proposal_problem(text: str | None, answer: str) -> str | None:
+    """Why a proposed experience text cannot be used: it quotes the group's reference answer, or has no word."""
+    if text is None:
+        return None
+    if answer and answer in text:
+        return "it quotes the reference answer"
+    if not any(character.isalpha() for character in text):
+        return "it has no word"
+    return None
+
+
+def _ranked_proposals(proposals: Sequence[tuple[str, Operation]]) -> list[tuple[list[str], Operation]]:
+    """Equal proposals once, with the groups that made them, the most often made first.
+
+    Proposals are equal when their op, id and text (compared by `normalize_text`) are;
+    ties keep the order in which they were first made.
+    """
+    merged: dict[tuple[str, str | None, str], tuple[list[str], Operation]] = {}
+    for group, op in proposals:
+        merged.setdefault((op.op, op.id, normalize_text(op.text or "")), ([], op))[0].append(group)
+    return sorted(merged.values(), key=lambda entry: -len(entry[0]))
+
+
+def _without_source(op: Operation) -> dict[str, Any]:
+    return {key: value for key, value in op.to_json().items() if key != "source"}
 
 
 def _format_reward(value: float) -> str:

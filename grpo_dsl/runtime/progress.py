@@ -8,7 +8,7 @@ from typing import Callable, TextIO
 
 __all__ = ["Progress"]
 
-STAGES = ("rollout", "summary", "advantage", "consolidate", "validate")
+STAGES = ("rollout", "summary", "contrast", "advantage", "consolidate", "validate")
 
 
 class Progress:

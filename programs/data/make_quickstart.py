@@ -43,14 +43,16 @@ def rows(count: int, seed: int, taken: set[datetime.date]) -> list[dict[str, str
     return result
 
 
-def main() -> None:
-    here = Path(__file__).resolve().parent
+def write_splits(folder: Path) -> list[Path]:
+    """Write the three files into `folder` and return their paths."""
     taken: set[datetime.date] = set()
+    paths = []
     for name, count, seed in SPLITS:
-        with (here / f"quickstart_{name}.jsonl").open("w", encoding="utf-8") as out:
-            for row in rows(count, seed, taken):
-                out.write(json.dumps(row) + "\n")
+        path = folder / f"quickstart_{name}.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows(count, seed, taken)), encoding="utf-8")
+        paths.append(path)
+    return paths
 
 
 if __name__ == "__main__":
-    main()
+    write_splits(Path(__file__).resolve().parent)
