@@ -19,8 +19,8 @@ from endpoint import Endpoint
 from grpo_dsl.runtime.rundir import read_events
 from learn_world import write_world
 
-GRACE_S = 0.05
-"""An answer sent this close before a kill may not have reached the run's cache."""
+GRACE_S = 0.25
+"""An answer sent this close before a kill may not have reached the run's cache (on a loaded machine)."""
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_killed_runs_resume_to_the_same_library_and_pay_nothing_twice(slow_world
     kills: list[float] = []
     for _ in range(5):
         args = _grpo("run", program, "--runs", killed / "runs") if run_dir is None else _grpo("run", "--resume", run_dir)
-        run_dir, killed_at = _kill_after(args, run_dir, rng.randint(8, 60))
+        run_dir, killed_at = _kill_after(args, run_dir, rng.randint(8, 30))
         if killed_at is not None:
             kills.append(killed_at)
     assert run_dir is not None
