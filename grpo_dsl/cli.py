@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -68,6 +68,19 @@ def _usage_error(message: str) -> int:
 
 def _missing_files(paths: Sequence[str]) -> list[str]:
     return [path for path in paths if not Path(path).is_file()]
+
+
+def _chosen_block(blocks: Mapping[str, object], kind: str, chosen: str | None) -> tuple[str | None, str | None]:
+    """The block of `kind` to run: `chosen` (given with `--KIND`), or the program's only one;
+    otherwise None and the problem to report."""
+    names = sorted(blocks)
+    listed = ", ".join(names) or "none"
+    if chosen is None and len(names) != 1:
+        return None, f"the program has {len(names)} {kind} blocks; choose one with --{kind} ({listed})"
+    name = chosen or names[0]
+    if name not in blocks:
+        return None, f"no {kind} block `{name}`; the program has: {listed}"
+    return name, None
 
 
 def _summary(files: int, diagnostics: Sequence[Diagnostic]) -> str:
@@ -198,12 +211,9 @@ def run(args: argparse.Namespace) -> int:
         except ProgramError as error:
             print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
             return EXIT_PROBLEMS
-        learns = sorted(plan.data["learns"])
-        if args.learn is None and len(learns) != 1:
-            return _usage_error(f"the program has {len(learns)} learn blocks; choose one with --learn ({', '.join(learns) or 'none'})")
-        learn = args.learn or learns[0]
-        if learn not in plan.data["learns"]:
-            return _usage_error(f"no learn block `{learn}`; the program has: {', '.join(learns) or 'none'}")
+        learn, problem = _chosen_block(plan.data["learns"], "learn", args.learn)
+        if learn is None:
+            return _usage_error(problem or "")
         result = start_run(
             plan,
             learn,
@@ -382,14 +392,9 @@ def _start_evaluation(args: argparse.Namespace) -> EvaluationResult | int:
     except ProgramError as error:
         print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
         return EXIT_PROBLEMS
-    evaluates = sorted(compiled.data.get("evaluates") or {})
-    if args.evaluate is None and len(evaluates) != 1:
-        return _usage_error(
-            f"the program has {len(evaluates)} evaluate blocks; choose one with --evaluate ({', '.join(evaluates) or 'none'})"
-        )
-    name = args.evaluate or evaluates[0]
-    if name not in evaluates:
-        return _usage_error(f"no evaluate block `{name}`; the program has: {', '.join(evaluates) or 'none'}")
+    name, problem = _chosen_block(compiled.data.get("evaluates") or {}, "evaluate", args.evaluate)
+    if name is None:
+        return _usage_error(problem or "")
     return start_evaluation(
         compiled,
         name,
