@@ -26,9 +26,9 @@ import openai
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests")]
 
-from endpoint import Endpoint, running_endpoint  # noqa: E402
+from support.endpoint import Endpoint, running_endpoint  # noqa: E402
 
-from grpo_dsl.runtime import ChatRequest, Usage, build_client  # noqa: E402
+from grpo_dsl.clients import ChatRequest, Usage, build_client  # noqa: E402
 
 FAULT_MIX = {"rate_429": 0.10, "rate_500": 0.05, "rate_drop": 0.02, "rate_malformed": 0.05, "retry_after": 0.05, "seed": 7}
 MODEL_ID = "bench-model"

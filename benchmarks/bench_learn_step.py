@@ -18,13 +18,13 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests")]
 
-from endpoint import running_endpoint  # noqa: E402
-from learn_world import write_world  # noqa: E402
+from support.endpoint import running_endpoint  # noqa: E402
+from support.learn_world import write_world  # noqa: E402
 
+from grpo_dsl.learning.run import start_run  # noqa: E402
+from grpo_dsl.learning.step import Learner  # noqa: E402
 from grpo_dsl.plan import load_plan  # noqa: E402
-from grpo_dsl.runtime.interpreter import start_run  # noqa: E402
-from grpo_dsl.runtime.learn import Learner  # noqa: E402
-from grpo_dsl.runtime.rundir import read_events  # noqa: E402
+from grpo_dsl.runs.directory import read_events  # noqa: E402
 
 STAGES = ("rollout", "summary", "advantage", "consolidate")
 
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="the best of this many runs of each")
     args = parser.parse_args()
     latency = args.latency_ms / 1000
-    with running_endpoint(script="worlds:date_world", faults={"latency_ms": args.latency_ms}) as endpoint:
+    with running_endpoint(script="support.worlds:date_world", faults={"latency_ms": args.latency_ms}) as endpoint:
         with tempfile.TemporaryDirectory() as folder:
             one_step(endpoint.base_url, Path(folder), 2, 2, True)  # warm-up: imports, connections
         results: dict[str, dict[str, float]] = {}

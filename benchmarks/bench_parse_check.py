@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from grpo_dsl.checks import check_path
-from grpo_dsl.parser import parse
+from grpo_dsl.language.checks import check_path
+from grpo_dsl.language.parser import parse
 
 TARGET_SECONDS = 1.0
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from openai import OpenAI
 
-from grpo_dsl.prompting import compose_templates, render_messages
-from grpo_dsl.runtime.local import LocalServer, model_path
+from grpo_dsl.clients.local import LocalServer, model_path
+from grpo_dsl.prompts.messages import compose_templates, render_messages
 
 LESSON = "Write dates as YYYY-MM-DD."
 PROMPT = "Write the date {{ written }} in standard numeric form. Reply with only the date."

@@ -5,10 +5,10 @@ compiler turns it into an execution plan, the interpreter runs the learning loop
 and the learned experience library is emitted as a versioned prompt module.
 """
 
-__version__ = "0.1.0"
-
-from .api import CheckedProgram, compile, load, loads, to_source  # noqa: E402
-from .builder import (  # noqa: E402
+from grpo_dsl._version import __version__
+from grpo_dsl.api import CheckedProgram, compile, load, loads, to_source
+from grpo_dsl.core.env import resolve_env
+from grpo_dsl.language.builders import (
     Dataset,
     Emit,
     Evaluate,
@@ -28,9 +28,14 @@ from .builder import (  # noqa: E402
     ref,
     unary,
 )
-from .diagnostics import Diagnostic, ProgramError  # noqa: E402
-from .emit import ModelMismatchWarning, ModuleError, PromptModule, load_module  # noqa: E402
-from .plan import Plan, PlanError, resolve_env  # noqa: E402
+from grpo_dsl.language.diagnostics import Diagnostic, ProgramError
+from grpo_dsl.modules import (
+    ModelMismatchWarning,
+    ModuleError,
+    PromptModule,
+    load_module,
+)
+from grpo_dsl.plan import Plan, PlanError
 
 __all__ = [
     "__version__",

@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from . import ast
-from .checks import check, check_path
-from .diagnostics import Diagnostic, ProgramError
-from .fmt import format_program
-from .parser import parse
-from .plan import Plan, workspace_of
-from .plan import compile as compile_workspace
-from .workspace import Workspace
+from grpo_dsl.language import ast
+from grpo_dsl.language.checks import check, check_path
+from grpo_dsl.language.diagnostics import Diagnostic, ProgramError
+from grpo_dsl.language.fmt import format_program
+from grpo_dsl.language.parser import parse
+from grpo_dsl.language.workspace import Workspace
+from grpo_dsl.plan import Plan, workspace_of
+from grpo_dsl.plan import compile as compile_workspace
 
 __all__ = ["CheckedProgram", "compile", "load", "loads", "to_source"]
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import TypeVar
 
+from grpo_dsl.core.errors import GrpoError
+
 try:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
@@ -32,15 +34,15 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("grpo_dsl.testing needs Hypothesis: pip install 'grpo-dsl[testing]'") from exc
 
-from .library import (
+from grpo_dsl.library import (
     ON_FULL_MODES,
     OPERATION_KINDS,
     ApplyContext,
     ApplyReport,
     Experience,
     Library,
-    OpKind,
     Operation,
+    OpKind,
     PolicySpec,
     ProvenanceEntry,
     Rule,
@@ -362,7 +364,7 @@ def apply_cases(draw: st.DrawFn, valid: bool | None = None) -> ApplyCase:
 # ---------------------------------------------------------------------- invariants
 
 
-class InvariantViolation(AssertionError):
+class InvariantViolation(GrpoError, AssertionError):
     """A rule broke an invariant; the message names it and shows the case."""
 
     def __init__(self, invariant: str, detail: str, case: ApplyCase | None = None, rule_name: str | None = None):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from endpoint import Endpoint
+from support.endpoint import Endpoint
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +19,7 @@ def _endpoint_process() -> Iterator[Endpoint]:
 
 @pytest.fixture
 def endpoint(_endpoint_process: Endpoint) -> Endpoint:
-    """The test OpenAI-compatible endpoint (tests/endpoint.py), echoing, without faults, counters at zero.
+    """The test OpenAI-compatible endpoint (tests/support/endpoint.py), echoing, without faults, counters at zero.
 
     Use `.configure(script=..., faults=..., api_key=..., models=...)` to change it for
     one test and `.restart(...)` to replace its process; `.base_url`, `.stats()`, `.reset()`.

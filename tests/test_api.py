@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import grpo_dsl as g
-from grpo_dsl import ast
-from grpo_dsl.fmt import format_program
-from grpo_dsl.parser import parse, parse_file
+from grpo_dsl.language import ast
+from grpo_dsl.language.fmt import format_program
+from grpo_dsl.language.parser import parse, parse_file
 from grpo_dsl.plan import load_plan
 
 FIXTURES = Path(__file__).parent / "fixtures"

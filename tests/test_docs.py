@@ -2,7 +2,7 @@
 
 - every ```grpo block of docs/language.md parses;
 - the attribute and built-in tables of docs/language.md are generated from
-  `grpo_dsl.attributes` and `grpo_dsl.builtins` (`GRPO_UPDATE_GOLDEN=1` rewrites them);
+  `grpo_dsl.language.attributes` and `grpo_dsl.language.builtins` (`GRPO_UPDATE_GOLDEN=1` rewrites them);
 - docs/errors.md documents every code of `CODES`, and each example is the real output
   of the golden program it names.
 """
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from grpo_dsl.attributes import SPECS, AttributeSpec
-from grpo_dsl.builtins import BUILTINS
-from grpo_dsl.checks import check_path
-from grpo_dsl.diagnostics import CODES, render_text
-from grpo_dsl.parser import parse
+from grpo_dsl.language.attributes import SPECS, AttributeSpec
+from grpo_dsl.language.builtins import BUILTINS
+from grpo_dsl.language.checks import check_path
+from grpo_dsl.language.diagnostics import CODES, render_text
+from grpo_dsl.language.parser import parse
 
 DOCS = Path(__file__).parent.parent / "docs"
 DATA = Path(__file__).parent / "data"

@@ -16,8 +16,8 @@ from types import ModuleType
 
 import pytest
 
+from grpo_dsl.learning.run import start_run
 from grpo_dsl.plan import load_plan
-from grpo_dsl.runtime.interpreter import start_run
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "programs"
 QUICKSTART = PROGRAMS / "quickstart.grpo"

@@ -12,8 +12,8 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 PROBE = """
 import sys
 import grpo_dsl
-from grpo_dsl.parser import parse
-from grpo_dsl.resources import resource_path
+from grpo_dsl.language.parser import parse
+from grpo_dsl.core.resources import resource_path
 
 site = sys.argv[1]
 assert grpo_dsl.__file__.startswith(site), grpo_dsl.__file__

@@ -1,0 +1,551 @@
+"""The `grpo` command: one subcommand per verb, registered in `SUBCOMMANDS`.
+
+Exit status: 0 clean, 1 problems in a program, 2 wrong usage (including a file
+that does not exist). This is the only module that chooses colour or exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TextIO
+
+from grpo_dsl._version import __version__
+from grpo_dsl.core.errors import GrpoError
+from grpo_dsl.core.files import atomic_write_text
+from grpo_dsl.evaluation.evaluate import (
+    EvaluationResult,
+    format_evaluation,
+    resume_evaluation,
+    start_evaluation,
+)
+from grpo_dsl.language.checks import check_path
+from grpo_dsl.language.diagnostics import (
+    Diagnostic,
+    ProgramError,
+    render_json,
+    render_text,
+)
+from grpo_dsl.language.fmt import format_program
+from grpo_dsl.language.parser import parse_file
+from grpo_dsl.learning.replay import format_replay, replay_run
+from grpo_dsl.learning.run import RunResult, resume_run, start_run
+from grpo_dsl.modules import (
+    ModuleError,
+    blame,
+    diff_modules,
+    emit_from_run,
+    format_blame,
+    format_diff,
+    format_log,
+    format_show,
+    load_module,
+    module_log,
+    parse_reference,
+)
+from grpo_dsl.plan import Plan, load_plan
+from grpo_dsl.plan import compile as compile_plan
+from grpo_dsl.plan.explain import explain
+from grpo_dsl.report import render_report
+from grpo_dsl.report.rundata import read_run
+
+__all__ = [
+    "Subcommand",
+    "SUBCOMMANDS",
+    "EXIT_OK",
+    "EXIT_PROBLEMS",
+    "EXIT_USAGE",
+    "EXIT_INTERRUPTED",
+    "main",
+    "wants_color",
+]
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass(frozen=True, slots=True)
+class Subcommand:
+    """A `grpo NAME ...` verb: how to declare its arguments and how to run it."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def wants_color(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when `NO_COLOR` is set."""
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def _usage_error(message: str) -> int:
+    print(f"grpo: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _missing_files(paths: Sequence[str]) -> list[str]:
+    return [path for path in paths if not Path(path).is_file()]
+
+
+def _chosen_block(plan: Plan, kind: Literal["learn", "evaluate"], chosen: str | None) -> tuple[str | None, str | None]:
+    """The block of `kind` to run: `chosen` (given with `--KIND`), or the program's only one;
+    otherwise None and the problem to report."""
+    names = plan.names(kind)
+    listed = ", ".join(names) or "none"
+    if chosen is None and len(names) != 1:
+        return None, f"the program has {len(names)} {kind} blocks; choose one with --{kind} ({listed})"
+    name = chosen or names[0]
+    if name not in names:
+        return None, f"no {kind} block `{name}`; the program has: {listed}"
+    return name, None
+
+
+def _summary(files: int, diagnostics: Sequence[Diagnostic]) -> str:
+    errors = sum(d.severity == "error" for d in diagnostics)
+    warnings = len(diagnostics) - errors
+
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    return f"checked {plural(files, 'file')}: {plural(errors, 'error')}, {plural(warnings, 'warning')}"
+
+
+# ------------------------------------------------------------------------ check
+
+
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="a .grpo program")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print diagnostics")
+
+
+def _diagnose(path: str) -> tuple[tuple[Diagnostic, ...], dict[str, str]]:
+    try:
+        result = check_path(path)
+    except ProgramError as error:
+        return error.diagnostics, error.sources
+    return tuple(result.diagnostics), dict(result.sources)
+
+
+def check(args: argparse.Namespace) -> int:
+    """`grpo check FILE...`: parse and check each program, print every diagnostic."""
+    missing = _missing_files(args.files)
+    if missing:
+        return _usage_error(f"no such file: {', '.join(missing)}")
+    diagnostics: list[Diagnostic] = []
+    sources: dict[str, str] = {}
+    for path in args.files:
+        found, read = _diagnose(path)
+        diagnostics.extend(found)
+        sources.update(read)
+    if args.format == "json":
+        print(render_json(diagnostics))
+    else:
+        if diagnostics:
+            print(render_text(diagnostics, sources, color=wants_color(sys.stdout)))
+        print(_summary(len(args.files), diagnostics), file=sys.stderr)
+    return EXIT_PROBLEMS if any(d.severity == "error" for d in diagnostics) else EXIT_OK
+
+
+# -------------------------------------------------------------------------- fmt
+
+
+def _fmt_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="a .grpo program, rewritten in place")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
+
+
+def fmt(args: argparse.Namespace) -> int:
+    """`grpo fmt FILE... [--check]`: rewrite each program in the canonical layout."""
+    missing = _missing_files(args.files)
+    if missing:
+        return _usage_error(f"no such file: {', '.join(missing)}")
+    status = EXIT_OK
+    for name in args.files:
+        path = Path(name)
+        try:
+            program = parse_file(path)
+        except ProgramError as error:
+            print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
+            status = EXIT_PROBLEMS
+            continue
+        formatted = format_program(program)
+        if formatted == program.source:
+            continue
+        if args.check:
+            print(f"would reformat {name}")
+            status = EXIT_PROBLEMS
+        else:
+            atomic_write_text(path, formatted)
+            print(f"reformatted {name}", file=sys.stderr)
+    return status
+
+
+# -------------------------------------------------------------------------- run
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", metavar="FILE", help="a .grpo program")
+    parser.add_argument("--learn", metavar="NAME", help="the learn block to run (needed when there are several)")
+    parser.add_argument("--runs", metavar="DIR", default="runs", help="where run directories go (default: ./runs)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run")
+
+
+def _print_summary(result: RunResult) -> None:
+    out = sys.stderr
+    print(f"run {result.status}: {result.run_dir}", file=out)
+    if result.message:
+        print(f"  {result.message}", file=out)
+    if result.steps:
+        print("  step  reward  kept  applied  rejected  library", file=out)
+        for s in result.steps:
+            print(
+                f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}",
+                file=out,
+            )
+    usage = result.usage.get("total", {})
+    print(
+        f"  calls {usage.get('calls', 0)} ({usage.get('cached_calls', 0)} cached), "
+        f"tokens {usage.get('prompt_tokens', 0) + usage.get('completion_tokens', 0)}, cost ${usage.get('usd', 0.0):.4f}",
+        file=out,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """`grpo run FILE [--learn NAME] [--runs DIR]` or `grpo run --resume RUN_DIR`."""
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "run.json").is_file():
+            return _usage_error(f"not a run directory: {run_dir}")
+        print(run_dir)
+        result = resume_run(run_dir)
+    else:
+        if args.file is None:
+            return _usage_error("give a program FILE, or --resume RUN_DIR")
+        if _missing_files([args.file]):
+            return _usage_error(f"no such file: {args.file}")
+        try:
+            plan = load_plan(args.file)
+        except ProgramError as error:
+            print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
+            return EXIT_PROBLEMS
+        learn, problem = _chosen_block(plan, "learn", args.learn)
+        if learn is None:
+            return _usage_error(problem or "")
+        result = start_run(
+            plan,
+            learn,
+            base_dir=Path(args.file).resolve().parent,
+            runs_root=Path(args.runs),
+            on_start=lambda run_dir: print(run_dir, flush=True),
+        )
+    _print_summary(result)
+    if result.status == "interrupted":
+        return EXIT_INTERRUPTED
+    if result.status != "completed":
+        return EXIT_PROBLEMS
+    return _emit_after_run(result.run_dir)
+
+
+def _emit_after_run(run_dir: Path) -> int:
+    """Run the program's `emit` blocks whose library is the learn that just finished."""
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    plan = Plan.from_json((run_dir / "plan.json").read_text(encoding="utf-8"))
+    status = EXIT_OK
+    for name in plan.names("emit"):
+        if plan.emit(name).library != info["learn"]:
+            continue
+        try:
+            emitted = emit_from_run(plan, name, run_dir, base_dir=Path(info["base_dir"]))
+        except ModuleError as error:
+            print(f"grpo: emit `{name}` failed: {error}", file=sys.stderr)
+            status = EXIT_PROBLEMS
+            continue
+        verb = "emitted" if emitted.created else "unchanged"
+        print(f"{verb} {emitted.path} {emitted.version}", file=sys.stderr)
+    return status
+
+
+# ------------------------------------------------------------------------- plan
+
+
+def _plan_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="a .grpo program")
+    parser.add_argument("-o", "--output", metavar="PLAN", help="write the plan JSON to this file instead of stdout")
+    parser.add_argument(
+        "--explain", action="store_true", help="print the steps, the calls each makes, the estimate and the defaults filled in"
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print diagnostics")
+
+
+def _print_diagnostics(diagnostics: Sequence[Diagnostic], sources: dict[str, str], form: str) -> None:
+    if diagnostics:
+        text = render_json(diagnostics) if form == "json" else render_text(diagnostics, sources, color=wants_color(sys.stderr))
+        print(text, file=sys.stderr)
+
+
+def plan(args: argparse.Namespace) -> int:
+    """`grpo plan FILE [-o PLAN] [--explain]`: the execution plan as JSON, or explained."""
+    if _missing_files([args.file]):
+        return _usage_error(f"no such file: {args.file}")
+    result = check_path(args.file)
+    if result.workspace is None or not result.ok:
+        _print_diagnostics(result.diagnostics, result.sources, args.format)
+        return EXIT_PROBLEMS
+    try:
+        compiled = compile_plan(result.workspace)
+    except ProgramError as error:
+        _print_diagnostics(error.diagnostics, error.sources or result.sources, args.format)
+        return EXIT_PROBLEMS
+    _print_diagnostics(result.diagnostics, result.sources, args.format)
+    if args.output is not None:
+        target = Path(args.output)
+        if not target.parent.is_dir():
+            return _usage_error(f"no such folder: {target.parent}")
+        atomic_write_text(target, compiled.to_json())
+    elif not args.explain:
+        sys.stdout.write(compiled.to_json())
+    if args.explain:
+        sys.stdout.write(explain(compiled, args.file))
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------- emit, module
+
+
+def _emit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="the .grpo program with the emit block")
+    parser.add_argument("--emit", required=True, metavar="NAME", help="the emit block to write")
+    parser.add_argument("--from", dest="run_dir", required=True, metavar="RUN_DIR", help="the run whose library is emitted")
+    parser.add_argument("--step", type=int, metavar="N", help="the library after step N (default: the last completed step)")
+    parser.add_argument(
+        "--force", action="store_true", help="write outside the program's folder, or into a folder that is not a module"
+    )
+
+
+def emit(args: argparse.Namespace) -> int:
+    """`grpo emit FILE --emit NAME --from RUN_DIR [--step N] [--force]`: a module version from a run."""
+    if _missing_files([args.file]):
+        return _usage_error(f"no such file: {args.file}")
+    if not Path(args.run_dir).is_dir():
+        return _usage_error(f"no such run directory: {args.run_dir}")
+    try:
+        compiled = load_plan(args.file)
+    except ProgramError as error:
+        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
+        return EXIT_PROBLEMS
+    base_dir = Path(args.file).resolve().parent
+    result = emit_from_run(compiled, args.emit, Path(args.run_dir), step=args.step, base_dir=base_dir, force=args.force)
+    if result.change is None:
+        print(f"{result.path} {result.version}: unchanged, no new version")
+    else:
+        print(f"{result.path} {result.version}: {result.change.bump} version written")
+    return EXIT_OK
+
+
+def _module_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="describe a version and list its experiences")
+    show.add_argument("reference", metavar="PATH[@VERSION]", help="a module folder, optionally with a version or range")
+    log = actions.add_parser("log", help="list every version, newest first")
+    log.add_argument("reference", metavar="PATH")
+    diff = actions.add_parser("diff", help="the experiences added, removed and edited between two versions")
+    diff.add_argument("reference", metavar="PATH@A")
+    diff.add_argument("other", metavar="PATH@B")
+    blame = actions.add_parser("blame", help="the steps, groups, rewards and rationales behind one experience")
+    blame.add_argument("reference", metavar="PATH[@VERSION]")
+    blame.add_argument("id", metavar="ID", help="an experience id such as E3")
+
+
+def _module_text(args: argparse.Namespace) -> str:
+    path, version = parse_reference(args.reference)
+    if args.action == "log":
+        return format_log(module_log(path))
+    if args.action == "diff":
+        other_path, other_version = parse_reference(args.other)
+        return format_diff(diff_modules(load_module(path, version), load_module(other_path, other_version)))
+    if args.action == "blame":
+        return format_blame(blame(load_module(path, version), args.id))
+    return format_show(load_module(path, version))
+
+
+def module(args: argparse.Namespace) -> int:
+    """`grpo module show|log|diff|blame`: read the history of a prompt module."""
+    references = [args.reference] + ([args.other] if args.action == "diff" else [])
+    for reference in references:
+        path, _ = parse_reference(reference)
+        if not (path / "index.json").is_file():
+            return _usage_error(f"{path} is not a prompt module: it has no index.json")
+    text = _module_text(args)
+    print(text)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------- eval, report
+
+
+def _eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", metavar="FILE", help="a .grpo program")
+    parser.add_argument("--evaluate", metavar="NAME", help="the evaluate block to run (needed when there are several)")
+    parser.add_argument("--runs", metavar="DIR", default="runs", help="where runs are found and written (default: ./runs)")
+    parser.add_argument("--resume", metavar="EVAL_DIR", help="continue (or replay) an evaluation run directory")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="a table with sentences, or JSON")
+
+
+def _start_evaluation(args: argparse.Namespace) -> EvaluationResult | int:
+    if args.file is None:
+        return _usage_error("give a program FILE, or --resume EVAL_DIR")
+    if _missing_files([args.file]):
+        return _usage_error(f"no such file: {args.file}")
+    try:
+        compiled = load_plan(args.file)
+    except ProgramError as error:
+        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
+        return EXIT_PROBLEMS
+    name, problem = _chosen_block(compiled, "evaluate", args.evaluate)
+    if name is None:
+        return _usage_error(problem or "")
+    return start_evaluation(
+        compiled,
+        name,
+        base_dir=Path(args.file).resolve().parent,
+        runs_root=Path(args.runs),
+        stream=sys.stderr,
+        on_start=lambda run_dir: print(f"evaluation run: {run_dir}", file=sys.stderr, flush=True),
+    )
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """`grpo eval FILE [--evaluate NAME] [--runs DIR] [--format text|json]` or `grpo eval --resume EVAL_DIR`."""
+    if args.resume:
+        print(f"evaluation run: {args.resume}", file=sys.stderr, flush=True)
+        result = resume_evaluation(Path(args.resume), stream=sys.stderr)
+    else:
+        started = _start_evaluation(args)
+        if isinstance(started, int):
+            return started
+        result = started
+    if args.format == "json":
+        print(json.dumps(result.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        sys.stdout.write(format_evaluation(result.to_json()))
+    if result.status != "completed":
+        print(f"evaluation {result.status}: {result.message}", file=sys.stderr)
+    if result.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
+
+
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a learning run directory (or an evaluation run directory)")
+    parser.add_argument("-o", "--output", metavar="HTML", default="report.html", help="the HTML file to write (default: report.html)")
+    parser.add_argument(
+        "--eval",
+        dest="eval_dir",
+        metavar="EVAL_DIR",
+        help="the evaluation to show (default: the newest one under the same runs folder that compared this run's library)",
+    )
+    parser.add_argument("--no-eval", action="store_true", help="show no evaluation")
+
+
+def report(args: argparse.Namespace) -> int:
+    """`grpo report RUN_DIR [-o report.html] [--eval EVAL_DIR | --no-eval]`: one self-contained HTML file."""
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "run.json").is_file():
+        return _usage_error(f"not a run directory: {run_dir}")
+    if args.eval_dir is not None and not (Path(args.eval_dir) / "run.json").is_file():
+        return _usage_error(f"not an evaluation run directory: {args.eval_dir}")
+    target = Path(args.output)
+    if not target.parent.is_dir():
+        return _usage_error(f"no such folder: {target.parent}")
+    data = read_run(run_dir, evaluation_dir=Path(args.eval_dir) if args.eval_dir else None, find=not args.no_eval)
+    atomic_write_text(target, render_report(data))
+    shown = "with its evaluation" if data.evaluation is not None else "without an evaluation"
+    print(f"{target}: {len(data.steps)} steps, {shown}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------- replay
+
+
+def _replay_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="the recorded learning run to replay")
+    parser.add_argument("--policy", required=True, metavar="FILE:NAME", help="a policy declared in a .grpo file")
+    parser.add_argument("--from-step", type=int, default=1, metavar="K", help="replay from step K; earlier steps are copied (default: 1)")
+    parser.add_argument("--runs", metavar="DIR", default="runs", help="where the replay run directory goes (default: ./runs)")
+    parser.add_argument("--offline", action="store_true", help="only apply the new rule to the recorded operations; make no call")
+
+
+def replay(args: argparse.Namespace) -> int:
+    """`grpo replay RUN_DIR --policy FILE:NAME [--from-step K] [--runs DIR] [--offline]`."""
+    if not (Path(args.run_dir) / "run.json").is_file():
+        return _usage_error(f"not a run directory: {args.run_dir}")
+    file, colon, name = args.policy.rpartition(":")
+    if not colon or not file or not name:
+        return _usage_error(f"--policy takes FILE:NAME, a .grpo file and one of its policies, not {args.policy!r}")
+    if _missing_files([file]):
+        return _usage_error(f"no such file: {file}")
+    try:
+        result = replay_run(
+            Path(args.run_dir),
+            Path(file),
+            name,
+            from_step=args.from_step,
+            runs_root=Path(args.runs),
+            offline=args.offline,
+            on_start=lambda run_dir: print(f"replay run: {run_dir}", file=sys.stderr, flush=True),
+        )
+    except ProgramError as error:
+        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
+        return EXIT_PROBLEMS
+    sys.stdout.write(format_replay(result))
+    if result.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
+
+
+# ------------------------------------------------------------------------ entry
+
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand("check", "parse and check programs, print every problem", _check_arguments, check),
+    Subcommand("fmt", "rewrite programs in the canonical layout", _fmt_arguments, fmt),
+    Subcommand("plan", "compile a program to its execution plan, with a cost estimate", _plan_arguments, plan),
+    Subcommand("run", "run a learn block: Training-Free GRPO, step by step", _run_arguments, run),
+    Subcommand("emit", "write the library of a run as a prompt module version", _emit_arguments, emit),
+    Subcommand("module", "show, log, diff and blame the versions of a prompt module", _module_arguments, module),
+    Subcommand("eval", "evaluate libraries side by side, with intervals and paired differences", _eval_arguments, evaluate),
+    Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, report),
+    Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, replay),
+)
+
+
+def _argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grpo", description="Training-Free GRPO, declared in .grpo files.")
+    parser.add_argument("--version", action="version", version=f"grpo-dsl {__version__}")
+    verbs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for subcommand in SUBCOMMANDS:
+        verb = verbs.add_parser(subcommand.name, help=subcommand.help, description=subcommand.help)
+        subcommand.add_arguments(verb)
+        verb.set_defaults(run=subcommand.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `grpo` with `argv` (default: the process arguments); return the exit status."""
+    try:
+        args = _argument_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except ProgramError as error:
+        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
+    except GrpoError as error:
+        print(f"grpo: error: {error}", file=sys.stderr)
+    return EXIT_PROBLEMS
+

@@ -1,0 +1,53 @@
+"""Every LLM call: one protocol, one `openai` adapter, and the layers around it.
+
+It owns the `LLMClient` protocol with its request, response and errors (`protocol`),
+the adapter on the `openai` package (`openai_adapter`, the only importer of
+`openai`), the response cache, rate and concurrency limits, retries, usage and
+budgets (`accounting`), structured outputs, the embedded local model (`local`) and
+the `stack` that composes them. It imports only `core`. `build_client` (which
+imports `openai`) is loaded on first use, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from grpo_dsl.clients.accounting import Budget, Usage
+from grpo_dsl.clients.protocol import (
+    BudgetExceeded,
+    ChatRequest,
+    ChatResponse,
+    EndpointError,
+    LLMClient,
+    RetriesExhausted,
+    StructuredOutputError,
+    derive_seed,
+)
+from grpo_dsl.clients.structured import complete_json
+
+if TYPE_CHECKING:
+    from grpo_dsl.clients.stack import ClientStack, build_client
+
+__all__ = [
+    "Budget",
+    "BudgetExceeded",
+    "ChatRequest",
+    "ChatResponse",
+    "ClientStack",
+    "EndpointError",
+    "LLMClient",
+    "RetriesExhausted",
+    "StructuredOutputError",
+    "Usage",
+    "build_client",
+    "complete_json",
+    "derive_seed",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("build_client", "ClientStack"):
+        from grpo_dsl.clients import stack
+
+        return getattr(stack, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

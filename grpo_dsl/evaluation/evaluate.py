@@ -1,0 +1,624 @@
+"""The interpreter of an `evaluate` block: every compared library on the same questions.
+
+`start_evaluation` resolves the libraries of `compare` (`none`, a `learn` name
+meaning the library of its latest run, a module path with a version), creates
+`runs/<evaluate>/<run-id>/` and samples the task `samples` times on every question
+with each library in turn, through the run's client stack (cached, budgeted) and
+with the same per-sample seeds for every library (`evaluation.sample_library`), so
+the results are paired. `resume_evaluation` continues such a directory: the
+libraries are those recorded when it started, and every call already answered is
+replayed from its cache for free.
+
+```
+runs/<evaluate>/<run-id>/
+  plan.json  run.json  events.jsonl  usage.json  cache/   as for a learning run
+  libraries.json     the libraries compared, fixed when the evaluation started
+  results.jsonl      one line per sample: library, question, sample, reward, tokens,
+                     tool_calls, cost, error, output
+  evaluation.json    metrics with intervals and paired comparisons (grpo-evaluation/1)
+```
+
+When it completes, the results of every compared module version are recorded in
+that version's `module.json` under the evaluate's name (`emit.record_evaluation`).
+
+The statistics are `stats.summarize_samples` per library and
+`stats.paired_difference` of every other library against the first (the baseline),
+per reward metric, over per-question values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+import jsonschema
+
+from grpo_dsl.clients.accounting import Budget, Usage
+from grpo_dsl.clients.protocol import ChatRequest, ChatResponse
+from grpo_dsl.core.env import resolve_env
+from grpo_dsl.core.errors import GrpoError
+from grpo_dsl.core.files import atomic_write_json, atomic_write_text, read_json
+from grpo_dsl.evaluation.results import Comparison, EvaluationData, LibraryEvaluation
+from grpo_dsl.evaluation.sampling import QuestionResult, sample_library
+from grpo_dsl.evaluation.stats import (
+    EvaluationSummary,
+    Sample,
+    mean_at_k,
+    paired_difference,
+    pass_at_k,
+    summarize_samples,
+)
+from grpo_dsl.library import Library
+from grpo_dsl.modules import (
+    ModelMismatchWarning,
+    ModuleError,
+    evaluation_record,
+    load_module,
+    parse_reference,
+    record_evaluation,
+)
+from grpo_dsl.plan import Plan
+from grpo_dsl.plan.views import EvaluateView
+from grpo_dsl.prompts.messages import compose_templates
+from grpo_dsl.rewards.scorer import RewardScorer
+from grpo_dsl.rollout.answer import Call
+from grpo_dsl.rollout.questions import load_questions
+from grpo_dsl.runs.directory import EventLog, RunDirectory
+from grpo_dsl.runs.progress import Progress
+from grpo_dsl.runs.session import (
+    client_stack,
+    ending_cleanly,
+    latest_run,
+    usage_from_events,
+)
+
+__all__ = [
+    "EVALUATION_SCHEMA",
+    "EvaluationError",
+    "EvaluationResult",
+    "LibraryResult",
+    "LibrarySource",
+    "STAGE",
+    "format_evaluation",
+    "is_evaluation_run",
+    "question_scores",
+    "read_evaluation",
+    "resolve_libraries",
+    "resume_evaluation",
+    "start_evaluation",
+]
+
+STAGE = "evaluate"
+"""The stage of every rollout an evaluation makes (judge rewards use `judge`)."""
+
+CONFIDENCE = 0.95
+
+LibraryKind = Literal["none", "learn", "module"]
+
+
+class EvaluationError(GrpoError):
+    """An evaluation that cannot start: an unknown block, a library that cannot be found, no reward."""
+
+
+@dataclass(frozen=True, slots=True)
+class LibrarySource:
+    """One library of `compare`: its name as written, where it came from, and its content.
+
+    `origin` is the run directory of a learn's library or `PATH@VERSION` of a
+    module; `status` the state of that run (completed, stopped, ...).
+    """
+
+    name: str
+    kind: LibraryKind
+    library: Library
+    origin: str | None = None
+    status: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "origin": self.origin,
+            "status": self.status,
+            "content_hash": self.library.content_hash(),
+            "library": self.library.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> LibrarySource:
+        return cls(value["name"], value["kind"], Library.from_json(value["library"]), value.get("origin"), value.get("status"))
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryResult:
+    """A library's evaluation: where it came from and its summary over questions."""
+
+    source: LibrarySource
+    summary: EvaluationSummary
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.source.name,
+            "kind": self.source.kind,
+            "origin": self.source.origin,
+            "status": self.source.status,
+            "content_hash": self.source.library.content_hash(),
+            "experiences": len(self.source.library.experiences),
+            "questions": len(self.summary.questions),
+            "samples": self.summary.samples_per_question,
+            "metrics": {m.name: m.interval.to_json() for m in self.summary.metrics},
+            "per_question": [q.to_json() for q in self.summary.questions],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationResult:
+    """How an evaluation ended (`status`: completed, stopped, interrupted, failed) and what it found.
+
+    `libraries` and `comparisons` are empty unless every library was evaluated.
+    """
+
+    run_dir: Path
+    evaluate: str
+    status: str
+    reward: str | None
+    metrics: tuple[str, ...]
+    libraries: tuple[LibraryResult, ...]
+    comparisons: tuple[Comparison, ...]
+    usage: Mapping[str, Any]
+    message: str | None = None
+
+    @property
+    def report_data(self) -> EvaluationData:
+        """The evaluation as the HTML report shows it."""
+        return EvaluationData(
+            libraries=tuple(LibraryEvaluation.from_summary(r.source.name, r.summary) for r in self.libraries),
+            comparisons=self.comparisons,
+            confidence=CONFIDENCE,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": "grpo-evaluation/1",
+            "evaluate": self.evaluate,
+            "run_dir": str(self.run_dir),
+            "status": self.status,
+            "message": self.message,
+            "reward": self.reward,
+            "metrics": list(self.metrics),
+            "confidence": CONFIDENCE,
+            "libraries": [r.to_json() for r in self.libraries],
+            "comparisons": [c.to_json() for c in self.comparisons],
+            "usage": dict(self.usage),
+        }
+
+
+_INTERVAL = {
+    "type": "object",
+    "required": ["estimate", "low", "high"],
+    "properties": {"estimate": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"}},
+}
+EVALUATION_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "grpo-evaluation/1",
+    "type": "object",
+    "required": ["schema", "evaluate", "status", "reward", "metrics", "confidence", "libraries", "comparisons", "usage"],
+    "properties": {
+        "schema": {"const": "grpo-evaluation/1"},
+        "evaluate": {"type": "string"},
+        "status": {"enum": ["completed", "stopped", "interrupted", "failed"]},
+        "reward": {"type": ["string", "null"]},
+        "metrics": {"type": "array", "items": {"type": "string"}},
+        "confidence": {"type": "number"},
+        "libraries": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "kind", "content_hash", "questions", "samples", "metrics", "per_question"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "kind": {"enum": ["none", "learn", "module"]},
+                    "origin": {"type": ["string", "null"]},
+                    "questions": {"type": "integer", "minimum": 1},
+                    "samples": {"type": "integer", "minimum": 1},
+                    "metrics": {"type": "object", "additionalProperties": _INTERVAL},
+                    "per_question": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        },
+        "comparisons": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["metric", "candidate", "baseline", "difference", "low", "high", "p_value", "better", "worse", "ties"],
+            },
+        },
+        "usage": {"type": "object"},
+    },
+}
+
+
+def _validated(document: Any, where: Path) -> Any:
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(EVALUATION_SCHEMA).iter_errors(document))
+    if error is not None:
+        place = "/".join(str(p) for p in error.absolute_path) or "the top level"
+        raise EvaluationError(f"{where}: not an evaluation (grpo-evaluation/1) at {place}: {error.message}")
+    return document
+
+
+# ---------------------------------------------------------------------- the libraries
+
+
+def _learn_library(name: str, runs_root: Path) -> LibrarySource:
+    run_dir = latest_run(runs_root, name)
+    if run_dir is None:
+        raise EvaluationError(
+            f"`{name}` has no run under {runs_root}: run it first (`grpo run FILE --learn {name}`), "
+            "or point --runs at the folder that holds its runs"
+        )
+    if not (run_dir / "library.json").is_file():
+        raise EvaluationError(f"the latest run of `{name}`, {run_dir}, has not completed a step: it has no library yet")
+    try:
+        library = Library.from_json(read_json(run_dir / "library.json"))
+        status = RunDirectory(run_dir).info().get("status")
+    except (OSError, ValueError) as exc:
+        raise EvaluationError(f"the library of `{name}` in {run_dir} cannot be read: {exc}") from None
+    return LibrarySource(name, "learn", library, str(run_dir), status)
+
+
+def _module_library(reference: str, base_dir: Path, model: str) -> tuple[LibrarySource, str | None]:
+    path, version = parse_reference(reference)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ModelMismatchWarning)
+        try:
+            module = load_module(base_dir / path, version, model=model)
+        except ModuleError as exc:
+            raise EvaluationError(f"the library {reference!r}: {exc}") from None
+    warning = next((str(w.message) for w in caught if issubclass(w.category, ModelMismatchWarning)), None)
+    origin = f"{path.as_posix()}@{module.version}"
+    return LibrarySource(reference, "module", module.library, origin), warning
+
+
+def resolve_libraries(plan: Plan, evaluate: str, *, base_dir: Path, runs_root: Path) -> tuple[list[LibrarySource], list[str]]:
+    """The libraries of `compare`, in order, and any warnings (a module learned with another model).
+
+    `none` is the empty library, a `learn` name the library of its latest run under
+    `runs_root`, anything else a prompt module `PATH[@VERSION]` relative to `base_dir`.
+    Raises `EvaluationError` when one cannot be found.
+    """
+    block, _ = _block(plan, evaluate)
+    model = resolve_env(plan.model(plan.task(block.task).model).name)
+    sources: list[LibrarySource] = []
+    notes: list[str] = []
+    for name in dict.fromkeys(block.compare):
+        if name == "none":
+            sources.append(LibrarySource("none", "none", Library.empty()))
+        elif name in plan.names("learn"):
+            sources.append(_learn_library(name, runs_root))
+        else:
+            source, warning = _module_library(name, base_dir, model)
+            sources.append(source)
+            notes.extend([warning] if warning else [])
+    return sources, notes
+
+
+def _block(plan: Plan, evaluate: str) -> tuple[EvaluateView, str]:
+    """The `evaluate` block and its reward."""
+    evaluates = plan.names("evaluate")
+    if evaluate not in evaluates:
+        raise EvaluationError(f"the program has no evaluate `{evaluate}` (its evaluates: {', '.join(evaluates) or 'none'})")
+    block = plan.evaluate(evaluate)
+    if block.reward is None:
+        raise EvaluationError(
+            f"evaluate `{evaluate}` has no reward and its compared learns do not agree on one: add `reward = NAME` to it"
+        )
+    return block, block.reward
+
+
+# ---------------------------------------------------------------------- running
+
+
+def start_evaluation(
+    plan: Plan,
+    evaluate: str,
+    *,
+    base_dir: Path,
+    runs_root: Path,
+    budget: Budget | None = None,
+    stream: TextIO | None = None,
+    on_start: Callable[[Path], None] | None = None,
+) -> EvaluationResult:
+    """Resolve the libraries of `evaluate`, create its run directory and evaluate them all.
+
+    `on_start` is told the run directory as soon as it exists; warnings about the
+    libraries go to `stream`. Raises `EvaluationError` before anything is created
+    when a library cannot be found.
+    """
+    sources, notes = resolve_libraries(plan, evaluate, base_dir=base_dir, runs_root=runs_root)
+    run = RunDirectory.create(
+        runs_root,
+        evaluate,
+        plan.to_json(),
+        {
+            "kind": "evaluate",
+            "evaluate": evaluate,
+            "base_dir": str(base_dir.resolve()),
+            "plan_sha256": plan.sha256,
+            "budget": _budget_json(budget),
+        },
+    )
+    atomic_write_json(run.path / "libraries.json", {"libraries": [s.to_json() for s in sources]})
+    if on_start is not None:
+        on_start(run.path)
+    if stream is not None:
+        for note in notes:
+            stream.write(f"warning: {note}\n")
+    return asyncio.run(_execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream))
+
+
+def resume_evaluation(run_dir: Path, *, stream: TextIO | None = None) -> EvaluationResult:
+    """Evaluate again, in `run_dir`, the libraries it recorded; answered calls come from its cache."""
+    run = RunDirectory(run_dir)
+    if not is_evaluation_run(run_dir):
+        raise EvaluationError(f"{run_dir} is not an evaluation run directory")
+    info = run.info()
+    plan = Plan.from_json(run.plan_path.read_text(encoding="utf-8"))
+    sources = [LibrarySource.from_json(s) for s in read_json(run.path / "libraries.json")["libraries"]]
+    budget = Budget.from_json(info["budget"]) if info.get("budget") else None
+    return asyncio.run(_execute(run, plan, info["evaluate"], sources, Path(info["base_dir"]), budget, stream))
+
+
+def is_evaluation_run(path: Path) -> bool:
+    """Whether `path` is a run directory written by an evaluation."""
+    try:
+        return bool(read_json(path / "run.json").get("kind") == "evaluate") and (path / "libraries.json").is_file()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def read_evaluation(run_dir: Path) -> dict[str, Any]:
+    """The validated `evaluation.json` of an evaluation run directory."""
+    path = run_dir / "evaluation.json"
+    if not path.is_file():
+        raise EvaluationError(f"{run_dir} has no evaluation.json: the evaluation did not finish (resume it with `grpo eval --resume`)")
+    try:
+        document = read_json(path)
+    except ValueError as exc:
+        raise EvaluationError(f"{path}: not JSON: {exc}") from None
+    return dict(_validated(document, path))
+
+
+def _budget_json(budget: Budget | None) -> dict[str, Any] | None:
+    return None if budget is None else {"usd": budget.usd, "tokens": budget.tokens, "calls": budget.calls}
+
+
+class _SampleCosts:
+    """Passes calls through and adds up the USD of each sample's calls, cached or not, by sample key."""
+
+    def __init__(self, call: Call, usage: Usage):
+        self.call = call
+        self.usage = usage
+        self.usd: defaultdict[str, float] = defaultdict(float)
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        response = await self.call(request)
+        sample = (request.sample_key or "").rsplit("/", 1)[0]
+        self.usd[sample] += self.usage.usd(request.model, response.prompt_tokens, response.completion_tokens)
+        return response
+
+
+def _records(name: str, results: Sequence[QuestionResult], costs: Mapping[str, float]) -> list[dict[str, Any]]:
+    return [
+        {
+            "library": name,
+            "question": q.question,
+            "sample": i,
+            "reward": q.rewards[i],
+            "tokens": q.tokens[i],
+            "tool_calls": q.tool_calls[i],
+            "cost": costs.get(f"{STAGE}/{q.question}/{i}", 0.0),
+            "error": q.errors[i],
+            "output": q.outputs[i],
+        }
+        for q in results
+        for i in range(len(q.rewards))
+    ]
+
+
+async def _execute(
+    run: RunDirectory,
+    plan: Plan,
+    evaluate: str,
+    sources: Sequence[LibrarySource],
+    base_dir: Path,
+    budget: Budget | None,
+    stream: TextIO | None,
+) -> EvaluationResult:
+    block, reward = _block(plan, evaluate)
+    task = plan.task(block.task)
+    events = EventLog(run.events_path)
+    usage = usage_from_events(plan, run.events_path)
+    progress = Progress(stream, cost=lambda: usage.total_usd, interactive=False)
+    questions = load_questions(plan.dataset(block.data), base_dir, block.seed)
+    templates = compose_templates(task.system, task.prompt, task.experiences)
+    records: list[dict[str, Any]] = []
+    events.append("evaluation_started", evaluate=evaluate, libraries=[s.name for s in sources], questions=len(questions))
+    async with ending_cleanly(events, f"grpo eval --resume {run.path}", (EvaluationError,)) as end:
+        if not questions:
+            raise EvaluationError(f"the data set `{block.data}` has no questions")
+        async with (
+            client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
+            RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
+        ):
+            for source in sources:
+                progress.message(f"{source.name}: {len(questions)} questions x {block.samples} samples")
+                costs = _SampleCosts(client.complete, usage)
+                results = await sample_library(
+                    costs.complete,
+                    scorer,
+                    task=task,
+                    templates=templates,
+                    reward=reward,
+                    questions=questions,
+                    experiences=source.library.prompt_entries(),
+                    samples=block.samples,
+                    seed=block.seed,
+                    temperature=task.temperature,
+                    stage=STAGE,
+                )
+                records.extend(_records(source.name, results, costs.usd))
+                atomic_write_text(run.path / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+                events.append("library_evaluated", library=source.name, mean=sum(q.mean for q in results) / len(results))
+    status, message = end.status, end.message
+    atomic_write_json(run.usage_path, usage.to_json())
+    libraries: tuple[LibraryResult, ...] = ()
+    comparisons: tuple[Comparison, ...] = ()
+    if status == "completed":
+        libraries, comparisons = _statistics(sources, records, block)
+    result = EvaluationResult(
+        run.path, evaluate, status, reward, block.metrics, libraries, comparisons, usage.to_json(), message
+    )
+    if status == "completed":
+        document = _validated(result.to_json(), run.path / "evaluation.json")
+        atomic_write_json(run.path / "evaluation.json", document)
+        _record_in_modules(document, sources, base_dir, events, stream)
+    events.append("evaluation_" + ("finished" if status == "completed" else status), message=message)
+    events.close()
+    run.update_info(status=status, message=message)
+    return result
+
+
+def _record_in_modules(
+    document: Mapping[str, Any], sources: Sequence[LibrarySource], base_dir: Path, events: EventLog, stream: TextIO | None
+) -> None:
+    """Record the results of each compared module version in its module.json; a module that
+    cannot take them is a warning, the evaluation itself stands."""
+    for source in sources:
+        if source.kind != "module" or source.origin is None:
+            continue
+        path, version = parse_reference(source.origin)
+        try:
+            record = evaluation_record(document, source.name, base_dir / path)
+            record_evaluation(path, version or "", document["evaluate"], record, base_dir=base_dir)
+        except ModuleError as exc:
+            events.append("module_not_recorded", module=source.origin, message=str(exc))
+            if stream is not None:
+                stream.write(f"warning: the results were not recorded in {source.origin}: {exc}\n")
+        else:
+            events.append("module_recorded", module=source.origin)
+
+
+# ---------------------------------------------------------------------- statistics
+
+
+def question_scores(metric: str, summary: EvaluationSummary, rewards: Mapping[str, Sequence[float]]) -> list[float]:
+    """The per-question values of a reward metric (`mean`, `mean@k`, `pass@k`), in the summary's question order."""
+    kind, _, k = metric.partition("@")
+    scores = []
+    for question in summary.questions:
+        if kind == "pass":
+            scores.append(pass_at_k(question.samples, question.correct, int(k)))
+        elif k:
+            scores.append(mean_at_k(rewards[question.question_id], int(k)))
+        else:
+            scores.append(question.mean_reward)
+    return scores
+
+
+def _statistics(
+    sources: Sequence[LibrarySource], records: Sequence[Mapping[str, Any]], block: EvaluateView
+) -> tuple[tuple[LibraryResult, ...], tuple[Comparison, ...]]:
+    metrics = list(block.metrics)
+    results = []
+    rewards: dict[str, dict[str, list[float]]] = {}
+    for source in sources:
+        samples = [
+            Sample(r["question"], r["sample"], r["reward"], r["tokens"], r["tool_calls"], r["cost"])
+            for r in records
+            if r["library"] == source.name
+        ]
+        per_question: dict[str, list[float]] = defaultdict(list)
+        for sample in samples:
+            per_question[sample.question_id].append(sample.reward)
+        rewards[source.name] = per_question
+        results.append(LibraryResult(source, summarize_samples(samples, metrics=metrics, seed=block.seed)))
+    baseline = results[0]
+    comparisons = tuple(
+        Comparison.from_paired(
+            metric,
+            candidate.source.name,
+            baseline.source.name,
+            paired_difference(
+                question_scores(metric, candidate.summary, rewards[candidate.source.name]),
+                question_scores(metric, baseline.summary, rewards[baseline.source.name]),
+                confidence=CONFIDENCE,
+                seed=block.seed,
+            ),
+        )
+        for candidate in results[1:]
+        for metric in metrics
+    )
+    return tuple(results), comparisons
+
+
+# ---------------------------------------------------------------------- text
+
+
+_LABELS = {"tool_calls": "tool calls", "tokens": "tokens", "cost": "USD"}
+
+
+def _interval(value: Mapping[str, float], signed: bool = False, digits: int = 3) -> str:
+    sign = "+" if signed else ""
+    return f"{value['estimate']:{sign}.{digits}f} [{value['low']:{sign}.{digits}f}, {value['high']:{sign}.{digits}f}]"
+
+
+def _digits(metric: str) -> int:
+    return {"tokens": 1, "tool_calls": 2, "cost": 6}.get(metric, 3)
+
+
+def format_evaluation(document: Mapping[str, Any]) -> str:
+    """The evaluation (`EvaluationResult.to_json()` or `evaluation.json`) as a table and sentences."""
+    libraries = document["libraries"]
+    if not libraries:
+        return f"evaluate {document['evaluate']}: {document['status']}" + (f": {document['message']}" if document.get("message") else "")
+    first = libraries[0]
+    confidence = round(100 * document["confidence"])
+    lines = [
+        f"evaluate {document['evaluate']}: {first['questions']} questions x {first['samples']} samples, "
+        f"reward `{document['reward']}`, {confidence} % intervals over questions; "
+        "tool calls, tokens (completion) and USD are per answer",
+    ]
+    names = list(first["metrics"])
+    cells = [["library", *(_LABELS.get(n, n) for n in names)]]
+    for library in libraries:
+        cells.append([library["name"], *(_interval(library["metrics"][n], digits=_digits(n)) for n in names)])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines += ["", *("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)]
+    for library in libraries:
+        if library["kind"] != "none":
+            where = f" ({library['status']})" if library.get("status") not in (None, "completed") else ""
+            lines.append(f"  {library['name']}: {library['experiences']} experiences from {library['origin']}{where}")
+    for comparison in document["comparisons"]:
+        lines += ["", _sentence(comparison, confidence)]
+    return "\n".join(lines) + "\n"
+
+
+def _sentence(comparison: Mapping[str, Any], confidence: int) -> str:
+    candidate, baseline, metric = comparison["candidate"], comparison["baseline"], comparison["metric"]
+    difference = {"estimate": comparison["difference"], "low": comparison["low"], "high": comparison["high"]}
+    head = (
+        f"{candidate} - {baseline} on {metric}: {_interval(difference, signed=True)}, p = {comparison['p_value']:.3g} "
+        f"(better on {comparison['better']} questions, worse on {comparison['worse']}, tied on {comparison['ties']})"
+    )
+    if comparison["low"] <= 0.0 <= comparison["high"]:
+        verdict = f"the interval includes zero: no evidence of a difference at {confidence} %"
+    else:
+        direction = "higher" if comparison["difference"] > 0 else "lower"
+        verdict = f"the interval excludes zero: {candidate} scores {direction} than {baseline} at {confidence} %"
+    return f"{head}\n  {verdict}"

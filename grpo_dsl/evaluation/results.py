@@ -1,0 +1,153 @@
+"""The results of an evaluation: per-library metrics with intervals and paired comparisons, as JSON-able values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from grpo_dsl.evaluation.stats import EvaluationSummary, PairedResult
+
+__all__ = ["Comparison", "EvaluationData", "LibraryEvaluation", "MetricInterval"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInterval:
+    """A metric's estimate over questions and its confidence interval."""
+
+    name: str
+    estimate: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryEvaluation:
+    """One library scored on the evaluation set: `questions` × `samples` answers."""
+
+    name: str
+    questions: int
+    samples: int
+    metrics: tuple[MetricInterval, ...]
+
+    @classmethod
+    def from_summary(cls, name: str, summary: EvaluationSummary) -> LibraryEvaluation:
+        """The evaluation of library `name` from `stats.summarize_samples`'s result."""
+        return cls(
+            name=name,
+            questions=len(summary.questions),
+            samples=summary.samples_per_question,
+            metrics=tuple(
+                MetricInterval(m.name, m.interval.estimate, m.interval.low, m.interval.high) for m in summary.metrics
+            ),
+        )
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> LibraryEvaluation:
+        return cls(
+            name=value["name"],
+            questions=value["questions"],
+            samples=value["samples"],
+            metrics=tuple(
+                MetricInterval(name, float(m["estimate"]), float(m["low"]), float(m["high"]))
+                for name, m in value["metrics"].items()
+            ),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "questions": self.questions,
+            "samples": self.samples,
+            "metrics": {m.name: {"estimate": m.estimate, "low": m.low, "high": m.high} for m in self.metrics},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """`candidate` − `baseline` on `metric`, paired over the same questions."""
+
+    metric: str
+    candidate: str
+    baseline: str
+    difference: float
+    low: float
+    high: float
+    p_value: float
+    better: int
+    worse: int
+    ties: int
+
+    @property
+    def includes_zero(self) -> bool:
+        return self.low <= 0.0 <= self.high
+
+    @classmethod
+    def from_paired(cls, metric: str, candidate: str, baseline: str, result: PairedResult) -> Comparison:
+        """The comparison from `stats.paired_difference(candidate_scores, baseline_scores)`."""
+        return cls(
+            metric=metric,
+            candidate=candidate,
+            baseline=baseline,
+            difference=result.difference,
+            low=result.low,
+            high=result.high,
+            p_value=result.p_value,
+            better=result.better,
+            worse=result.worse,
+            ties=result.ties,
+        )
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Comparison:
+        return cls(
+            metric=value["metric"],
+            candidate=value["candidate"],
+            baseline=value["baseline"],
+            difference=float(value["difference"]),
+            low=float(value["low"]),
+            high=float(value["high"]),
+            p_value=float(value["p_value"]),
+            better=value["better"],
+            worse=value["worse"],
+            ties=value["ties"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "candidate": self.candidate,
+            "baseline": self.baseline,
+            "difference": self.difference,
+            "low": self.low,
+            "high": self.high,
+            "p_value": self.p_value,
+            "better": self.better,
+            "worse": self.worse,
+            "ties": self.ties,
+            "includes_zero": self.includes_zero,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationData:
+    """The libraries evaluated, with intervals at `confidence`, and their paired comparisons."""
+
+    libraries: tuple[LibraryEvaluation, ...]
+    comparisons: tuple[Comparison, ...] = ()
+    confidence: float = 0.95
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> EvaluationData:
+        return cls(
+            libraries=tuple(LibraryEvaluation.from_json(v) for v in value["libraries"]),
+            comparisons=tuple(Comparison.from_json(v) for v in value.get("comparisons", ())),
+            confidence=float(value.get("confidence", 0.95)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "libraries": [v.to_json() for v in self.libraries],
+            "comparisons": [v.to_json() for v in self.comparisons],
+            "confidence": self.confidence,
+        }

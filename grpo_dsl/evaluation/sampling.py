@@ -1,0 +1,119 @@
+"""Sampling a task with a given library on a set of questions, for evaluation and the gate.
+
+Every library compared on the same questions gets the same per-sample seeds, so
+results are paired; requests go through the run's client stack (cached, budgeted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from grpo_dsl.clients.protocol import derive_seed
+from grpo_dsl.evaluation.stats import paired_difference
+from grpo_dsl.plan.views import TaskView
+from grpo_dsl.prompts.messages import PromptTemplates, render_messages
+from grpo_dsl.rewards.scorer import RewardScorer
+from grpo_dsl.rollout.answer import Call, rollout
+from grpo_dsl.rollout.questions import Question
+
+__all__ = ["QuestionResult", "sample_library", "gate_decision"]
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionResult:
+    """The samples of one question under one library."""
+
+    question: str
+    rewards: tuple[float, ...]
+    tokens: tuple[int, ...]
+    tool_calls: tuple[int, ...]
+    errors: tuple[str | None, ...]
+    outputs: tuple[str, ...]
+
+    @property
+    def mean(self) -> float:
+        return sum(self.rewards) / len(self.rewards) if self.rewards else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "rewards": list(self.rewards),
+            "tokens": list(self.tokens),
+            "tool_calls": list(self.tool_calls),
+            "errors": list(self.errors),
+            "outputs": list(self.outputs),
+        }
+
+
+async def sample_library(
+    call: Call,
+    scorer: RewardScorer,
+    *,
+    task: TaskView,
+    templates: PromptTemplates,
+    reward: str,
+    questions: Sequence[Question],
+    experiences: Sequence[Mapping[str, str]],
+    samples: int,
+    seed: int,
+    temperature: float,
+    stage: str,
+) -> list[QuestionResult]:
+    """Sample every question `samples` times with `experiences` in the prompt and score each sample.
+
+    The cache key of a sample depends on the question, the sample index and the
+    rendered messages, never on the library's name: the same prompt is never paid
+    for twice.
+    """
+
+    async def one(question: Question) -> QuestionResult:
+        messages = render_messages(templates, question.fields, experiences)
+        rollouts = await asyncio.gather(
+            *(
+                rollout(
+                    call,
+                    task,
+                    messages,
+                    index=i,
+                    temperature=temperature,
+                    seed=derive_seed(seed, f"{stage}:{question.id}", i),
+                    key=f"{stage}/{question.id}/{i}",
+                    stage=stage,
+                )
+                for i in range(samples)
+            )
+        )
+        scores = await asyncio.gather(
+            *(scorer.score(reward, r.output, question.fields, tokens=r.tokens, tool_calls=r.tool_calls) for r in rollouts)
+        )
+        return QuestionResult(
+            question=question.id,
+            rewards=tuple(0.0 if r.error else s.value for r, s in zip(rollouts, scores)),
+            tokens=tuple(r.tokens for r in rollouts),
+            tool_calls=tuple(r.tool_calls for r in rollouts),
+            errors=tuple(r.error or s.error for r, s in zip(rollouts, scores)),
+            outputs=tuple(r.output for r in rollouts),
+        )
+
+    return list(await asyncio.gather(*(one(q) for q in questions)))
+
+
+def gate_decision(old: Sequence[QuestionResult], new: Sequence[QuestionResult], seed: int) -> tuple[bool, dict[str, Any]]:
+    """Accept the new library unless it is worse than the old beyond noise.
+
+    "Worse beyond noise" means the 95 % paired-bootstrap interval of (new − old),
+    over per-question mean rewards, lies entirely below zero.
+    """
+    result = paired_difference([q.mean for q in new], [q.mean for q in old], seed=seed)
+    summary = {
+        "old_mean": sum(q.mean for q in old) / len(old) if old else 0.0,
+        "new_mean": sum(q.mean for q in new) / len(new) if new else 0.0,
+        "difference": result.difference,
+        "low": result.low,
+        "high": result.high,
+        "p_value": result.p_value,
+    }
+    return result.high >= 0, summary

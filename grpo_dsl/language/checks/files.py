@@ -1,0 +1,74 @@
+"""Files a program names: dataset files (E0104, E0403), the columns
+`fields` maps to (E0404), and the files of `python(...)` references (E0105).
+User code is never imported here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from grpo_dsl.language import ast
+from grpo_dsl.language.checks.context import Context, DatasetInfo, did_you_mean, error
+from grpo_dsl.language.diagnostics import Diagnostic
+from grpo_dsl.language.queries import PYTHON_REFERENCE, walk
+
+__all__ = ["check_data_files", "check_python_files"]
+
+
+def _dataset(info: DatasetInfo) -> Iterator[Diagnostic]:
+    source = info.decl.get("source")
+    if source is None or not isinstance(source.value, ast.String) or info.path is None:
+        return
+    if not info.path.is_file():
+        yield error(
+            "E0104",
+            f"dataset file `{source.value.value}` not found",
+            source.value.span,
+            f"paths are relative to the file that contains them: looked for `{info.path}`",
+        )
+    elif info.problem is not None:
+        where = f"line {info.problem.line}: " if info.problem.line is not None else ""
+        yield error("E0403", f"cannot read dataset `{info.decl.name}`: {where}{info.problem.message}", source.value.span)
+    elif info.columns is not None:
+        for name, column in info.mapping.items():
+            if column.value not in info.columns:
+                listed = ", ".join(f"`{c}`" for c in info.columns)
+                yield error(
+                    "E0404",
+                    f"field `{name}` maps to column `{column.value}`, which `{source.value.value}` does not have",
+                    column.span,
+                    did_you_mean(column.value, info.columns) or f"the columns are {listed}",
+                )
+
+
+def check_data_files(context: Context) -> Iterator[Diagnostic]:
+    """Every dataset file exists, reads, and has the columns `fields` maps to."""
+    for info in context.datasets.values():
+        yield from _dataset(info)
+
+
+def _python_strings(expr: ast.Expr) -> Iterator[ast.String]:
+    for node in walk(expr):
+        if isinstance(node, ast.Call) and node.function == "python" and len(node.args) == 1:
+            if isinstance(node.args[0], ast.String):
+                yield node.args[0]
+
+
+def check_python_files(context: Context) -> Iterator[Diagnostic]:
+    """The file of every `python("file.py:function")` exists (it is not imported)."""
+    for decl in context.workspace.all_declarations():
+        expressions = [a.value for a in decl.attributes if not isinstance(a.value, ast.Block)]
+        if isinstance(decl, ast.Reward) and decl.expression is not None:
+            expressions.append(decl.expression)
+        for expression in expressions:
+            for literal in _python_strings(expression):
+                match = PYTHON_REFERENCE.fullmatch(literal.value)
+                if match is None:
+                    continue
+                path = context.workspace.folder_of(decl) / match["file"]
+                if not path.is_file():
+                    yield error(
+                        "E0105",
+                        f"python file `{match['file']}` not found",
+                        literal.span,
+                        f"paths are relative to the file that contains them: looked for `{path}`",
+                    )

@@ -1,0 +1,421 @@
+"""What a plan will cost before it runs: LLM calls, tokens and USD, stage by stage.
+
+A `learn` makes, per step of B questions, G·B rollouts, at most G·k summaries and k
+advantage calls for the k groups kept (groups whose rewards are all equal are
+skipped, so these are upper bounds), and ⌈proposals / PROPOSALS_PER_CONSOLIDATION⌉
+consolidation calls; with `validate`, the gate samples the old and the new library
+on the held-out set. An `evaluate` samples every question `samples` times per
+compared library. Tokens are estimated as characters / 4 of the prompts rendered
+from each row; completions count the declared `max_tokens` (an upper bound).
+
+>>> schedule({"batch_size": 8, "epochs": 3}, 20)
+{'rows': 20, 'steps_per_epoch': 3, 'steps': 9, 'last_batch': 4}
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import Template
+
+from grpo_dsl.core.resources import resource_path
+from grpo_dsl.core.templating import sandbox
+from grpo_dsl.language.attributes import defaults
+from grpo_dsl.prompts.learner import (
+    LEARNER_MAX_TOKENS,
+    PROPOSALS_PER_CONSOLIDATION,
+    SHOWN_OUTPUT_CHARS,
+)
+from grpo_dsl.prompts.messages import EXPERIENCES_BLOCK
+
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "DataRows",
+    "estimate_evaluate",
+    "estimate_learn",
+    "schedule",
+]
+
+CHARS_PER_TOKEN = 4
+"""Characters per token, for every token count of the estimate."""
+
+JUDGE_REPLY_TOKENS = 100
+"""The assumed length of a judge's reply (a score and one sentence)."""
+
+_CHARS_PER_WORD = 6
+_ENTRY_OVERHEAD_CHARS = 8
+_PROPOSAL_OVERHEAD_CHARS = 200
+_ATTEMPT_OVERHEAD_CHARS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class DataRows:
+    """The rows of a dataset as the run uses them: `count` after `limit`, and the
+    rows whose field lengths stand for them (all rows of a shuffled dataset, whose
+    subset depends on the seed)."""
+
+    count: int
+    fields: tuple[Mapping[str, Any], ...]
+
+    def total(self, per_row: Iterable[int]) -> int:
+        """A per-row quantity summed over the `count` rows used."""
+        values = list(per_row)
+        return round(sum(values) * self.count / len(values)) if values else 0
+
+
+def schedule(learn: Mapping[str, Any], rows: int) -> dict[str, int]:
+    """Steps of a learn over `rows` questions: ⌈rows / batch_size⌉ per epoch."""
+    batch = int(learn["batch_size"])
+    per_epoch = math.ceil(rows / batch)
+    return {
+        "rows": rows,
+        "steps_per_epoch": per_epoch,
+        "steps": per_epoch * int(learn["epochs"]),
+        "last_batch": rows - (per_epoch - 1) * batch if rows else 0,
+    }
+
+
+def _tokens(chars: int) -> int:
+    return math.ceil(chars / CHARS_PER_TOKEN)
+
+
+@functools.cache
+def _learner_template_chars(name: str) -> int:
+    return len(resource_path(f"prompts/templates/{name}.j2").read_text(encoding="utf-8"))
+
+
+def _library_chars(policy: Mapping[str, Any]) -> int:
+    entry = int(policy["max_words"]) * _CHARS_PER_WORD + _ENTRY_OVERHEAD_CHARS
+    return len(EXPERIENCES_BLOCK) + int(policy["capacity"]) * entry
+
+
+def _text_chars(value: Any) -> int:
+    return len(str(value)) if value is not None else 0
+
+
+class _Prompts:
+    """The characters of a task's prompts, rendered with one row."""
+
+    def __init__(self, task: Mapping[str, Any]):
+        env = sandbox()
+        self.sources = {"system": task["system"], "user": task["prompt"]}
+        self.templates: dict[str, Template | None] = {}
+        for turn, source in self.sources.items():
+            try:
+                self.templates[turn] = env.from_string(source) if source is not None else None
+            except Exception:
+                self.templates[turn] = None
+
+    def chars(self, turn: str, row: Mapping[str, Any]) -> int:
+        source, template = self.sources[turn], self.templates[turn]
+        if source is None:
+            return 0
+        if template is None:
+            return len(source)
+        try:
+            return len(template.render({**row, "experiences": []}))
+        except Exception:
+            return len(source)
+
+    def question(self, row: Mapping[str, Any]) -> int:
+        return self.chars("user", row)
+
+    def messages(self, row: Mapping[str, Any]) -> int:
+        return self.chars("system", row) + self.chars("user", row)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stage:
+    stage: str
+    model: str
+    calls: int
+    max_calls: int
+    per_step: int | None
+    prompt_tokens: int
+    completion_tokens: int
+    upper_bound: bool
+    formula: str
+
+    def to_json(self, models: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        price = models[self.model]["price"]
+        usd = (self.prompt_tokens * float(price["input"]) + self.completion_tokens * float(price["output"])) / 1e6
+        return {
+            "stage": self.stage,
+            "model": self.model,
+            "calls": self.calls,
+            "max_calls": self.max_calls,
+            "per_step": self.per_step,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "usd": round(usd, 6),
+            "upper_bound": self.upper_bound,
+            "formula": self.formula,
+        }
+
+
+def _summed(stages: Sequence[dict[str, Any]], assumptions: list[str]) -> dict[str, Any]:
+    return {
+        "stages": list(stages),
+        "total": {
+            "calls": sum(s["calls"] for s in stages),
+            "max_calls": sum(s["max_calls"] for s in stages),
+            "prompt_tokens": sum(s["prompt_tokens"] for s in stages),
+            "completion_tokens": sum(s["completion_tokens"] for s in stages),
+            "usd": round(sum(s["usd"] for s in stages), 6),
+            "upper_bound": any(s["upper_bound"] for s in stages),
+        },
+        "assumptions": assumptions,
+    }
+
+
+def _judges(rewards: Mapping[str, Mapping[str, Any]], name: str | None) -> list[str]:
+    """The judge rewards that scoring with `name` may call, directly or through other rewards."""
+    found: dict[str, None] = {}
+    pending, seen = [name] if name is not None else [], set()
+    while pending:
+        current = pending.pop()
+        if current in seen or current not in rewards:
+            continue
+        seen.add(current)
+        reward = rewards[current]
+        if reward["kind"] == "judge":
+            found[current] = None
+        elif reward["kind"] == "expression":
+            pending.extend(reversed(reward["reads"]))
+    return sorted(found)
+
+
+def _judge_stages(
+    plan: Mapping[str, Any], reward: str | None, scored: Sequence[tuple[DataRows, int]], max_tokens: int, what: str
+) -> list[_Stage]:
+    """One stage per judge reward: a call for every answer scored, `scored` being
+    (rows, answers per row) pairs."""
+    stages = []
+    output_chars = max_tokens * CHARS_PER_TOKEN
+    for name in _judges(plan["rewards"], reward):
+        judge = plan["rewards"][name]
+        fixed = _learner_template_chars("judge") + len(judge["rubric"]) + output_chars
+        calls = sum(rows.count * answers for rows, answers in scored)
+        prompt = sum(
+            answers * rows.total(_tokens(fixed + sum(len(k) + _text_chars(v) + 4 for k, v in row.items())) for row in rows.fields)
+            for rows, answers in scored
+        )
+        formula = f"one call per scored answer ({what}) for the judge reward `{name}`"
+        stages.append(_Stage("judge", judge["model"], calls, calls, None, prompt, calls * JUDGE_REPLY_TOKENS, True, formula))
+    return stages
+
+
+def _turns(task: Mapping[str, Any]) -> int:
+    return int(task["max_turns"]) if "python" in task["tools"] else 1
+
+
+def _consolidation_calls(batches: Sequence[int], max_per_group: int, proposal_chars: int, fixed: int) -> tuple[int, int, int]:
+    """(calls per epoch, the most in one step, prompt tokens per epoch) of consolidation."""
+    calls = per_step = prompt = 0
+    for batch in batches:
+        proposals = batch * max_per_group
+        chunks = math.ceil(proposals / PROPOSALS_PER_CONSOLIDATION)
+        calls += chunks
+        per_step = max(per_step, chunks)
+        for chunk in range(chunks):
+            size = min(PROPOSALS_PER_CONSOLIDATION, proposals - chunk * PROPOSALS_PER_CONSOLIDATION)
+            prompt += _tokens(fixed + size * proposal_chars)
+    return calls, per_step, prompt
+
+
+def estimate_learn(plan: Mapping[str, Any], learn: Mapping[str, Any], rows: Mapping[str, DataRows]) -> dict[str, Any]:
+    """The calls, tokens and USD of one `learn` of `plan`, stage by stage, in step order."""
+    task = plan["tasks"][learn["task"]]
+    data = rows[learn["data"]]
+    policy = learn["policy"]
+    group, epochs, batch = int(learn["group_size"]), int(learn["epochs"]), int(learn["batch_size"])
+    steps = schedule(learn, data.count)
+    batches = [min(batch, data.count - start) for start in range(0, data.count, batch)]
+    full_batch = batches[0] if batches else 0
+    prompts = _Prompts(task)
+    library = _library_chars(policy)
+    in_prompt = library if task["experiences"] != "none" else 0
+    turns = _turns(task)
+    model, learner = task["model"], learn["learner"]
+    max_tokens = int(task["max_tokens"])
+    shown_output = min(max_tokens * CHARS_PER_TOKEN, SHOWN_OUTPUT_CHARS)
+
+    def reference(row: Mapping[str, Any]) -> int:
+        return _text_chars(row.get("answer")) if learn["ground_truth"] else 0
+
+    answers = epochs * data.count * group
+    stages = [
+        _Stage(
+            "rollout",
+            model,
+            answers,
+            answers * turns,
+            group * full_batch,
+            epochs * group * data.total(_tokens(prompts.messages(row) + in_prompt) for row in data.fields),
+            answers * max_tokens,
+            False,
+            f"G x B per step: {group} answers x {data.count} questions x {epochs} epochs",
+        )
+    ]
+    validation = rows[learn["validate"]] if learn["validate"] is not None else None
+    gate_answers = 2 * group * steps["steps"]
+    scored = [(data, epochs * group)] + ([(validation, gate_answers)] if validation is not None else [])
+    stages += _judge_stages(plan, learn["reward"], scored, max_tokens, "rollouts" + (" and validation" if validation else ""))
+    summary = LEARNER_MAX_TOKENS["summary"]
+    if learn["summarize"]:
+        fixed = _learner_template_chars("summary") + shown_output + library
+        stages.append(
+            _Stage(
+                "summary",
+                learner,
+                answers,
+                answers,
+                group * full_batch,
+                epochs * group * data.total(_tokens(fixed + prompts.question(row) + reference(row)) for row in data.fields),
+                answers * summary,
+                True,
+                f"<= G per kept group: {group} x {data.count} questions x {epochs} epochs",
+            )
+        )
+    attempt = (summary * CHARS_PER_TOKEN if learn["summarize"] else shown_output) + _ATTEMPT_OVERHEAD_CHARS
+    fixed = _learner_template_chars("advantage") + group * attempt + library
+    groups = epochs * data.count
+    if not learn["summarize"]:
+        contrast = _learner_template_chars("contrast") + 2 * attempt
+        stages.append(
+            _Stage(
+                "contrast",
+                learner,
+                groups,
+                groups,
+                full_batch,
+                epochs * data.total(_tokens(contrast + prompts.question(row) + reference(row)) for row in data.fields),
+                groups * LEARNER_MAX_TOKENS["contrast"],
+                True,
+                f"<= 1 per kept group (summarize = false): {data.count} questions x {epochs} epochs",
+            )
+        )
+    stages.append(
+        _Stage(
+            "advantage",
+            learner,
+            groups,
+            groups,
+            full_batch,
+            epochs * data.total(_tokens(fixed + prompts.question(row) + reference(row)) for row in data.fields),
+            groups * LEARNER_MAX_TOKENS["advantage"],
+            True,
+            f"<= 1 per kept group: {data.count} questions x {epochs} epochs",
+        )
+    )
+    per_group = int(policy["max_per_group"])
+    proposal_chars = int(policy["max_words"]) * _CHARS_PER_WORD + _PROPOSAL_OVERHEAD_CHARS
+    calls, per_step, prompt = _consolidation_calls(batches, per_group, proposal_chars, _learner_template_chars("consolidate") + library)
+    stages.append(
+        _Stage(
+            "consolidate",
+            learner,
+            epochs * calls,
+            epochs * calls,
+            per_step,
+            epochs * prompt,
+            epochs * calls * LEARNER_MAX_TOKENS["consolidate"],
+            True,
+            f"ceil({full_batch} groups x {per_group} proposals / {PROPOSALS_PER_CONSOLIDATION}) per step x {steps['steps']} steps",
+        )
+    )
+    if validation is not None:
+        gate = gate_answers * validation.count
+        stages.append(
+            _Stage(
+                "validate",
+                model,
+                gate,
+                gate * turns,
+                2 * group * validation.count,
+                gate_answers * validation.total(_tokens(prompts.messages(row) + in_prompt) for row in validation.fields),
+                gate * max_tokens,
+                True,
+                f"2 libraries x {group} answers x {validation.count} questions x {steps['steps']} steps",
+            )
+        )
+    assumptions = _assumptions(
+        policy=policy,
+        turns=turns,
+        validate=validation is not None,
+        judged=any(s.stage == "judge" for s in stages),
+        summarize=bool(learn["summarize"]),
+    )
+    return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions)
+
+
+def estimate_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> dict[str, Any]:
+    """The calls, tokens and USD of one `evaluate` of `plan`."""
+    task = plan["tasks"][evaluate["task"]]
+    data = rows[evaluate["data"]]
+    samples = int(evaluate["samples"])
+    prompts = _Prompts(task)
+    turns = _turns(task)
+    max_tokens = int(task["max_tokens"])
+    compared = list(evaluate["compare"])
+    prompt = 0
+    for library in compared:
+        policy = plan["learns"][library]["policy"] if library in plan["learns"] else defaults("policy")
+        shown = _library_chars(policy) if library != "none" and task["experiences"] != "none" else 0
+        prompt += samples * data.total(_tokens(prompts.messages(row) + shown) for row in data.fields)
+    answers = data.count * samples * len(compared)
+    stages = [
+        _Stage(
+            "evaluate",
+            task["model"],
+            answers,
+            answers * turns,
+            None,
+            prompt,
+            answers * max_tokens,
+            False,
+            f"{data.count} questions x {samples} samples x {len(compared)} libraries",
+        )
+    ]
+    stages += _judge_stages(plan, evaluate["reward"], [(data, samples * len(compared))], max_tokens, "evaluation")
+    assumptions = [
+        "tokens are characters / 4; prompts are the task's templates rendered with each row",
+        "completion tokens are the task's max_tokens, an upper bound",
+        "a learned library is counted at its policy's capacity, a module's at the default capacity",
+    ]
+    if turns > 1:
+        assumptions.append(_TOOLS_ASSUMPTION.format(turns=turns))
+    if len(stages) > 1:
+        assumptions.append(_JUDGE_ASSUMPTION)
+    return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions)
+
+
+_TOOLS_ASSUMPTION = (
+    "a tool-using answer makes one call per turn, up to {turns}: `calls` and the tokens count one turn, `max_calls` every turn"
+)
+_JUDGE_ASSUMPTION = f"a judge is called for every scored answer (an upper bound) and replies in about {JUDGE_REPLY_TOKENS} tokens"
+
+
+def _assumptions(*, policy: Mapping[str, Any], turns: int, validate: bool, judged: bool, summarize: bool) -> list[str]:
+    notes = [
+        "tokens are characters / 4; prompts are the task's templates rendered with each row",
+        "completion tokens are the declared max_tokens, an upper bound; learner calls: "
+        + ", ".join(f"{stage} {limit}" for stage, limit in LEARNER_MAX_TOKENS.items()),
+        f"the library is counted full: {policy['capacity']} experiences of {policy['max_words']} words"
+        f" (about {_CHARS_PER_WORD} characters a word)",
+        "every group is counted as kept: groups whose rewards are all equal are skipped,"
+        " so " + ("summary, " if summarize else "") + "advantage and consolidate calls are upper bounds",
+        f"a consolidation call takes up to {PROPOSALS_PER_CONSOLIDATION} proposals and every kept group"
+        f" proposes the most it may ({policy['max_per_group']})",
+    ]
+    if validate:
+        notes.append("the gate samples the old and the new library every step; it runs only when the library changed")
+    if turns > 1:
+        notes.append(_TOOLS_ASSUMPTION.format(turns=turns))
+    if judged:
+        notes.append(_JUDGE_ASSUMPTION)
+    return notes

@@ -1,0 +1,155 @@
+"""Typed, frozen views of the plan's sections: what the runtime reads, by attribute.
+
+The plan is a JSON document (docs/plan.md) validated against its schema when it is
+made and when it is read, so every key below is known to be there; reading it
+through these views turns a misspelt key into a type error instead of a `KeyError`
+halfway through a paid run. Each view is built from its section by `read_view` and
+is the only code outside the compiler that knows the section's key names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal, TypeAlias, TypeVar
+
+from grpo_dsl.library import PolicySpec
+
+__all__ = [
+    "BudgetLimits",
+    "DatasetView",
+    "EmitView",
+    "EvaluateView",
+    "Experiences",
+    "LearnView",
+    "ModelView",
+    "Schedule",
+    "TaskView",
+    "read_view",
+]
+
+Experiences: TypeAlias = Literal["system", "user", "none"]
+View = TypeVar("View")
+
+
+def read_view(view: type[View], data: Mapping[str, Any], **given: Any) -> View:
+    """Build `view` from its plan section: each field is the section's key of the same
+    name (a JSON list becomes a tuple), unless it is `given`."""
+    values = {f.name: data[f.name] for f in fields(view) if f.name not in given}  # type: ignore[arg-type]
+    values = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
+    return view(**values, **given)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    """A `model` block. `name`, `base_url` and `api_key` may still be `env(...)`
+    references (`{"env": VAR, "default": d}`), resolved only when a model is called."""
+
+    block: str
+    name: Any
+    base_url: Any
+    api_key: Any
+    structured: str
+    gguf: str | None
+    document: Mapping[str, Any]
+    """The block as JSON, for the client stack (whose `ModelConfig` reads it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetView:
+    """A `dataset` block: its file (relative to the program's folder), field mapping,
+    row limit and whether its rows are shuffled (seeded)."""
+
+    name: str
+    source: str
+    format: str
+    fields: Mapping[str, str]
+    limit: int | None
+    shuffle: bool
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """A `task` block: the model that answers, its templates and sampling."""
+
+    name: str
+    model: str
+    system: str | None
+    prompt: str
+    experiences: Experiences
+    temperature: float
+    top_p: float
+    max_tokens: int
+    max_turns: int
+    tools: tuple[str, ...]
+    variables: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLimits:
+    """A learn's `budget`: USD, tokens and calls it may spend (None: no limit)."""
+
+    usd: float | None = None
+    tokens: int | None = None
+    calls: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """How a learn's data splits into steps."""
+
+    steps: int
+    steps_per_epoch: int
+    rows: int
+    last_batch: int
+
+
+@dataclass(frozen=True, slots=True)
+class LearnView:
+    """A `learn` block with every default filled in."""
+
+    name: str
+    task: str
+    data: str
+    reward: str
+    group_size: int
+    batch_size: int
+    epochs: int
+    temperature: float
+    ground_truth: bool
+    learner: str
+    policy: PolicySpec
+    validate: str | None
+    seed: int
+    summarize: bool
+    init: str | None
+    budget: BudgetLimits
+    schedule: Schedule
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluateView:
+    """An `evaluate` block: the libraries it compares on which data, and how."""
+
+    name: str
+    task: str
+    data: str
+    reward: str | None
+    samples: int
+    metrics: tuple[str, ...]
+    compare: tuple[str, ...]
+    seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class EmitView:
+    """An `emit` block: which learn's library goes to which module folder."""
+
+    block: str
+    library: str
+    path: str
+    formats: tuple[str, ...]
+    name: str
+    version: str | None
+

@@ -1,0 +1,175 @@
+"""Read a run directory into the report's data: the steps, the costs and an evaluation.
+
+`read_run(run_dir)` reads a learning run (`runs/<learn>/<run-id>/`): per completed
+step its `rewards.json` (groups, kept or skipped, rewards), `report.json` (operations
+applied and rejected) and `library.json`, and the run's `usage.json` by stage. An
+evaluation run directory (`runs/<evaluate>/<run-id>/`) gives a report with only its
+evaluation and its costs.
+
+The evaluation shown with a learning run is the one given, or else the newest
+completed evaluation run under the same runs folder that compared this run's
+library (`find_evaluation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+from grpo_dsl.core.errors import GrpoError
+from grpo_dsl.core.files import read_json
+from grpo_dsl.evaluation.evaluate import (
+    STAGE,
+    EvaluationError,
+    is_evaluation_run,
+    read_evaluation,
+)
+from grpo_dsl.evaluation.results import Comparison, EvaluationData, LibraryEvaluation
+from grpo_dsl.evaluation.stats import bootstrap_ci
+from grpo_dsl.library import Library
+from grpo_dsl.plan import Plan, PlanError
+from grpo_dsl.report.data import (
+    ExperienceChange,
+    ReportData,
+    StageCost,
+    StepData,
+    library_changes,
+)
+from grpo_dsl.runs.directory import RunDirectory
+
+__all__ = ["RunDataError", "STEP_RESAMPLES", "evaluation_data", "find_evaluation", "read_run"]
+
+STEP_RESAMPLES = 2000
+"""Bootstrap resamples of each step's reward interval (the band of the reward plot)."""
+
+
+class RunDataError(GrpoError, ValueError):
+    """A folder that is not a readable run directory; the message names the file."""
+
+
+def _read(path: Path) -> Any:
+    try:
+        return read_json(path)
+    except FileNotFoundError:
+        raise RunDataError(f"{path} is missing") from None
+    except ValueError as exc:
+        raise RunDataError(f"{path} is not valid JSON: {exc}") from None
+
+
+def _contents(library: Library) -> dict[str, str]:
+    return {e.id: e.text for e in library.experiences}
+
+
+def _library(path: Path) -> Library:
+    document = _read(path)
+    try:
+        return Library.from_json(document)
+    except ValueError as exc:
+        raise RunDataError(f"{path}: not a library: {exc}") from None
+
+
+def _step(run: RunDirectory, step: int, before: Library | None, after: Library) -> StepData:
+    groups = _read(run.step_dir(step) / "rewards.json")
+    report = _read(run.step_dir(step) / "report.json")
+    group_means = [fmean(g["rewards"]) for g in groups if g["rewards"]]
+    rewards = [r for g in groups for r in g["rewards"]]
+    band = bootstrap_ci(group_means, resamples=STEP_RESAMPLES, seed=step) if group_means else None
+    changes: tuple[ExperienceChange, ...] = library_changes(_contents(before), _contents(after)) if before is not None else ()
+    return StepData(
+        step=step,
+        reward_mean=fmean(rewards) if rewards else 0.0,
+        groups_kept=sum(1 for g in groups if g["kept"]),
+        groups_skipped=sum(1 for g in groups if not g["kept"]),
+        ops_applied=len(report["applied"]),
+        ops_rejected=len(report["rejected"]),
+        library_size=len(after.experiences),
+        reward_low=band.low if band else None,
+        reward_high=band.high if band else None,
+        changes=changes,
+    )
+
+
+def _costs(usage: Mapping[str, Any], *, of_evaluation: bool = False) -> list[StageCost]:
+    return [
+        StageCost(
+            stage=f"{stage} ({STAGE})" if of_evaluation and stage != STAGE else stage,
+            calls=int(tally["calls"]),
+            usd=float(tally["usd"]),
+            input_tokens=int(tally["prompt_tokens"]),
+            output_tokens=int(tally["completion_tokens"]),
+        )
+        for stage, tally in sorted((usage.get("by_stage") or {}).items())
+    ]
+
+
+def evaluation_data(evaluation_dir: Path) -> tuple[EvaluationData, dict[str, Any]]:
+    """The evaluation of an evaluation run directory as the report shows it, and its `evaluation.json`."""
+    try:
+        document = read_evaluation(evaluation_dir)
+    except EvaluationError as exc:
+        raise RunDataError(str(exc)) from None
+    data = EvaluationData(
+        libraries=tuple(LibraryEvaluation.from_json(library) for library in document["libraries"]),
+        comparisons=tuple(Comparison.from_json(c) for c in document["comparisons"]),
+        confidence=float(document["confidence"]),
+    )
+    return data, document
+
+
+def find_evaluation(run_dir: Path) -> Path | None:
+    """The newest completed evaluation under the runs folder of `run_dir` that compared its library."""
+    runs_root = run_dir.resolve().parent.parent
+    found = []
+    for candidate in runs_root.glob("*/*"):
+        if not (candidate / "evaluation.json").is_file() or not is_evaluation_run(candidate):
+            continue
+        try:
+            libraries = read_json(candidate / "libraries.json")["libraries"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        origins = {Path(lib["origin"]).resolve() for lib in libraries if lib.get("kind") == "learn" and lib.get("origin")}
+        if run_dir.resolve() in origins:
+            found.append(candidate)
+    return max(found, key=lambda path: (path.name, path.parent.name)) if found else None
+
+
+def read_run(run_dir: Path, *, evaluation_dir: Path | None = None, find: bool = True) -> ReportData:
+    """The report data of a learning or evaluation run directory.
+
+    For a learning run, the evaluation is the one of `evaluation_dir`, or (when
+    `find`) the one `find_evaluation` finds, or none. Raises `RunDataError`.
+    """
+    run = RunDirectory(run_dir)
+    if not run.info_path.is_file():
+        raise RunDataError(f"{run_dir} is not a run directory: it has no run.json")
+    info = _read(run.info_path)
+    usage = _read(run.usage_path) if run.usage_path.is_file() else {}
+    subtitle = f"{run_dir} · {info.get('status', 'unknown')}"
+    if is_evaluation_run(run_dir):
+        alone, document = evaluation_data(run_dir)
+        return ReportData(title=f"evaluate {document['evaluate']}", subtitle=subtitle, costs=tuple(_costs(usage)), evaluation=alone)
+    if "learn" not in info:
+        raise RunDataError(f"{run.info_path} names neither a learn nor an evaluate")
+    try:
+        plan = Plan.from_json(run.plan_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, PlanError) as exc:
+        raise RunDataError(f"{run.plan_path}: {exc}") from None
+    before: Library | None = None if plan.learn(info["learn"]).init else Library.empty()
+    steps = []
+    for step in run.completed_steps():
+        after = _library(run.step_dir(step) / "library.json")
+        try:
+            steps.append(_step(run, step, before, after))
+        except (KeyError, TypeError) as exc:
+            raise RunDataError(f"{run.step_dir(step)}: a step file lacks {exc}") from None
+        before = after
+    costs = _costs(usage)
+    evaluation = None
+    chosen = evaluation_dir if evaluation_dir is not None else (find_evaluation(run_dir) if find else None)
+    if chosen is not None:
+        evaluation, _ = evaluation_data(chosen)
+        costs += _costs(_read(chosen / "usage.json") if (chosen / "usage.json").is_file() else {}, of_evaluation=True)
+        subtitle += f" · evaluation {chosen}"
+    return ReportData(title=str(info["learn"]), subtitle=subtitle, steps=tuple(steps), costs=tuple(costs), evaluation=evaluation)

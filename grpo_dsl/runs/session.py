@@ -1,0 +1,166 @@
+"""What learning, evaluation and replay share about running: the client stack, the
+events it writes, usage recounted from the log, and ending cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import traceback
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grpo_dsl.clients.accounting import Budget, Usage
+from grpo_dsl.clients.local import local_endpoints
+from grpo_dsl.clients.protocol import (
+    BudgetExceeded,
+    ChatRequest,
+    ChatResponse,
+    EndpointError,
+    LLMClient,
+    ModelConfig,
+)
+from grpo_dsl.clients.stack import build_client
+from grpo_dsl.plan import LearnView, Plan
+from grpo_dsl.runs.directory import EventLog, RunDirectory, read_events
+from grpo_dsl.runs.progress import Progress
+
+
+def latest_run(runs_root: Path, learn: str) -> Path | None:
+    """The most recent run directory of `learn` under `runs_root`, if any."""
+    base = runs_root / learn
+    runs = sorted(p for p in base.iterdir() if (p / "run.json").exists()) if base.is_dir() else []
+    return runs[-1] if runs else None
+
+
+@dataclass(slots=True)
+class RunEnd:
+    """How a block of run work ended: `completed`, `stopped`, `interrupted` or `failed`."""
+
+    status: str = "completed"
+    message: str | None = None
+
+
+@contextlib.asynccontextmanager
+async def ending_cleanly(
+    events: EventLog, resume_command: str | None, failures: tuple[type[Exception], ...] = ()
+) -> AsyncIterator[RunEnd]:
+    """Turn the ways a run can end into a `RunEnd`, never an exception.
+
+    A budget stops the run; a fatal endpoint error, one of `failures` or any other
+    exception fails it (an unexpected one is logged with its traceback); Ctrl-C
+    interrupts it, with `resume_command` (if any) in the message. Every other task of the
+    loop is settled before the block ends.
+    """
+    end = RunEnd()
+    fatal: tuple[type[Exception], ...] = (EndpointError, *failures)
+    try:
+        yield end
+    except BudgetExceeded as exc:
+        end.status, end.message = "stopped", str(exc)
+    except fatal as exc:
+        end.status, end.message = "failed", str(exc)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        end.status = "interrupted"
+        end.message = f"interrupted; continue with `{resume_command}`" if resume_command else "interrupted"
+    except Exception as exc:
+        end.status, end.message = "failed", f"{type(exc).__name__}: {exc}"
+        events.append("error", traceback=traceback.format_exc())
+    finally:
+        await settle_tasks()
+
+
+async def settle_tasks() -> None:
+    """Cancel and wait for every other task of the loop, so nothing runs after a run ends.
+
+    After a budget stop, an error or Ctrl-C, the sibling tasks of a cancelled
+    `gather` may still be running; they must finish before the log is closed.
+    """
+    current = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not current]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+
+
+def usage_from_events(plan: Plan, events_path: Path) -> Usage:
+    """What a run has spent so far, counted from its event log.
+
+    The log records every answered call, so a run killed between two writes of
+    `usage.json` still resumes knowing every call it paid for.
+    """
+    usage = Usage(model_documents(plan))
+    for event in read_events(events_path):
+        if event.get("event") == "call":
+            usage.record(
+                ChatRequest(model=str(event["model"]), messages=(), stage=str(event["stage"])),
+                ChatResponse(
+                    content=None,
+                    tool_calls=(),
+                    finish_reason=None,
+                    prompt_tokens=int(event.get("prompt_tokens") or 0),
+                    completion_tokens=int(event.get("completion_tokens") or 0),
+                    cached=bool(event.get("cached")),
+                ),
+            )
+    return usage
+
+
+@contextlib.asynccontextmanager
+async def client_stack(
+    plan: Plan, base_dir: Path, run: RunDirectory, usage: Usage, budget: Budget | None, events: EventLog, progress: Progress
+) -> AsyncIterator[tuple[LLMClient, dict[str, Mapping[str, Any]]]]:
+    """The run's client and its models as endpoints (local models started and pointed at)."""
+    async with local_endpoints(model_documents(plan), base_dir=base_dir) as models:
+        client = build_client(
+            models,
+            cache_dir=run.cache_dir,
+            usage=usage,
+            budget=budget,
+            on_event=lambda event: events.append(str(event.get("event", "client")), **{k: v for k, v in event.items() if k != "event"}),
+        )
+        endpoints: dict[str, Mapping[str, Any]] = dict(models)
+        try:
+            yield EventedClient(client, events, progress), endpoints
+        finally:
+            await client.aclose()
+
+
+class EventedClient:
+    """An `LLMClient` that records every call in the run's events and counts it in the progress."""
+
+    def __init__(self, inner: LLMClient, events: EventLog, progress: Progress):
+        self.inner = inner
+        self.events = events
+        self.progress = progress
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Forward `request`, then log one `call` event with its stage, key and tokens."""
+        response = await self.inner.complete(request)
+        self.events.append(
+            "call",
+            stage=request.stage,
+            model=request.model,
+            sample_key=request.sample_key,
+            cached=response.cached,
+            prompt_tokens=response.prompt_tokens,
+            completion_tokens=response.completion_tokens,
+        )
+        self.progress.call_done(request.stage)
+        return response
+
+
+def model_documents(plan: Plan) -> dict[str, Mapping[str, Any]]:
+    """The plan's model blocks as the JSON the client stack reads (`ModelConfig.from_plan`)."""
+    return {name: model.document for name, model in plan.models().items()}
+
+
+def structured_mode(models: Mapping[str, Mapping[str, Any]], block: str) -> str:
+    """How structured outputs are asked of model `block` of the client stack's `models`."""
+    return ModelConfig.from_plan(block, models[block]).structured
+
+
+def run_budget(learn: LearnView) -> Budget:
+    """The budget a learn's run stops at."""
+    return Budget(usd=learn.budget.usd, tokens=learn.budget.tokens, calls=learn.budget.calls)

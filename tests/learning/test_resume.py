@@ -1,0 +1,124 @@
+"""A run killed with SIGKILL at random points resumes to the library of an uninterrupted run,
+and pays for no answer it had already received."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.endpoint import Endpoint
+from support.learn_world import write_world
+
+from grpo_dsl.runs.directory import read_events
+
+GRACE_S = 0.25
+"""An answer sent this close before a kill may not have reached the run's cache (on a loaded machine)."""
+
+
+@pytest.fixture
+def slow_world() -> Iterator[Endpoint]:
+    endpoint = Endpoint(script="support.worlds:date_world", faults={"latency_ms": 40})
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+def _grpo(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "grpo_dsl.cli", *map(str, args)]
+
+
+def _library(run_dir: Path) -> object:
+    return json.loads((run_dir / "library.json").read_text())
+
+
+def _kill_after(args: list[str], run_dir: Path | None, new_events: int) -> tuple[Path, float | None]:
+    """Start `args`, SIGKILL it once the run's log has `new_events` more lines; return the
+    run directory and the kill time (None when the run ended first)."""
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
+        assert process.stdout is not None
+        run_dir = run_dir or Path(process.stdout.readline().strip())
+        log = run_dir / "events.jsonl"
+        start = len(read_events(log))
+        while process.poll() is None:
+            if len(read_events(log)) >= start + new_events:
+                process.send_signal(signal.SIGKILL)
+                killed_at = time.time()
+                process.wait()
+                return run_dir, killed_at
+            time.sleep(0.005)
+    return run_dir, None
+
+
+def test_killed_runs_resume_to_the_same_library_and_pay_nothing_twice(slow_world: Endpoint, tmp_path: Path) -> None:
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    straight.mkdir()
+    killed.mkdir()
+    world = {"questions": 16, "batch_size": 4, "group_size": 4}
+
+    program = write_world(straight, slow_world.base_url, **world)
+    subprocess.run(_grpo("run", program, "--runs", straight / "runs"), check=True, capture_output=True)
+    (reference_run,) = (straight / "runs" / "date_lessons").iterdir()
+    reference = slow_world.ledger()
+    reference_bodies = [entry["sha256"] for entry in reference]
+    assert len(set(reference_bodies)) == len(reference_bodies), "an uninterrupted run asks nothing twice"
+
+    slow_world.reset()
+    program = write_world(killed, slow_world.base_url, **world)
+    rng = random.Random(20261124)
+    run_dir: Path | None = None
+    kills: list[float] = []
+    for _ in range(5):
+        args = _grpo("run", program, "--runs", killed / "runs") if run_dir is None else _grpo("run", "--resume", run_dir)
+        run_dir, killed_at = _kill_after(args, run_dir, rng.randint(8, 30))
+        if killed_at is not None:
+            kills.append(killed_at)
+    assert run_dir is not None
+    assert len(kills) == 5
+    subprocess.run(_grpo("run", "--resume", run_dir), check=True, capture_output=True)
+
+    assert _library(run_dir) == _library(reference_run)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+    ledger = slow_world.ledger()
+    assert {entry["sha256"] for entry in ledger} == set(reference_bodies)
+    answers: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for entry in ledger:
+        answers[entry["sha256"]].append(entry)
+    for body, entries in answers.items():
+        first = min(entries, key=lambda e: e["answered_at"])
+        for again in entries[1:]:
+            assert any(first["answered_at"] > kill - GRACE_S and first["received_at"] < kill for kill in kills), (
+                f"request {body[:12]} was answered at {first['answered_at']:.3f}, "
+                f"well before any kill ({kills}), and asked again at {again['received_at']:.3f}"
+            )
+    steps = [e for e in read_events(run_dir / "events.jsonl") if e["event"] == "step_completed"]
+    assert [e["step"] for e in steps] == [1, 2, 3, 4]
+
+
+def test_ctrl_c_stops_cleanly_and_the_run_resumes(slow_world: Endpoint, tmp_path: Path) -> None:
+    program = write_world(tmp_path, slow_world.base_url)
+    with subprocess.Popen(_grpo("run", program, "--runs", tmp_path / "runs"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None and process.stderr is not None
+        run_dir = Path(process.stdout.readline().strip())
+        while len(read_events(run_dir / "events.jsonl")) < 30:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        stderr = process.stderr.read()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert f"grpo run --resume {run_dir}" in stderr
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    assert read_events(run_dir / "events.jsonl")[-1]["event"] == "run_interrupted"
+
+    subprocess.run(_grpo("run", "--resume", run_dir), check=True, capture_output=True)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"

@@ -1,0 +1,5 @@
+"""The browser the report tests share (one Chromium for the session)."""
+
+from support.browser import browser
+
+__all__ = ["browser"]

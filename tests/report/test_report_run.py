@@ -1,0 +1,152 @@
+"""`grpo report` of a real run: the run directory read into the report, checked against its files,
+and the page of a real run and its evaluation drawn in headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support.browser import ARTIFACTS, MEASURE, Browser, visit
+from support.endpoint import Endpoint
+from support.eval_world import write_program
+from support.worlds import LESSONS
+
+from grpo_dsl.cli import main
+from grpo_dsl.learning.run import start_run
+from grpo_dsl.plan import load_plan
+from grpo_dsl.report.rundata import find_evaluation, read_run
+
+
+@dataclass(frozen=True)
+class Runs:
+    program: Path
+    learn_run: Path
+    eval_run: Path
+
+
+@pytest.fixture(scope="module")
+def runs(_endpoint_process: Endpoint, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    """A three-step run of `date_lessons` and an evaluation of `none` against its library."""
+    folder = tmp_path_factory.mktemp("report-run")
+    _endpoint_process.configure(script="support.worlds:date_world")
+    program = write_program(folder, _endpoint_process)
+    learned = start_run(load_plan(program), "date_lessons", base_dir=folder, runs_root=folder / "runs", stream=None)
+    assert learned.status == "completed"
+    assert main(["eval", str(program), "--runs", str(folder / "runs"), "--format", "json"]) == 0
+    (eval_run,) = (folder / "runs" / "date_eval").iterdir()
+    yield Runs(program, learned.run_dir, eval_run)
+    _endpoint_process.configure()
+
+
+def report(run_dir: Path, target: Path, *extra: str) -> str:
+    assert main(["report", str(run_dir), "-o", str(target), *extra]) == 0
+    return target.read_text(encoding="utf-8")
+
+
+def section_ids(html: str) -> set[str]:
+    return set(re.findall(r'<section[^>]* id="([^"]+)"', html))
+
+
+def test_the_report_data_follows_the_run_files(runs: Runs) -> None:
+    data = read_run(runs.learn_run)
+
+    assert data.title == "date_lessons"
+    assert [s.step for s in data.steps] == [1, 2, 3]
+    for step in data.steps:
+        outcome = json.loads((runs.learn_run / f"steps/{step.step:04d}/outcome.json").read_text())
+        assert step.reward_mean == pytest.approx(outcome["mean_reward"])
+        assert (step.groups_kept, step.groups_skipped) == (outcome["kept"], outcome["skipped"])
+        assert (step.ops_applied, step.ops_rejected) == (outcome["applied"], outcome["rejected"])
+        assert step.library_size == outcome["library_size"]
+        assert step.reward_low is not None and step.reward_high is not None
+        assert step.reward_low <= step.reward_mean <= step.reward_high
+    assert [[(c.kind, c.text) for c in s.changes] for s in data.steps] == [
+        [("added", LESSONS[0])],
+        [("added", LESSONS[1])],
+        [],
+    ]
+    usage = json.loads((runs.learn_run / "usage.json").read_text())["by_stage"]
+    learning = {c.stage: c for c in data.costs if c.stage in usage}
+    assert set(learning) == {"rollout", "summary", "advantage", "consolidate"}
+    for stage, cost in learning.items():
+        assert (cost.calls, cost.usd, cost.input_tokens, cost.output_tokens) == (
+            usage[stage]["calls"],
+            usage[stage]["usd"],
+            usage[stage]["prompt_tokens"],
+            usage[stage]["completion_tokens"],
+        )
+    assert [c.stage for c in data.costs if c.stage not in usage] == ["evaluate"]
+    assert data.evaluation is not None
+    assert [lib.name for lib in data.evaluation.libraries] == ["none", "date_lessons"]
+    assert data.evaluation.comparisons[0].low > 0
+
+
+def test_the_evaluation_of_the_run_is_found_in_its_runs_folder(runs: Runs, tmp_path: Path) -> None:
+    assert find_evaluation(runs.learn_run) == runs.eval_run
+    other = tmp_path / "runs" / "date_lessons" / "other"
+    other.mkdir(parents=True)
+    assert find_evaluation(other) is None
+
+
+def test_grpo_report_writes_every_section(runs: Runs, tmp_path: Path) -> None:
+    html = report(runs.learn_run, tmp_path / "report.html")
+
+    assert section_ids(html) == {"summary", "learning", "cost", "library", "evaluation"}
+    for plot in ("plot-reward", "plot-groups", "plot-ops", "plot-library", "plot-cost", "plot-difference"):
+        assert f'id="{plot}"' in html
+    assert len(re.findall(r'<svg id="plot-forest', html)) == 3
+    assert all(lesson in html for lesson in LESSONS)
+    assert 'id="comparison-sentences"' in html and "excludes zero" in html
+    assert "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_the_evaluation_can_be_chosen_or_left_out(runs: Runs, tmp_path: Path) -> None:
+    chosen = report(runs.learn_run, tmp_path / "chosen.html", "--eval", str(runs.eval_run))
+    assert "evaluation" in section_ids(chosen)
+    without = report(runs.learn_run, tmp_path / "without.html", "--no-eval")
+    assert section_ids(without) == {"summary", "learning", "cost", "library"}
+    alone = report(runs.eval_run, tmp_path / "alone.html")
+    assert section_ids(alone) == {"summary", "cost", "evaluation"}
+
+
+def test_bad_run_directories_are_reported_without_a_traceback(runs: Runs, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "r.html")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("run.json", "plan.json"):
+        (broken / name).write_bytes((runs.learn_run / name).read_bytes())
+    (broken / "steps" / "0001").mkdir(parents=True)
+    (broken / "steps" / "0001" / "library.json").write_text("{not json")
+    assert main(["report", str(broken), "-o", str(tmp_path / "r.html"), "--no-eval"]) == 1
+    err = capsys.readouterr().err
+    assert "library.json is not valid JSON" in err and "Traceback" not in err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_the_report_of_a_real_run_renders_in_chromium(runs: Runs, browser: Browser) -> None:  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = ARTIFACTS / "report-run.html"
+    report(runs.learn_run, page)
+
+    result = asyncio.run(visit(browser, page, MEASURE))
+    (ARTIFACTS / "report-run.png").write_bytes(result.screenshot)
+
+    assert result.errors == []
+    measured = result.value
+    assert [p["step"] for p in measured["reward_points"]] == [1, 2, 3]
+    assert measured["reward_bands"] == 1
+    assert len(measured["group_bars"]) == 6 and len(measured["op_bars"]) == 6
+    assert [p["value"] for p in measured["library_points"]] == [1, 2, 2]
+    assert len(measured["cost_bars"]) == 5
+    assert measured["forest_estimates"] == [2, 2, 2]
+    assert measured["difference_estimates"] == 3 and measured["zero_lines"] == 1
+    assert measured["change_items"] == 2
+    assert all("excludes zero" in sentence for sentence in measured["sentences"])
+    assert measured["scripts"] == 0
