@@ -1,7 +1,9 @@
 """Usage and cost per stage and model, and the budgets checked before every call.
 
-`Usage` counts calls, cached calls, prompt and completion tokens and USD (from each
-model's price per million tokens) by stage and model; `to_json` is `usage.json`.
+`Usage` counts calls, cached calls, batched calls, prompt and completion tokens and
+USD (from each model's price per million tokens; an answer from a batch job at the
+model's batch price, the price less its `batch_discount`) by stage and model;
+`to_json` is `usage.json`.
 `Metered` records every answered call and, before making one, refuses it with
 `BudgetExceeded` if its worst case (estimated prompt tokens plus `max_tokens`) could
 take spent-plus-in-flight over a limit. Cached answers cost nothing and are allowed.
@@ -21,9 +23,36 @@ from grpo_dsl.clients.protocol import (
     estimated_tokens,
 )
 
-__all__ = ["Budget", "Metered", "Tally", "Usage"]
+__all__ = ["Budget", "Metered", "Price", "Tally", "Usage"]
 
 USAGE_SCHEMA = "grpo-usage/1"
+DEFAULT_BATCH_DISCOUNT = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """A model's price: USD per million prompt and completion tokens, and the share a
+    batch job takes off both."""
+
+    input: float = 0.0
+    output: float = 0.0
+    batch_discount: float = DEFAULT_BATCH_DISCOUNT
+
+    @classmethod
+    def from_json(cls, price: Mapping[str, Any]) -> Price:
+        """Read a plan's `price` block (or `usage.json`'s), absent values as defaults."""
+        discount = price.get("batch_discount")
+        return cls(
+            float(price.get("input") or 0.0),
+            float(price.get("output") or 0.0),
+            DEFAULT_BATCH_DISCOUNT if discount is None else float(discount),
+        )
+
+    def to_json(self) -> dict[str, float]:
+        return {"input": self.input, "output": self.output, "batch_discount": self.batch_discount}
+
+
+FREE = Price()
 
 
 @dataclass(slots=True)
@@ -32,6 +61,7 @@ class Tally:
 
     calls: int = 0
     cached_calls: int = 0
+    batched_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usd: float = 0.0
@@ -43,6 +73,7 @@ class Tally:
     def add(self, other: Tally) -> None:
         self.calls += other.calls
         self.cached_calls += other.cached_calls
+        self.batched_calls += other.batched_calls
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.usd += other.usd
@@ -51,6 +82,7 @@ class Tally:
         return {
             "calls": self.calls,
             "cached_calls": self.cached_calls,
+            "batched_calls": self.batched_calls,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "tokens": self.tokens,
@@ -72,17 +104,16 @@ class Usage:
     """
 
     def __init__(self, models: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-        self.prices: dict[str, tuple[float, float]] = {
-            name: (float((model.get("price") or {}).get("input") or 0.0), float((model.get("price") or {}).get("output") or 0.0))
-            for name, model in (models or {}).items()
-        }
+        self.prices: dict[str, Price] = {name: Price.from_json(model.get("price") or {}) for name, model in (models or {}).items()}
         self.tallies: dict[tuple[str, str], Tally] = {}
         self.total = Tally()
 
-    def usd(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
-        """The price of that many tokens on `model` (0 for a model without a price)."""
-        price_input, price_output = self.prices.get(model, (0.0, 0.0))
-        return (prompt_tokens * price_input + completion_tokens * price_output) / 1_000_000
+    def usd(self, model: str, prompt_tokens: int, completion_tokens: int, *, batched: bool = False) -> float:
+        """The price of that many tokens on `model` (0 for a model without a price), at its
+        batch price when `batched`."""
+        price = self.prices.get(model, FREE)
+        usd = (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+        return usd * (1.0 - price.batch_discount) if batched else usd
 
     def record(self, request: ChatRequest, response: ChatResponse) -> None:
         """Count one answered request: a call with its tokens and cost, or a free cached answer."""
@@ -91,9 +122,10 @@ class Usage:
         else:
             change = Tally(
                 calls=1,
+                batched_calls=int(response.batched),
                 prompt_tokens=response.prompt_tokens,
                 completion_tokens=response.completion_tokens,
-                usd=self.usd(request.model, response.prompt_tokens, response.completion_tokens),
+                usd=self.usd(request.model, response.prompt_tokens, response.completion_tokens, batched=response.batched),
             )
         self.tallies.setdefault((request.stage, request.model), Tally()).add(change)
         self.total.add(change)
@@ -116,7 +148,7 @@ class Usage:
         models = sorted({model for _, model in self.tallies})
         return {
             "schema": USAGE_SCHEMA,
-            "prices": {name: {"input": p[0], "output": p[1]} for name, p in sorted(self.prices.items())},
+            "prices": {name: price.to_json() for name, price in sorted(self.prices.items())},
             "total": self.total.to_json(),
             "by_stage": {s: _sum(t for (stage, _), t in self.tallies.items() if stage == s).to_json() for s in stages},
             "by_model": {m: _sum(t for (_, model), t in self.tallies.items() if model == m).to_json() for m in models},
@@ -133,6 +165,7 @@ class Usage:
             tally = Tally(
                 calls=int(entry["calls"]),
                 cached_calls=int(entry["cached_calls"]),
+                batched_calls=int(entry.get("batched_calls") or 0),
                 prompt_tokens=int(entry["prompt_tokens"]),
                 completion_tokens=int(entry["completion_tokens"]),
                 usd=float(entry["usd"]),
@@ -197,4 +230,4 @@ class Metered:
 
 
 def _negated(tally: Tally) -> Tally:
-    return Tally(-tally.calls, -tally.cached_calls, -tally.prompt_tokens, -tally.completion_tokens, -tally.usd)
+    return Tally(-tally.calls, -tally.cached_calls, -tally.batched_calls, -tally.prompt_tokens, -tally.completion_tokens, -tally.usd)

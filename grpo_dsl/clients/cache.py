@@ -1,108 +1,339 @@
-"""The response cache: content-addressed, on disk, one file per entry.
+"""The response cache: one store shared by every run, and each run's own record.
 
-The key is the sha256 of the normalised request: the model id, the messages, every
-sampling parameter, the tools, the response format and the `sample_key`; not the
-stage, which is only for accounting. Entries are written atomically (temp file,
-fsync, rename), so concurrent writers and processes never see a partial entry.
-Errors are never cached. Concurrent identical requests in one process share one call.
+An entry is addressed by `wire.request_key`: the sha256 of the request's namespace
+(its stage's purpose and its dataset split), its `sample_key` and its JSON body
+(model id, messages, every sampling parameter, tools, response format). So a
+rerun of the same program, in any directory, asks nothing twice; G samples of one
+prompt are G entries; and a validation sample never answers a training rollout.
+Errors are never cached.
+
+- `SharedCache` is one SQLite database in WAL mode (`responses.sqlite3`) in the
+  user cache directory (`$GRPO_CACHE_DIR`, else the platform's user cache), or in a
+  model's own `cache` folder. Several processes may read and write it at once:
+  readers never wait, writers take turns. New entries and the last-use times of
+  hits are written in batches (every `FLUSH_SECONDS` or `FLUSH_ENTRIES`) and when
+  the stack closes. Each stack adds one line to its `sessions` table (hits,
+  misses), which `grpo cache info` reports.
+- `RunRecord` is `responses.jsonl` in a run directory: every call the run used (its
+  key, namespace, sample key, request body and answer), from the endpoint or from
+  the shared store, appended as it arrives (a line torn by a killed process is
+  passed over). A run resumes and replays from its record alone,
+  so it stays reproducible after the shared store is pruned or turned off.
+- `ResponseCache` is the layer of the client stack: the record first, then the
+  request's model's shared store, then the inner client. Concurrent identical
+  requests in one process share one call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import json
-from collections.abc import Callable, Mapping
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from grpo_dsl.clients.protocol import ChatRequest, ChatResponse, LLMClient
-from grpo_dsl.core.files import atomic_write_text
+from grpo_dsl.clients.local import cache_dir as user_cache_dir
+from grpo_dsl.clients.protocol import ChatRequest, ChatResponse, LLMClient, namespace
+from grpo_dsl.clients.wire import body, canonical_json, request_key
+from grpo_dsl.core.errors import GrpoError
 
-__all__ = ["ResponseCache", "cache_key"]
+__all__ = [
+    "CACHE_FILE",
+    "CacheError",
+    "CacheInfo",
+    "ResponseCache",
+    "RunRecord",
+    "SharedCache",
+    "cache_directory",
+    "cache_info",
+    "prune_cache",
+]
 
-CACHE_SCHEMA = "grpo-cache/1"
+CACHE_FILE = "responses.sqlite3"
+SCHEMA_VERSION = 2
+FLUSH_SECONDS = 0.5
+FLUSH_ENTRIES = 512
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+  key TEXT PRIMARY KEY,
+  namespace TEXT NOT NULL,
+  model TEXT NOT NULL,
+  response TEXT NOT NULL,
+  created REAL NOT NULL,
+  used REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS responses_used ON responses (used);
+CREATE TABLE IF NOT EXISTS sessions (
+  started REAL NOT NULL,
+  finished REAL NOT NULL,
+  hits INTEGER NOT NULL,
+  misses INTEGER NOT NULL,
+  stored INTEGER NOT NULL
+);
+"""
 
 
-def _number(value: float | None) -> float | None:
-    return None if value is None else float(value)
+class CacheError(GrpoError):
+    """The shared cache cannot be opened or read: not a cache file, or a newer format."""
 
 
-def normalised(request: ChatRequest, model_id: str) -> dict[str, Any]:
-    """The parts of a request that determine its answer, in a canonical form."""
-    return {
-        "model": model_id,
-        "messages": request.messages,
-        "temperature": _number(request.temperature),
-        "top_p": _number(request.top_p),
-        "max_tokens": request.max_tokens,
-        "seed": request.seed,
-        "response_format": request.response_format,
-        "tools": request.tools,
-        "sample_key": request.sample_key,
-    }
+def cache_directory(setting: str | bool | None, base_dir: Path) -> Path | None:
+    """The shared cache folder of a model whose `cache` attribute is `setting`.
+
+    None (absent): the user cache directory; False: no shared cache; a path: that
+    folder, relative to the program's folder `base_dir`.
+    """
+    if setting is None or setting is True:
+        return user_cache_dir()
+    if setting is False:
+        return None
+    return base_dir / setting
 
 
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_plain)
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise CacheError(f"{path} is a response cache of another format ({version}); move it away or set GRPO_CACHE_DIR")
+        if version == 0:
+            db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+    except sqlite3.DatabaseError as exc:
+        raise CacheError(f"{path} cannot be used as the response cache: {exc}") from None
+    return db
 
 
-def _plain(value: object) -> object:
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+class SharedCache:
+    """The cache every run shares: `responses.sqlite3` in `directory`, in WAL mode."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / CACHE_FILE
+        self._db = _connect(self.path)
+        self._new: list[tuple[str, str, str, str, float, float]] = []
+        self._used: list[str] = []
+        self._flushed = time.monotonic()
+        self.started = time.time()
+        self.hits = self.misses = self.stored = 0
+
+    def get(self, key: str) -> str | None:
+        """The stored answer (its JSON text) to the request with this key, if any."""
+        row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._used.append(key)
+        self._flush_when_due()
+        return str(row[0])
+
+    def put(self, key: str, space: str, model: str, response: str) -> None:
+        """Store an answer (JSON text); written with the next batch."""
+        now = time.time()
+        self._new.append((key, space, model, response, now, now))
+        self.stored += 1
+        self._flush_when_due()
+
+    def _flush_when_due(self) -> None:
+        if len(self._new) + len(self._used) >= FLUSH_ENTRIES or time.monotonic() - self._flushed >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending entries and last-use times in one transaction."""
+        self._flushed = time.monotonic()
+        if not (self._new or self._used):
+            return
+        new, used, self._new, self._used = self._new, self._used, [], []
+        now = time.time()
+        with self._transaction():
+            self._db.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?)", new)
+            self._db.executemany("UPDATE responses SET used = ? WHERE key = ?", [(now, key) for key in used])
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Write what is pending, note this session's hits and misses, and close the database."""
+        self.flush()
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (self.started, time.time(), self.hits, self.misses, self.stored)
+            )
+        self._db.close()
 
 
-def cache_key(request: ChatRequest, model_id: str) -> str:
-    """The hex sha256 naming a request's cache entry; `model_id` is the id sent to the endpoint."""
-    return hashlib.sha256(_canonical_json(normalised(request, model_id)).encode()).hexdigest()
+@dataclass(frozen=True, slots=True)
+class CacheInfo:
+    """What `grpo cache info` shows: entries by namespace, bytes on disk, the last session."""
+
+    path: Path
+    entries: int
+    size: int
+    namespaces: Mapping[str, int]
+    oldest_use: float | None
+    last_session: Mapping[str, float] | None
+
+    @property
+    def last_hit_rate(self) -> float | None:
+        """The share of the last session's lookups that were answered from the cache."""
+        if self.last_session is None:
+            return None
+        lookups = self.last_session["hits"] + self.last_session["misses"]
+        return self.last_session["hits"] / lookups if lookups else None
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")) if p.exists())
+
+
+def cache_info(directory: Path) -> CacheInfo | None:
+    """The shared cache in `directory`, or None when there is none."""
+    path = directory / CACHE_FILE
+    if not path.is_file():
+        return None
+    db = _connect(path)
+    try:
+        entries, oldest = db.execute("SELECT COUNT(*), MIN(used) FROM responses").fetchone()
+        spaces = dict(db.execute("SELECT namespace, COUNT(*) FROM responses GROUP BY namespace ORDER BY namespace"))
+        row = db.execute("SELECT started, finished, hits, misses, stored FROM sessions ORDER BY finished DESC LIMIT 1").fetchone()
+    finally:
+        db.close()
+    last = dict(zip(("started", "finished", "hits", "misses", "stored"), row)) if row else None
+    return CacheInfo(path, int(entries), _size(path), spaces, oldest, last)
+
+
+def prune_cache(directory: Path, older_than: float) -> int:
+    """Delete the entries of the shared cache in `directory` not used for `older_than`
+    seconds; return how many. The file shrinks unless another process has it open."""
+    path = directory / CACHE_FILE
+    if not path.is_file():
+        return 0
+    db = _connect(path)
+    try:
+        removed = db.execute("DELETE FROM responses WHERE used < ?", (time.time() - older_than,)).rowcount
+        db.execute("DELETE FROM sessions WHERE finished < ?", (time.time() - older_than,))
+        with contextlib.suppress(sqlite3.OperationalError):
+            db.execute("VACUUM")
+    finally:
+        db.close()
+    return int(removed)
+
+
+class RunRecord:
+    """`responses.jsonl` of a run directory: every answer the run used, by cache key.
+
+    `also` are the records of other runs, read but never written: a replay answers
+    from the run it replays (and records in its own file what it used).
+    """
+
+    def __init__(self, path: Path, also: Sequence[Path] = ()) -> None:
+        self.path = path
+        self._answers: dict[str, ChatResponse] = {}
+        for source in also:
+            self._read(source)
+        self._own: set[str] = set()
+        self._own.update(self._read(path))
+        self._fd: int | None = None
+
+    def _read(self, source: Path) -> list[str]:
+        keys = []
+        if source.is_file():
+            with source.open("rb") as lines:
+                for line in lines:
+                    try:
+                        entry = json.loads(line)
+                        self._answers[entry["key"]] = ChatResponse.from_json(entry["response"], cached=True)
+                    except (ValueError, LookupError, TypeError):
+                        continue
+                    keys.append(entry["key"])
+        return keys
+
+    def use(self, key: str, request: ChatRequest, model_id: str) -> ChatResponse | None:
+        """The recorded answer with this key, if any; one read from another run's record
+        is added to this run's."""
+        response = self._answers.get(key)
+        if response is not None and key not in self._own:
+            self.add(key, request, model_id, response, canonical_json(response.to_json()))
+        return response
+
+    def add(self, key: str, request: ChatRequest, model_id: str, response: ChatResponse, text: str) -> None:
+        """Record a call and its answer (`text`, its JSON) with one append, so a killed run keeps it."""
+        if key in self._own:
+            return
+        self._answers[key] = response
+        self._own.add(key)
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if os.fstat(self._fd).st_size:
+                os.write(self._fd, b"\n")  # ends a line a killed process may have torn
+        head = f'{{"key":"{key}","namespace":{json.dumps(namespace(request))},"sample_key":{json.dumps(request.sample_key)},'
+        os.write(self._fd, b"%s\"request\":%s,\"response\":%s}\n" % (head.encode(), body(request, model_id), text.encode()))
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class ResponseCache:
-    """Answers a request from `directory` when it was answered before; otherwise asks `inner` and stores the answer.
+    """Answers a request from the run's record, else its model's shared cache, else `inner`.
 
-    `model_ids` maps model block names to the model ids they send, so renaming a block
-    keeps its entries and changing the model id does not. `on_hit` is told of every
+    `model_ids` maps model blocks to the model ids they send; `shared` maps model
+    blocks to their shared cache (a block without one shares nothing). Every answer
+    is recorded in `record` and stored in the shared cache. `on_hit` is told of every
     answer served without a call (for accounting).
     """
 
     def __init__(
         self,
         inner: LLMClient,
-        directory: Path,
         model_ids: Mapping[str, str],
+        *,
+        record: RunRecord | None,
+        shared: Mapping[str, SharedCache],
         on_hit: Callable[[ChatRequest, ChatResponse], None] | None = None,
     ) -> None:
         self.inner = inner
-        self.directory = directory
         self.model_ids = dict(model_ids)
+        self.record = record
+        self.shared = dict(shared)
         self.on_hit = on_hit
         self._pending: dict[str, asyncio.Future[ChatResponse]] = {}
-        directory.mkdir(parents=True, exist_ok=True)
-
-    def path(self, key: str) -> Path:
-        """Where the entry with this key lives."""
-        return self.directory / key[:2] / f"{key}.json"
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """The cached answer to `request`, or the inner client's (then stored)."""
         model_id = self.model_ids.get(request.model, request.model)
-        key = cache_key(request, model_id)
+        key = request_key(request, model_id)
         while (pending := self._pending.get(key)) is not None:
             try:
                 return self._hit(request, await asyncio.shield(pending))
             except asyncio.CancelledError:
                 if not pending.cancelled():
                     raise
-        stored = self._read(key)
+        stored = self._lookup(request, key, model_id)
         if stored is not None:
             return self._hit(request, stored)
         future: asyncio.Future[ChatResponse] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
             response = await self.inner.complete(request)
-            entry = {"schema": CACHE_SCHEMA, "key": key, "request": normalised(request, model_id), "response": response.to_json()}
-            await asyncio.to_thread(atomic_write_text, self.path(key), _canonical_json(entry))
+            self._store(request, key, model_id, response)
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -115,6 +346,26 @@ class ResponseCache:
             return response
         finally:
             del self._pending[key]
+
+    def _lookup(self, request: ChatRequest, key: str, model_id: str) -> ChatResponse | None:
+        if self.record is not None and (recorded := self.record.use(key, request, model_id)) is not None:
+            return recorded
+        shared = self.shared.get(request.model)
+        text = shared.get(key) if shared is not None else None
+        if text is None:
+            return None
+        response = ChatResponse.from_json(json.loads(text), cached=True)
+        if self.record is not None:
+            self.record.add(key, request, model_id, response, text)
+        return response
+
+    def _store(self, request: ChatRequest, key: str, model_id: str, response: ChatResponse) -> None:
+        text = canonical_json(response.to_json())
+        if self.record is not None:
+            self.record.add(key, request, model_id, response, text)
+        shared = self.shared.get(request.model)
+        if shared is not None:
+            shared.put(key, namespace(request), model_id, text)
 
     def _hit(self, request: ChatRequest, response: ChatResponse) -> ChatResponse:
         hit = ChatResponse(
@@ -129,9 +380,9 @@ class ResponseCache:
             self.on_hit(request, hit)
         return hit
 
-    def _read(self, key: str) -> ChatResponse | None:
-        try:
-            entry = json.loads(self.path(key).read_bytes())
-            return ChatResponse.from_json(entry["response"], cached=True)
-        except (OSError, ValueError, LookupError, TypeError):
-            return None
+    def close(self) -> None:
+        """Close the record and every shared cache (writing what is pending)."""
+        if self.record is not None:
+            self.record.close()
+        for shared in {id(s): s for s in self.shared.values()}.values():
+            shared.close()

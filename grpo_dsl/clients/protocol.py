@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from grpo_dsl.core.env import resolve_env
@@ -28,16 +28,31 @@ __all__ = [
     "StructuredOutputError",
     "derive_seed",
     "estimated_tokens",
+    "namespace",
 ]
+
+PURPOSES: Mapping[str, str] = {
+    "rollout": "rollout",
+    "summary": "learner",
+    "contrast": "learner",
+    "advantage": "learner",
+    "consolidate": "learner",
+    "validate": "gate",
+    "evaluate": "evaluation",
+    "judge": "judge",
+}
+"""The purpose of each stage: the first half of a request's cache namespace."""
 
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """One chat completion request, addressed to a model block by its name in the program.
 
-    `stage` says what the call is for (rollout, summary, advantage, consolidate,
-    evaluate, judge, validate) and is used for accounting only; `sample_key` (e.g.
-    `"3/q17/2"`) is part of the cache key, so G samples of one prompt are G entries.
+    `stage` says what the call is for (rollout, summary, contrast, advantage,
+    consolidate, evaluate, judge, validate); `split` names the dataset the question
+    comes from. Together they give the cache namespace (`namespace`), so a validation
+    sample never answers a training rollout. `sample_key` (e.g. `"3/q17/2"`) is part
+    of the cache key, so G samples of one prompt are G entries.
     """
 
     model: str
@@ -50,11 +65,24 @@ class ChatRequest:
     tools: tuple[Mapping[str, Any], ...] = ()
     stage: str = "rollout"
     sample_key: str | None = None
+    split: str | None = None
+    wire: tuple[str, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    """The request's JSON body for one model id, made once and shared by the cache key
+    and the HTTP call (see `clients.wire`); never set by callers."""
+
+
+def namespace(request: ChatRequest) -> str:
+    """The cache namespace of a request: its stage's purpose and its dataset split."""
+    return f"{PURPOSES.get(request.stage, request.stage)}/{request.split or '-'}"
 
 
 @dataclass(frozen=True, slots=True)
 class ChatResponse:
-    """The first choice of a chat completion and its token usage; `cached` when no call was made."""
+    """The first choice of a chat completion and its token usage.
+
+    `cached` when no call was made (the answer came from a cache); `batched` when it
+    came from a provider batch job, priced at the model's batch price.
+    """
 
     content: str | None
     tool_calls: tuple[Mapping[str, Any], ...]
@@ -62,6 +90,7 @@ class ChatResponse:
     prompt_tokens: int
     completion_tokens: int
     cached: bool = False
+    batched: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -114,14 +143,15 @@ class ModelConfig:
     tpm: int | None = None
     timeout: float = 600.0
     max_retries: int = 6
-    price_input: float = 0.0
-    price_output: float = 0.0
     structured: str = "json_schema"
+    batch: bool = False
+    cache: str | bool | None = None
+    """Where the shared cache lives: None for the default place, False for none, or a
+    folder (relative to the program's folder, as in the plan)."""
 
     @classmethod
     def from_plan(cls, block: str, model: Mapping[str, Any]) -> ModelConfig:
         """Read a plan's model JSON (docs/plan.md "Model"), resolving `env` references now."""
-        price = model.get("price") or {}
         return cls(
             block=block,
             name=str(resolve_env(model["name"])),
@@ -133,14 +163,10 @@ class ModelConfig:
             tpm=model.get("tpm"),
             timeout=float(model.get("timeout") or 600.0),
             max_retries=int(model["max_retries"] if model.get("max_retries") is not None else 6),
-            price_input=float(price.get("input") or 0.0),
-            price_output=float(price.get("output") or 0.0),
             structured=str(model.get("structured") or "json_schema"),
+            batch=bool(model.get("batch")),
+            cache=model.get("cache"),
         )
-
-    def usd(self, prompt_tokens: int, completion_tokens: int) -> float:
-        """The price of a call in USD (prices are per million tokens)."""
-        return (prompt_tokens * self.price_input + completion_tokens * self.price_output) / 1_000_000
 
 
 class EndpointError(GrpoError):

@@ -1,27 +1,28 @@
 """`build_client`: the production client stack, from the outside in.
 
 ```
-ResponseCache        a hit is free: no budget check, no call, counted as cached
+ResponseCache        the run's record, then the model's shared cache: a hit is free
 Metered              budget check before the call, usage and cost after it
 Router               request.model picks the model block's own chain:
+  Batching             (batch = true) one batch job per stage, the rest falls through
   ConcurrencyLimit     at most `concurrency` calls in flight, retries included
   Retrying             backoff with jitter, Retry-After, fail fast on fatal errors
   RateLimit            `rpm` / `tpm` token buckets, per attempt
-  OpenAIAdapter        one HTTP attempt through openai.AsyncOpenAI
+  HTTPAdapter          one HTTP attempt on the model's connection pool
 ```
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from grpo_dsl.clients.accounting import Budget, Metered, Usage
-from grpo_dsl.clients.cache import ResponseCache
+from grpo_dsl.clients.batch import Batching, SubmittedBatch
+from grpo_dsl.clients.cache import ResponseCache, RunRecord, SharedCache
 from grpo_dsl.clients.limits import ConcurrencyLimit, RateLimit
-from grpo_dsl.clients.openai_adapter import OpenAIAdapter
 from grpo_dsl.clients.protocol import (
     ChatRequest,
     ChatResponse,
@@ -30,6 +31,7 @@ from grpo_dsl.clients.protocol import (
     ModelConfig,
 )
 from grpo_dsl.clients.retry import Retrying
+from grpo_dsl.clients.transport import HTTPAdapter
 
 __all__ = ["ClientStack", "Router", "build_client"]
 
@@ -50,48 +52,93 @@ class Router:
 
 
 class ClientStack:
-    """The composed client: `complete` for calls, `aclose` to close every connection pool."""
+    """The composed client: `complete` for calls, `aclose` to end batch waits, write the
+    caches and close every connection pool."""
 
-    def __init__(self, outer: LLMClient, adapters: list[OpenAIAdapter], models: Mapping[str, ModelConfig]) -> None:
+    def __init__(
+        self,
+        outer: LLMClient,
+        adapters: Sequence[HTTPAdapter],
+        models: Mapping[str, ModelConfig],
+        *,
+        cache: ResponseCache | None = None,
+        batching: Sequence[Batching] = (),
+    ) -> None:
         self.outer = outer
-        self.adapters = adapters
+        self.adapters = list(adapters)
         self.models = dict(models)
+        self.cache = cache
+        self.batching = list(batching)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Answer `request` through every layer."""
         return await self.outer.complete(request)
 
     async def aclose(self) -> None:
-        """Close the connections of every endpoint."""
+        """Stop waiting for batch jobs, write and close the caches, close every connection."""
+        await asyncio.gather(*(layer.aclose() for layer in self.batching))
+        if self.cache is not None:
+            self.cache.close()
         await asyncio.gather(*(adapter.aclose() for adapter in self.adapters))
 
 
 def build_client(
     models: Mapping[str, Mapping[str, Any]],
     *,
-    cache_dir: Path | None,
     usage: Usage,
+    cache_dirs: Mapping[str, Path] | None = None,
+    record: RunRecord | None = None,
     budget: Budget | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     retry_base_delay: float = 0.25,
+    submitted: Sequence[SubmittedBatch] = (),
 ) -> ClientStack:
     """Compose the client stack for the plan's `models` (block name -> plan model JSON).
 
-    `env(...)` values are resolved now. Without `cache_dir` nothing is cached.
-    Retries, final failures and structured-output repairs are reported to `on_event`.
+    `cache_dirs` maps model blocks to their shared cache folder (a block without
+    one shares nothing); `record` is the run's own record of answers. Without
+    either nothing is cached. `submitted` are the batch jobs an earlier life of the
+    run submitted (from its event log), waited for instead of submitted again.
+    `env(...)` values are resolved now. Retries, final failures, structured-output
+    repairs and batch jobs are reported to `on_event`.
     """
     configs = {block: ModelConfig.from_plan(block, model) for block, model in models.items()}
-    adapters: list[OpenAIAdapter] = []
+    adapters: list[HTTPAdapter] = []
+    batching: list[Batching] = []
     chains: dict[str, LLMClient] = {}
     for block, config in configs.items():
-        adapter = OpenAIAdapter(config)
+        adapter = HTTPAdapter(config)
         adapters.append(adapter)
         limited = RateLimit(adapter, rpm=config.rpm, tpm=config.tpm)
         retrying = Retrying(
             limited, model=block, max_retries=config.max_retries, base_delay=retry_base_delay, on_event=on_event
         )
         chains[block] = ConcurrencyLimit(retrying, config.concurrency)
+        if config.batch:
+            # Imported only here: the `openai` package is needed for the Batch API alone.
+            from grpo_dsl.clients.batch_api import OpenAIBatchAPI
+
+            layer = Batching(
+                chains[block],
+                config,
+                OpenAIBatchAPI(config),
+                on_event=on_event,
+                submitted=[job for job in submitted if job.model == block],
+            )
+            batching.append(layer)
+            chains[block] = layer
     outer: LLMClient = Metered(Router(chains), usage, budget)
-    if cache_dir is not None:
-        outer = ResponseCache(outer, cache_dir, {block: config.name for block, config in configs.items()}, on_hit=usage.record)
-    return ClientStack(outer, adapters, configs)
+    cache = None
+    if record is not None or cache_dirs:
+        stores: dict[Path, SharedCache] = {}
+        shared: dict[str, SharedCache] = {}
+        for block, folder in (cache_dirs or {}).items():
+            where = folder.resolve()
+            if where not in stores:
+                stores[where] = SharedCache(where)
+            shared[block] = stores[where]
+        cache = ResponseCache(
+            outer, {block: config.name for block, config in configs.items()}, record=record, shared=shared, on_hit=usage.record
+        )
+        outer = cache
+    return ClientStack(outer, adapters, configs, cache=cache, batching=batching)

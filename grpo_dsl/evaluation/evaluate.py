@@ -7,11 +7,11 @@ with each library in turn, through the run's client stack (cached, budgeted) and
 with the same per-sample seeds for every library (`evaluation.sample_library`), so
 the results are paired. `resume_evaluation` continues such a directory: the
 libraries are those recorded when it started, and every call already answered is
-replayed from its cache for free.
+replayed from its record for free.
 
 ```
 runs/<evaluate>/<run-id>/
-  plan.json  run.json  events.jsonl  usage.json  cache/   as for a learning run
+  plan.json  run.json  events.jsonl  usage.json  responses.jsonl   as for a learning run
   libraries.json     the libraries compared, fixed when the evaluation started
   results.jsonl      one line per sample: library, question, sample, reward, tokens,
                      tool_calls, cost, error, output
@@ -333,12 +333,13 @@ def start_evaluation(
     budget: Budget | None = None,
     stream: TextIO | None = None,
     on_start: Callable[[Path], None] | None = None,
+    shared_cache: bool = True,
 ) -> EvaluationResult:
     """Resolve the libraries of `evaluate`, create its run directory and evaluate them all.
 
     `on_start` is told the run directory as soon as it exists; warnings about the
     libraries go to `stream`. Raises `EvaluationError` before anything is created
-    when a library cannot be found.
+    when a library cannot be found. Without `shared_cache` every call is paid for.
     """
     sources, notes = resolve_libraries(plan, evaluate, base_dir=base_dir, runs_root=runs_root)
     run = RunDirectory.create(
@@ -359,11 +360,11 @@ def start_evaluation(
     if stream is not None:
         for note in notes:
             stream.write(f"warning: {note}\n")
-    return asyncio.run(_execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream))
+    return asyncio.run(_execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream, shared_cache))
 
 
-def resume_evaluation(run_dir: Path, *, stream: TextIO | None = None) -> EvaluationResult:
-    """Evaluate again, in `run_dir`, the libraries it recorded; answered calls come from its cache."""
+def resume_evaluation(run_dir: Path, *, stream: TextIO | None = None, shared_cache: bool = True) -> EvaluationResult:
+    """Evaluate again, in `run_dir`, the libraries it recorded; answered calls come from its record."""
     run = RunDirectory(run_dir)
     if not is_evaluation_run(run_dir):
         raise EvaluationError(f"{run_dir} is not an evaluation run directory")
@@ -371,7 +372,7 @@ def resume_evaluation(run_dir: Path, *, stream: TextIO | None = None) -> Evaluat
     plan = Plan.from_json(run.plan_path.read_text(encoding="utf-8"))
     sources = [LibrarySource.from_json(s) for s in read_json(run.path / "libraries.json")["libraries"]]
     budget = Budget.from_json(info["budget"]) if info.get("budget") else None
-    return asyncio.run(_execute(run, plan, info["evaluate"], sources, Path(info["base_dir"]), budget, stream))
+    return asyncio.run(_execute(run, plan, info["evaluate"], sources, Path(info["base_dir"]), budget, stream, shared_cache))
 
 
 def is_evaluation_run(path: Path) -> bool:
@@ -439,6 +440,7 @@ async def _execute(
     base_dir: Path,
     budget: Budget | None,
     stream: TextIO | None,
+    shared_cache: bool,
 ) -> EvaluationResult:
     block, reward = _block(plan, evaluate)
     task = plan.task(block.task)
@@ -453,7 +455,7 @@ async def _execute(
         if not questions:
             raise EvaluationError(f"the data set `{block.data}` has no questions")
         async with (
-            client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
+            client_stack(plan, base_dir, run, usage, budget, events, progress, shared_cache=shared_cache) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
         ):
             for source in sources:
@@ -471,6 +473,7 @@ async def _execute(
                     seed=block.seed,
                     temperature=task.temperature,
                     stage=STAGE,
+                    split=block.data,
                 )
                 records.extend(_records(source.name, results, costs.usd))
                 atomic_write_text(run.path / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))

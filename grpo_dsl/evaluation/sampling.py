@@ -61,8 +61,11 @@ async def sample_library(
     seed: int,
     temperature: float,
     stage: str,
+    split: str,
 ) -> list[QuestionResult]:
     """Sample every question `samples` times with `experiences` in the prompt and score each sample.
+
+    `split` names the dataset of `questions`, for the cache namespace.
 
     The cache key of a sample depends on the question, the sample index and the
     rendered messages, never on the library's name: the same prompt is never paid
@@ -82,12 +85,16 @@ async def sample_library(
                     seed=derive_seed(seed, f"{stage}:{question.id}", i),
                     key=f"{stage}/{question.id}/{i}",
                     stage=stage,
+                    split=split,
                 )
                 for i in range(samples)
             )
         )
         scores = await asyncio.gather(
-            *(scorer.score(reward, r.output, question.fields, tokens=r.tokens, tool_calls=r.tool_calls) for r in rollouts)
+            *(
+                scorer.score(reward, r.output, question.fields, tokens=r.tokens, tool_calls=r.tool_calls, split=split)
+                for r in rollouts
+            )
         )
         return QuestionResult(
             question=question.id,

@@ -32,6 +32,7 @@ Kind = Literal[
     "env_string",  # a string literal or env("VAR"[, "default"])
     "template",  # a Jinja2 template over the dataset's fields
     "path",  # a file or folder path, relative to the file that contains it
+    "cache_folder",  # a folder path (as `path`) or `false`
     "version",  # a semantic version string "MAJOR.MINOR.PATCH"
     "number",
     "integer",
@@ -98,6 +99,7 @@ _KIND_WORDS: dict[str, str] = {
     "env_string": 'a string or `env("VAR")`',
     "template": "a Jinja2 template string",
     "path": "a path string",
+    "cache_folder": "a folder path string or `false`",
     "version": 'a version string such as `"1.2.0"`',
     "bool": "`true` or `false`",
     "metrics": "a list of metrics (`mean`, `mean@k`, `pass@k`)",
@@ -120,6 +122,9 @@ def _positive(name: str, doc: str, default: int | None = None, *, required: bool
 _PRICE = (
     AttributeSpec("input", "number", "USD per million prompt tokens", default=0.0, minimum=0),
     AttributeSpec("output", "number", "USD per million completion tokens", default=0.0, minimum=0),
+    AttributeSpec(
+        "batch_discount", "number", "the share of both prices a batch job takes off", default=0.5, minimum=0, maximum=1
+    ),
 )
 
 _BUDGET = (
@@ -138,7 +143,13 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         _positive("tpm", "tokens per minute (absent: unlimited)"),
         AttributeSpec("timeout", "number", "seconds before a request is abandoned", default=600.0, minimum=0, exclusive_minimum=True),
         AttributeSpec("max_retries", "integer", "retries of a failed request, with backoff", default=6, minimum=0),
-        AttributeSpec("price", "block", "USD per million tokens", default={"input": 0.0, "output": 0.0}, block=_PRICE),
+        AttributeSpec(
+            "price",
+            "block",
+            "USD per million tokens",
+            default={"input": 0.0, "output": 0.0, "batch_discount": 0.5},
+            block=_PRICE,
+        ),
         AttributeSpec(
             "structured",
             "enum",
@@ -147,6 +158,12 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
             words=("json_schema", "json_object", "text"),
         ),
         AttributeSpec("gguf", "path", "another GGUF file for the embedded local model"),
+        AttributeSpec(
+            "cache",
+            "cache_folder",
+            "where answers are shared between runs (absent: the user cache directory; `false`: nowhere)",
+        ),
+        AttributeSpec("batch", "bool", "send each stage's uncached requests as one provider batch job", default=False),
     ),
     "dataset": (
         AttributeSpec("source", "path", "a `.jsonl`, `.json` or `.csv` file", required=True),

@@ -9,8 +9,8 @@ copied as recorded. From there each step starts from the replayed library:
   so is the recorded consolidation (unless `max_per_group` changed, which changes
   what is consolidated), so only the update rule runs;
 - when it differs, every call of the step depends on it, so the step runs again
-  through the client stack, sharing the recorded run's response cache: an
-  identical request is answered from it for free.
+  through the client stack, reading the recorded run's responses: an identical
+  request is answered from them for free.
 
 Offline, no client exists: every step applies the new rule to the recorded
 operations, whatever library it starts from. `format_replay` prints the two final
@@ -181,6 +181,7 @@ def replay_run(
     from_step: int = 1,
     runs_root: Path = Path("runs"),
     offline: bool = False,
+    shared_cache: bool = True,
     stream: TextIO | None = sys.stderr,
     on_start: Callable[[Path], None] | None = None,
 ) -> ReplayResult:
@@ -189,6 +190,7 @@ def replay_run(
     The replay runs every step the recorded run completed, from `from_step` (earlier
     ones are copied), in a new directory under `runs_root/<learn>-replay/`, and
     writes `replay.json` there. `on_start` is told that directory once it exists.
+    Without `shared_cache` only the two runs' own records answer for free.
     """
     original = RunDirectory(run_dir)
     if not original.info_path.is_file() or not original.plan_path.is_file():
@@ -225,11 +227,11 @@ def replay_run(
     )
     if on_start is not None:
         on_start(replay.path)
-    if not offline and original.cache_dir.is_dir():
-        replay.cache_dir.symlink_to(original.cache_dir.resolve(), target_is_directory=True)
     for step in range(1, from_step):
         shutil.copytree(original.step_dir(step), replay.step_dir(step))
-    session = _Replay(plan, recorded_plan, learn, Path(info["base_dir"]), original, replay, recorded, from_step, offline)
+    session = _Replay(
+        plan, recorded_plan, learn, Path(info["base_dir"]), original, replay, recorded, from_step, offline, shared_cache=shared_cache
+    )
     status, message, steps = asyncio.run(session.run(stream))
     original_usage = (
         read_json(original.usage_path) if original.usage_path.is_file() else usage_from_events(recorded_plan, original.events_path).to_json()
@@ -267,6 +269,8 @@ class _Replay:
         recorded: list[Library],
         from_step: int,
         offline: bool,
+        *,
+        shared_cache: bool,
     ) -> None:
         self.plan = plan
         self.learn = learn
@@ -277,6 +281,7 @@ class _Replay:
         """The recorded library before step 1, then after each completed step."""
         self.from_step = from_step
         self.offline = offline
+        self.shared_cache = shared_cache
         self.usage = Usage(model_documents(plan))
         self.events = EventLog(replay.events_path)
         self.recorded_policy = original_plan.learn(learn).policy
@@ -309,7 +314,17 @@ class _Replay:
         else:
             budget = run_budget(learn)
             client, models = await stack.enter_async_context(
-                client_stack(self.plan, self.base_dir, self.replay, self.usage, budget, self.events, progress)
+                client_stack(
+                    self.plan,
+                    self.base_dir,
+                    self.replay,
+                    self.usage,
+                    budget,
+                    self.events,
+                    progress,
+                    shared_cache=self.shared_cache,
+                    also_read=(self.original.record_path,),
+                )
             )
         scorer = await stack.enter_async_context(
             RewardScorer(self.plan.rewards(), base_dir=self.base_dir, client=client, models=models)

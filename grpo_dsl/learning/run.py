@@ -60,10 +60,12 @@ def start_run(
     runs_root: Path,
     stream: TextIO | None = sys.stderr,
     on_start: Callable[[Path], None] | None = None,
+    shared_cache: bool = True,
 ) -> RunResult:
     """Create a run directory for `learn` and run it to its end (or a clean stop).
 
-    `on_start` is told the run directory as soon as it exists.
+    `on_start` is told the run directory as soon as it exists. Without
+    `shared_cache` every call is paid for (the run still records its answers).
     """
     run = RunDirectory.create(
         runs_root,
@@ -73,15 +75,16 @@ def start_run(
     )
     if on_start is not None:
         on_start(run.path)
-    return asyncio.run(_execute(run, plan, learn, base_dir.resolve(), stream))
+    return asyncio.run(_execute(run, plan, learn, base_dir.resolve(), stream, shared_cache))
 
 
-def resume_run(run_dir: Path, *, stream: TextIO | None = sys.stderr) -> RunResult:
-    """Continue a run directory after its last completed step."""
+def resume_run(run_dir: Path, *, stream: TextIO | None = sys.stderr, shared_cache: bool = True) -> RunResult:
+    """Continue a run directory after its last completed step (its own record answers
+    every call it had made)."""
     run = RunDirectory(run_dir)
     info = run.info()
     plan = Plan.from_json(run.plan_path.read_text(encoding="utf-8"))
-    return asyncio.run(_execute(run, plan, info["learn"], Path(info["base_dir"]), stream))
+    return asyncio.run(_execute(run, plan, info["learn"], Path(info["base_dir"]), stream, shared_cache))
 
 
 def initial_library(plan: Plan, learn: str, runs_root: Path) -> Library:
@@ -95,7 +98,9 @@ def initial_library(plan: Plan, learn: str, runs_root: Path) -> Library:
     return Library.from_json(read_json(previous / "library.json"))
 
 
-async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, stream: TextIO | None) -> RunResult:
+async def _execute(
+    run: RunDirectory, plan: Plan, learn: str, base_dir: Path, stream: TextIO | None, shared_cache: bool
+) -> RunResult:
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
     learn_view = plan.learn(learn)
@@ -111,7 +116,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
     events.append("run_resumed" if completed else "run_started", learn=learn, completed_steps=len(completed))
     async with ending_cleanly(events, f"grpo run --resume {run.path}") as end:
         async with (
-            client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
+            client_stack(plan, base_dir, run, usage, budget, events, progress, shared_cache=shared_cache) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
         ):
             learner = Learner(
@@ -145,8 +150,9 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
 def validation_gate(plan: Plan, learn: str, base_dir: Path, learner: Learner, scorer: RewardScorer) -> Any:
     """The gate of a learn with `validate`: old and new library sampled on the held-out set."""
     learn_view = plan.learn(learn)
-    assert learn_view.validate is not None, "a gate needs a `validate` dataset"
-    questions = load_questions(plan.dataset(learn_view.validate), base_dir, learn_view.seed)
+    split = learn_view.validate
+    assert split is not None, "a gate needs a `validate` dataset"
+    questions = load_questions(plan.dataset(split), base_dir, learn_view.seed)
 
     async def evaluate(old: Library, new: Library, step: int) -> tuple[bool, dict[str, Any]]:
         results = []
@@ -164,6 +170,7 @@ def validation_gate(plan: Plan, learn: str, base_dir: Path, learner: Learner, sc
                     seed=learn_view.seed,
                     temperature=learn_view.temperature,
                     stage="validate",
+                    split=split,
                 )
             )
         return gate_decision(results[0], results[1], seed=learn_view.seed + step)

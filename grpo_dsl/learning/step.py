@@ -200,6 +200,7 @@ class Learner:
             seed=derive_seed(self.learn.seed, sample_key, 0),
             stage=stage,
             sample_key=sample_key,
+            split=self.learn.data,
         )
 
     # ------------------------------------------------------------------ rollouts
@@ -214,6 +215,7 @@ class Learner:
             seed=derive_seed(self.learn.seed, f"{epoch}:{question.id}", index),
             key=f"{step}/{question.id}/{index}",
             stage="rollout",
+            split=self.learn.data,
         )
         if result.error:
             self.events.append("rollout_failed", step=step, question=question.id, index=index, error=result.error)
@@ -235,7 +237,9 @@ class Learner:
         )
         results = await asyncio.gather(
             *(
-                self.scorer.score(self.learn.reward, r.output, question.fields, tokens=r.tokens, tool_calls=r.tool_calls)
+                self.scorer.score(
+                    self.learn.reward, r.output, question.fields, tokens=r.tokens, tool_calls=r.tool_calls, split=self.learn.data
+                )
                 for r in group.rollouts
             )
         )

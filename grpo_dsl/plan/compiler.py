@@ -307,6 +307,8 @@ class _Compiler:
                 return _string(value)
             case "path":
                 return self.path(decl, _string(value))
+            case "cache_folder":
+                return False if isinstance(value, ast.Bool) else self.path(decl, _string(value))
             case "number":
                 assert isinstance(value, ast.Number)
                 return float(value.value)

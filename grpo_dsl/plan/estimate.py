@@ -7,6 +7,9 @@ consolidation calls; with `validate`, the gate samples the old and the new libra
 on the held-out set. An `evaluate` samples every question `samples` times per
 compared library. Tokens are estimated as characters / 4 of the prompts rendered
 from each row; completions count the declared `max_tokens` (an upper bound).
+Every stage is priced twice: `usd` at the model's price for ordinary calls, and
+`batch_usd` at its batch price (the price less its `batch_discount`), what the
+stage costs when its model has `batch = true`.
 
 >>> schedule({"batch_size": 8, "epochs": 3}, 20)
 {'rows': 20, 'steps_per_epoch': 3, 'steps': 9, 'last_batch': 4}
@@ -143,6 +146,7 @@ class _Stage:
     def to_json(self, models: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         price = models[self.model]["price"]
         usd = (self.prompt_tokens * float(price["input"]) + self.completion_tokens * float(price["output"])) / 1e6
+        batch_usd = usd * (1.0 - float(price["batch_discount"]))
         return {
             "stage": self.stage,
             "model": self.model,
@@ -152,6 +156,7 @@ class _Stage:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "usd": round(usd, 6),
+            "batch_usd": round(batch_usd, 6),
             "upper_bound": self.upper_bound,
             "formula": self.formula,
         }
@@ -166,6 +171,7 @@ def _summed(stages: Sequence[dict[str, Any]], assumptions: list[str]) -> dict[st
             "prompt_tokens": sum(s["prompt_tokens"] for s in stages),
             "completion_tokens": sum(s["completion_tokens"] for s in stages),
             "usd": round(sum(s["usd"] for s in stages), 6),
+            "batch_usd": round(sum(s["batch_usd"] for s in stages), 6),
             "upper_bound": any(s["upper_bound"] for s in stages),
         },
         "assumptions": assumptions,

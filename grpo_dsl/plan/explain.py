@@ -1,8 +1,9 @@
 """A plan in words, for a person deciding whether to run it (`grpo plan --explain`).
 
 `explain(plan, "programs/math.grpo")` lists each `learn` step by step with the calls
-every stage makes, the cost estimate with its upper bounds marked `<=`, each
-`evaluate` and `emit`, and every default the compiler filled in. Values read from
+every stage makes, the cost estimate with its upper bounds marked `<=` (in USD for
+ordinary calls and for batch jobs, side by side), each `evaluate` and `emit`, and
+every default the compiler filled in. Values read from
 the environment are shown as `env("VAR")`, never resolved.
 """
 
@@ -31,13 +32,16 @@ def _plural(count: int, word: str) -> str:
 
 
 def _table(estimate: Mapping[str, Any]) -> list[str]:
-    header = f"    {'stage':<12} {'calls':>10} {'max calls':>10} {'prompt tokens':>15} {'completion tokens':>18} {'USD':>11}"
+    header = (
+        f"    {'stage':<12} {'calls':>10} {'max calls':>10} {'prompt tokens':>15} {'completion tokens':>18}"
+        f" {'USD':>11} {'batch USD':>11}"
+    )
     lines = [header]
     for row in [*estimate["stages"], {"stage": "total", "model": "", **estimate["total"]}]:
         mark = "<=" if row["upper_bound"] else ""
         lines.append(
             f"    {row['stage']:<12} {mark:>2}{row['calls']:>8,} {row['max_calls']:>10,} {row['prompt_tokens']:>15,}"
-            f" {row['completion_tokens']:>18,} {row['usd']:>11.4f}"
+            f" {row['completion_tokens']:>18,} {row['usd']:>11.4f} {row['batch_usd']:>11.4f}"
         )
     lines.append("    assumptions:")
     lines.extend(f"      - {note}" for note in estimate["assumptions"])
@@ -152,9 +156,13 @@ def explain(plan: Plan, program: str) -> str:
         endpoint = _show(model["base_url"]) if model["base_url"] is not None else "the embedded local model"
         key = model["api_key"]
         shown_key = "none" if key is None else _show(key) if isinstance(key, Mapping) else "written in the program"
+        price = model["price"]
+        calls = "batch jobs, one per stage," if model["batch"] else "ordinary calls"
+        cache = {None: "the user cache directory", False: "no shared cache"}.get(model["cache"], model["cache"])
         lines.append(
             f"model {name}: {_show(model['name'])} at {endpoint}, api key {shown_key};"
-            f" USD {model['price']['input']} / {model['price']['output']} per million prompt / completion tokens"
+            f" USD {price['input']} / {price['output']} per million prompt / completion tokens,"
+            f" {round(100 * price['batch_discount'])} % off in a batch job; {calls}; answers shared in {cache}"
         )
     for name, learn in sorted(data["learns"].items()):
         lines += ["", *_learn(data, name, learn)]

@@ -499,16 +499,17 @@ class RewardScorer:
         self.pool.close()
 
     async def score(
-        self, reward_name: str, output: str, row: Mapping[str, Any], *, tokens: int, tool_calls: int
+        self, reward_name: str, output: str, row: Mapping[str, Any], *, tokens: int, tool_calls: int, split: str | None = None
     ) -> RewardResult:
         """The reward `reward_name` of one rollout; failures are recorded, never raised.
 
+        `split` names the dataset the row comes from (a judge's cache namespace).
         Raises KeyError for a name that is not a reward of the plan, and lets
         `BudgetExceeded` and `EndpointError` from a judge through.
         """
         if reward_name not in self.rewards:
             raise KeyError(f"unknown reward {reward_name!r}")
-        rollout = _Rollout(self, output, dict(row), tokens, tool_calls)
+        rollout = _Rollout(self, output, dict(row), tokens, tool_calls, split)
         return await rollout.result(reward_name)
 
     async def _run_isolated(self, builtin: Builtin, args: tuple[Value, ...]) -> Value:
@@ -527,7 +528,9 @@ class RewardScorer:
             return RewardResult(0.0, f"python reward {where}: {exc}")
         return RewardResult(float(value))
 
-    async def _judge(self, name: str, reward: Mapping[str, Any], output: str, row: dict[str, Any]) -> RewardResult:
+    async def _judge(
+        self, name: str, reward: Mapping[str, Any], output: str, row: dict[str, Any], split: str | None
+    ) -> RewardResult:
         if self.client is None:
             return RewardResult(0.0, f"judge reward `{name}` needs an LLM client")
         if self._judge_template is None:
@@ -535,7 +538,7 @@ class RewardScorer:
         prompt = self._judge_template.render(rubric=reward["rubric"], output=output, fields=row).strip()
         model = str(reward["model"])
         request = ChatRequest(
-            model=model, messages=({"role": "user", "content": prompt},), temperature=0.0, stage="judge"
+            model=model, messages=({"role": "user", "content": prompt},), temperature=0.0, stage="judge", split=split
         )
         structured = str(self.models.get(model, {}).get("structured") or "json_schema")
         try:
@@ -550,10 +553,11 @@ class RewardScorer:
 class _Rollout:
     """The rewards of one rollout, each computed at most once."""
 
-    def __init__(self, scorer: RewardScorer, output: str, row: dict[str, Any], tokens: int, tool_calls: int):
+    def __init__(self, scorer: RewardScorer, output: str, row: dict[str, Any], tokens: int, tool_calls: int, split: str | None):
         self.scorer = scorer
         self.output = output
         self.row = row
+        self.split = split
         self.names: dict[str, Value] = {**row, "output": output, "tokens": tokens, "tool_calls": tool_calls}
         self.results: dict[str, RewardResult] = {}
         self.in_progress: list[str] = []
@@ -576,7 +580,7 @@ class _Rollout:
         if kind == "python":
             return await self.scorer._python(reward, self.output, self.row)
         if kind == "judge":
-            return await self.scorer._judge(name, reward, self.output, self.row)
+            return await self.scorer._judge(name, reward, self.output, self.row, self.split)
         used: dict[str, float] = {}
 
         async def reference(other: str) -> float:

@@ -57,8 +57,10 @@ async def rollout(
     seed: int,
     key: str,
     stage: str,
+    split: str | None = None,
 ) -> Rollout:
-    """Sample one answer to `messages` from the task's model.
+    """Sample one answer to `messages` from the task's model (`split`: the dataset the
+    question comes from).
 
     With `tools = [python]` the model may call the code interpreter; each call runs
     in the sandbox and its output goes back as a tool message, for at most
@@ -86,6 +88,7 @@ async def rollout(
                 tools=(PYTHON_TOOL,) if tools else (),
                 stage=stage,
                 sample_key=f"{key}/{turn}",
+                split=split,
             )
             response = await call(request)
             tokens += response.completion_tokens

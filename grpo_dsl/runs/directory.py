@@ -7,13 +7,14 @@ runs/<learn>/<run-id>/
   events.jsonl     append-only log: every LLM call, skipped group, failure, stop
   usage.json       tokens, calls and USD by stage and model
   library.json     the latest library
-  cache/           the content-addressed response cache
+  responses.jsonl  every answer the run used, by cache key (its own record,
+                   independent of the shared cache)
   steps/0001/      rollouts.json rewards.json summaries.json proposals.json
                    operations.json report.json library.json (written last)
 ```
 
 A step is complete when its `library.json` exists; a killed run resumes after the
-last complete step, and the cache replays every call the interrupted step had made.
+last complete step, and its record replays every call the interrupted step had made.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def read_events(path: Path) -> list[dict[str, Any]]:
 
 
 class EventLog:
-    """An append-only JSON-lines log; each event is one `write` of one line, fsynced.
+    """An append-only JSON-lines log; each event is one `write` of one line, fsynced
+    unless it is not `durable` (then the next durable event syncs it with the rest).
 
     Reopening a log whose last line was torn by a killed process first ends that line.
     """
@@ -57,11 +59,12 @@ class EventLog:
         if size and os.pread(self._fd, 1, size - 1) != b"\n":
             os.write(self._fd, b"\n")
 
-    def append(self, event: str, **fields: Any) -> None:
+    def append(self, event: str, *, durable: bool = True, **fields: Any) -> None:
         """Append one event with its wall-clock time."""
         record = {"event": event, "time": round(time.time(), 3), **fields}
         os.write(self._fd, (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
-        os.fsync(self._fd)
+        if durable:
+            os.fsync(self._fd)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -109,8 +112,8 @@ class RunDirectory:
         return self.path / "usage.json"
 
     @property
-    def cache_dir(self) -> Path:
-        return self.path / "cache"
+    def record_path(self) -> Path:
+        return self.path / "responses.jsonl"
 
     @property
     def library_path(self) -> Path:

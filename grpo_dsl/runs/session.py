@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import traceback
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grpo_dsl.clients.accounting import Budget, Usage
+from grpo_dsl.clients.batch import submitted_batches
+from grpo_dsl.clients.cache import RunRecord, cache_directory
 from grpo_dsl.clients.local import local_endpoints
 from grpo_dsl.clients.protocol import (
     BudgetExceeded,
@@ -102,6 +104,7 @@ def usage_from_events(plan: Plan, events_path: Path) -> Usage:
                     prompt_tokens=int(event.get("prompt_tokens") or 0),
                     completion_tokens=int(event.get("completion_tokens") or 0),
                     cached=bool(event.get("cached")),
+                    batched=bool(event.get("batched")),
                 ),
             )
     return usage
@@ -109,16 +112,35 @@ def usage_from_events(plan: Plan, events_path: Path) -> Usage:
 
 @contextlib.asynccontextmanager
 async def client_stack(
-    plan: Plan, base_dir: Path, run: RunDirectory, usage: Usage, budget: Budget | None, events: EventLog, progress: Progress
+    plan: Plan,
+    base_dir: Path,
+    run: RunDirectory,
+    usage: Usage,
+    budget: Budget | None,
+    events: EventLog,
+    progress: Progress,
+    *,
+    shared_cache: bool = True,
+    also_read: Sequence[Path] = (),
 ) -> AsyncIterator[tuple[LLMClient, dict[str, Mapping[str, Any]]]]:
-    """The run's client and its models as endpoints (local models started and pointed at)."""
-    async with local_endpoints(model_documents(plan), base_dir=base_dir) as models:
+    """The run's client and its models as endpoints (local models started and pointed at).
+
+    Answers are recorded in the run's `responses.jsonl` and, with `shared_cache`,
+    looked up in and stored to each model's shared cache (`cache` of the model block).
+    `also_read` are other runs' records to answer from (a replay's original run).
+    Batch jobs the run's log records are waited for again, never submitted twice.
+    """
+    documents = model_documents(plan)
+    folders = {block: cache_directory(model.get("cache"), base_dir) for block, model in documents.items()}
+    async with local_endpoints(documents, base_dir=base_dir) as models:
         client = build_client(
             models,
-            cache_dir=run.cache_dir,
+            cache_dirs={block: folder for block, folder in folders.items() if folder is not None} if shared_cache else {},
+            record=RunRecord(run.record_path, also_read),
             usage=usage,
             budget=budget,
             on_event=lambda event: events.append(str(event.get("event", "client")), **{k: v for k, v in event.items() if k != "event"}),
+            submitted=submitted_batches(read_events(run.events_path)),
         )
         endpoints: dict[str, Mapping[str, Any]] = dict(models)
         try:
@@ -136,14 +158,20 @@ class EventedClient:
         self.progress = progress
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        """Forward `request`, then log one `call` event with its stage, key and tokens."""
+        """Forward `request`, then log one `call` event with its stage, key and tokens.
+
+        The line is written at once but not forced to disk on its own (the next
+        milestone event does that): a killed process keeps it, and a call costs no fsync.
+        """
         response = await self.inner.complete(request)
         self.events.append(
             "call",
+            durable=False,
             stage=request.stage,
             model=request.model,
             sample_key=request.sample_key,
             cached=response.cached,
+            batched=response.batched,
             prompt_tokens=response.prompt_tokens,
             completion_tokens=response.completion_tokens,
         )

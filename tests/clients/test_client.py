@@ -1,4 +1,4 @@
-"""The client stack through the real `openai` package against the test endpoint."""
+"""The client stack over HTTP against the test endpoint."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from grpo_dsl.clients import (
     Usage,
     build_client,
 )
+from grpo_dsl.clients.cache import cache_info
 from grpo_dsl.clients.stack import ClientStack
 
 FAULT_MIX = {"rate_429": 0.10, "rate_500": 0.05, "rate_drop": 0.02, "rate_malformed": 0.05, "retry_after": 0.01, "latency_ms": 2, "seed": 3}
@@ -40,7 +41,7 @@ def stack(
 ) -> ClientStack:
     return build_client(
         models,
-        cache_dir=cache_dir,
+        cache_dirs=dict.fromkeys(models, cache_dir) if cache_dir is not None else {},
         usage=usage if usage is not None else Usage(models),
         budget=budget,
         on_event=events.append if events is not None else None,
@@ -52,8 +53,9 @@ def request(text: str, *, model_block: str = "deepseek", sample_key: str | None 
     return ChatRequest(model=model_block, messages=({"role": "user", "content": text},), sample_key=sample_key, **fields)
 
 
-def cache_files(directory: Path) -> list[Path]:
-    return sorted(directory.glob("*/*.json"))
+def cache_entries(directory: Path) -> int:
+    info = cache_info(directory)
+    return info.entries if info is not None else 0
 
 
 async def complete_all(client: ClientStack, requests: list[ChatRequest]) -> list[ChatResponse]:
@@ -84,7 +86,7 @@ class TestFaults:
         assert usage.total.calls == 500
         assert usage.total.prompt_tokens == 2 * 500
         assert usage.to_json()["by_stage"]["rollout"]["calls"] == 500
-        assert len(cache_files(tmp_path)) == 500
+        assert cache_entries(tmp_path) == 500
         assert stats["peak_in_flight"] <= 16
 
     def test_peak_in_flight_never_exceeds_the_declared_concurrency(self, endpoint: Endpoint, tmp_path: Path) -> None:
@@ -118,7 +120,7 @@ class TestFaults:
 
         assert endpoint.stats()["total"] == 3
         assert [e["event"] for e in events] == ["llm_retry", "llm_retry", "llm_call_failed"]
-        assert cache_files(tmp_path) == []
+        assert cache_entries(tmp_path) == 0
         assert usage.total.calls == 0
         endpoint.configure()
         [response] = asyncio.run(complete_all(stack(models, tmp_path), [request("hi", sample_key="a")]))
@@ -193,7 +195,7 @@ class TestFatalErrors:
 
     def test_missing_base_url(self) -> None:
         with pytest.raises(EndpointError, match="model `deepseek` has no base_url"):
-            build_client({"deepseek": {"name": "m", "base_url": {"env": "GRPO_TEST_URL_UNSET", "default": None}}}, cache_dir=None, usage=Usage())
+            build_client({"deepseek": {"name": "m", "base_url": {"env": "GRPO_TEST_URL_UNSET", "default": None}}}, usage=Usage())
 
 
 class TestCache:
@@ -217,23 +219,25 @@ class TestCache:
         asyncio.run(complete_all(stack({"deepseek": model(endpoint)}, tmp_path), samples + samples))
 
         assert endpoint.stats()["total"] == 5
-        assert len(cache_files(tmp_path)) == 5
+        assert cache_entries(tmp_path) == 5
 
-    def test_the_stage_is_not_part_of_the_key(self, endpoint: Endpoint, tmp_path: Path) -> None:
+    def test_stages_of_one_purpose_share_entries_and_purposes_do_not(self, endpoint: Endpoint, tmp_path: Path) -> None:
         models = {"deepseek": model(endpoint)}
         usage = Usage(models)
+        same = dict(sample_key="k", split="train")
 
         asyncio.run(
             complete_all(
                 stack(models, tmp_path, usage=usage),
-                [request("q", sample_key="k", stage="evaluate"), request("q", sample_key="k", stage="validate")],
+                [request("q", stage="summary", **same), request("q", stage="advantage", **same), request("q", stage="validate", **same)],
             )
         )
 
-        assert endpoint.stats()["total"] == 1
+        assert endpoint.stats()["total"] == 2
         by_stage = usage.to_json()["by_stage"]
-        assert by_stage["evaluate"]["calls"] + by_stage["validate"]["calls"] == 1
-        assert by_stage["evaluate"]["cached_calls"] + by_stage["validate"]["cached_calls"] == 1
+        assert by_stage["summary"]["calls"] + by_stage["advantage"]["calls"] == 1
+        assert by_stage["summary"]["cached_calls"] + by_stage["advantage"]["cached_calls"] == 1
+        assert by_stage["validate"]["calls"] == 1
 
     def test_renaming_a_block_keeps_its_entries(self, endpoint: Endpoint, tmp_path: Path) -> None:
         asyncio.run(complete_all(stack({"deepseek": model(endpoint)}, tmp_path), [request("q", sample_key="k")]))

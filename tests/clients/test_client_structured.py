@@ -17,6 +17,7 @@ from grpo_dsl.clients import (
     build_client,
     complete_json,
 )
+from grpo_dsl.clients.cache import cache_info
 
 SCHEMA: dict[str, Any] = {
     "title": "operations",
@@ -67,7 +68,7 @@ def ask(endpoint: Endpoint, cache_dir: Path | None, *, structured: str = "json_s
     models = {"learner": {"name": "learner-model", "base_url": endpoint.base_url, "api_key": "k", "structured": structured}}
 
     async def run() -> dict[str, Any]:
-        client = build_client(models, cache_dir=cache_dir, usage=Usage(models))
+        client = build_client(models, cache_dirs=dict.fromkeys(models, cache_dir) if cache_dir else {}, usage=Usage(models))
         try:
             request = ChatRequest(
                 model="learner",
@@ -102,7 +103,8 @@ def test_an_invalid_reply_is_repaired_once_with_the_error(endpoint: Endpoint, tm
     assert second["body"]["messages"][:-1] == [*first["body"]["messages"], {"role": "assistant", "content": INVALID_REPLY}]
     assert "at operations/0/op: 'delete' is not one of ['add', 'keep']" in second["body"]["messages"][-1]["content"]
     assert [e["event"] for e in events] == ["structured_repair"]
-    assert len(list(tmp_path.glob("*/*.json"))) == 2
+    info = cache_info(tmp_path)
+    assert info is not None and info.entries == 2
     endpoint.reset()
     assert ask(endpoint, tmp_path) == result
     assert endpoint.stats()["total"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import subprocess
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from grpo_dsl.clients import ChatRequest, derive_seed
 from grpo_dsl.clients.accounting import Budget
-from grpo_dsl.clients.cache import cache_key
+from grpo_dsl.clients.wire import body, request_key
 from grpo_dsl.clients.limits import TokenBucket
 from grpo_dsl.clients.protocol import ModelConfig, estimated_tokens
 from grpo_dsl.clients.retry import backoff_delay
@@ -46,19 +47,40 @@ def request(**fields: Any) -> ChatRequest:
 
 class TestCacheKey:
     def test_sample_key_makes_distinct_entries(self) -> None:
-        assert cache_key(request(sample_key="1/q/0"), "id") != cache_key(request(sample_key="1/q/1"), "id")
+        assert request_key(request(sample_key="1/q/0"), "id") != request_key(request(sample_key="1/q/1"), "id")
 
-    def test_stage_and_block_name_do_not_matter(self) -> None:
-        assert cache_key(request(stage="evaluate"), "id") == cache_key(request(stage="validate", model="other"), "id")
+    def test_block_name_and_stage_within_a_purpose_do_not_matter(self) -> None:
+        assert request_key(request(stage="summary"), "id") == request_key(request(stage="advantage", model="other"), "id")
+
+    def test_purpose_and_split_are_namespaces(self) -> None:
+        keys = {
+            request_key(request(stage=stage, split=split), "id")
+            for stage in ("rollout", "summary", "validate", "evaluate", "judge")
+            for split in ("train", "held_out")
+        }
+        assert len(keys) == 10
 
     def test_model_id_and_sampling_matter(self) -> None:
-        base = cache_key(request(), "id")
-        assert base != cache_key(request(), "other-id")
-        assert base != cache_key(request(temperature=0.7), "id")
-        assert base != cache_key(request(seed=1), "id")
+        base = request_key(request(), "id")
+        assert base != request_key(request(), "other-id")
+        assert base != request_key(request(temperature=0.7), "id")
+        assert base != request_key(request(seed=1), "id")
 
     def test_numbers_are_normalised(self) -> None:
-        assert cache_key(request(temperature=1), "id") == cache_key(request(temperature=1.0), "id")
+        assert request_key(request(temperature=1), "id") == request_key(request(temperature=1.0), "id")
+
+    def test_the_body_is_made_once_per_model_id(self) -> None:
+        made = request(temperature=0.5)
+        first = body(made, "id")
+        assert body(made, "id") is first
+        assert json.loads(first) == {"model": "id", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5}
+        assert json.loads(body(made, "other"))["model"] == "other"
+
+    def test_a_replaced_request_gets_its_own_body(self) -> None:
+        made = request(temperature=0.5)
+        body(made, "id")
+        changed = dataclasses.replace(made, temperature=0.9)
+        assert json.loads(body(changed, "id"))["temperature"] == 0.9
 
 
 class TestTokenBucket:
@@ -150,7 +172,7 @@ class TestConfig:
             },
         )
         assert (config.base_url, config.api_key, config.api_key_source) == ("http://example.invalid/v1", None, 'env("GRPO_TEST_API_KEY")')
-        assert config.usd(1_000_000, 1_000_000) == pytest.approx(0.70)
+        assert (config.batch, config.cache) == (False, None)
 
     def test_budget_from_plan(self) -> None:
         assert Budget.from_json({"usd": 20, "tokens": None}) == Budget(usd=20.0)

@@ -120,10 +120,10 @@ def test_results_jsonl_holds_every_sample_with_paired_seeds(learned: Path, capsy
 
     seeds: dict[str, set[int]] = defaultdict(set)
     prompts: dict[str, set[str]] = defaultdict(set)
-    for entry in (run_dir / "cache").rglob("*.json"):
-        request = json.loads(entry.read_text())["request"]
-        seeds[request["sample_key"]].add(request["seed"])
-        prompts[request["sample_key"]].add(json.dumps(request["messages"]))
+    for line in (run_dir / "responses.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        seeds[entry["sample_key"]].add(entry["request"]["seed"])
+        prompts[entry["sample_key"]].add(json.dumps(entry["request"]["messages"]))
     assert len(seeds) == HELD_OUT * 4
     assert all(len(s) == 1 for s in seeds.values()), "every library gets the same seed for a sample"
     assert all(len(p) == 2 for p in prompts.values()), "the libraries differ only in the prompt"

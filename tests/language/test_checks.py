@@ -104,7 +104,7 @@ class TestAttributeTable:
         assert required("policy") == ()
 
     def test_nested_blocks_are_looked_up_with_a_dot(self) -> None:
-        assert attribute_names("model.price") == ("input", "output")
+        assert attribute_names("model.price") == ("input", "output", "batch_discount")
         assert attribute_names("learn.budget") == ("usd", "tokens", "calls")
         assert lookup("learn", "nope") is None and lookup("model.price", "nope") is None
 

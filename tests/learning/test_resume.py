@@ -58,7 +58,9 @@ def _kill_after(args: list[str], run_dir: Path | None, new_events: int) -> tuple
     return run_dir, None
 
 
-def test_killed_runs_resume_to_the_same_library_and_pay_nothing_twice(slow_world: Endpoint, tmp_path: Path) -> None:
+def test_killed_runs_resume_to_the_same_library_and_pay_nothing_twice(
+    slow_world: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     straight.mkdir()
     killed.mkdir()
@@ -72,6 +74,7 @@ def test_killed_runs_resume_to_the_same_library_and_pay_nothing_twice(slow_world
     assert len(set(reference_bodies)) == len(reference_bodies), "an uninterrupted run asks nothing twice"
 
     slow_world.reset()
+    monkeypatch.setenv("GRPO_CACHE_DIR", str(killed / "cache"))  # no answer of the straight run is shared
     program = write_world(killed, slow_world.base_url, **world)
     rng = random.Random(20261124)
     run_dir: Path | None = None

@@ -165,10 +165,11 @@ class TestDefaults:
         program = MINIMAL.replace('name = "small"', 'name = "small"\n  timeout = 30  price { input = 1 }')
         data = load_plan(minimal(tmp_path, program)).data
         assert data["models"]["m"]["timeout"] == 30.0
-        assert data["models"]["m"]["price"] == {"input": 1.0, "output": 0.0}
+        assert data["models"]["m"]["price"] == {"input": 1.0, "output": 0.0, "batch_discount": 0.5}
         assert "models.m.timeout" not in data["defaults_filled"]
         assert "models.m.price" not in data["defaults_filled"]
         assert "models.m.price.output" in data["defaults_filled"]
+        assert "models.m.price.batch_discount" in data["defaults_filled"]
 
     def test_every_kind_and_attribute_of_the_table_reaches_the_plan(self, tmp_path: Path) -> None:
         data = load_plan(minimal(tmp_path)).data

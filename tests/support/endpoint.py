@@ -17,10 +17,20 @@ Faults are injected with configured rates drawn from a seeded generator: 429 wit
 malformed JSON bodies, and a latency for every request. With `api_key` set, other
 keys get 401; with `models` set, other model names get 404.
 
+It also implements the Batch API: `POST /v1/files` (multipart, `purpose=batch`),
+`GET /v1/files/{id}/content`, `POST /v1/batches`, `GET /v1/batches/{id}` and
+`GET /v1/batches`. A job answers every line through the same script after
+`batch.delay` seconds; with `batch.fail_every = n` every n-th line of every job
+fails (it goes to the job's error file), and the jobs numbered in `batch.expire`
+(from 1) expire after answering their first half. With `batch.available = false`
+these routes answer 404, as an endpoint without a Batch API does.
+
 `GET /stats` returns the counts (total, per outcome, per model, peak in flight, the
-last request bodies with their arrival time); `POST /reset` clears them;
-`POST /configure` replaces the configuration and clears them. `GET /ledger` lists
-every answered request: its body's sha256, when it arrived and when it was answered.
+last request bodies with their arrival time, and `batches`: jobs created, lines
+submitted, lines whose `custom_id` had been submitted before, jobs by final status);
+`POST /reset` clears them; `POST /configure` replaces the configuration and clears
+them. `GET /ledger` lists every answered chat request: its body's sha256, when it
+arrived and when it was answered.
 
 From tests and benchmarks use `Endpoint` (or the `running_endpoint` context
 manager), which starts `python tests/support/endpoint.py` and talks to it over HTTP; the
@@ -63,6 +73,7 @@ DEFAULT_FAULTS: dict[str, float] = {
     "retry_after": 0.05,
     "seed": 0,
 }
+DEFAULT_BATCH: dict[str, Any] = {"available": True, "delay": 0.2, "fail_every": 0, "expire": []}
 
 Script = Callable[[Mapping[str, Any], int], "str | Mapping[str, Any]"]
 
@@ -95,6 +106,7 @@ class _Server:
     def configure(self, config: Mapping[str, Any]) -> None:
         self.faults = {**DEFAULT_FAULTS, **(config.get("faults") or {})}
         self.script = _load_script(config.get("script"))
+        self.batch = {**DEFAULT_BATCH, **(config.get("batch") or {})}
         self.api_key: str | None = config.get("api_key")
         self.models: list[str] | None = config.get("models")
         self.reset()
@@ -109,6 +121,10 @@ class _Server:
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_REQUESTS)
         self.ledger: list[dict[str, Any]] = []
         self.cpu_at_reset = time.process_time()
+        self.files: dict[str, tuple[str, bytes]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.submitted_ids: collections.Counter[str] = collections.Counter()
+        self.batch_outcomes: collections.Counter[str] = collections.Counter()
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -119,6 +135,12 @@ class _Server:
             "peak_in_flight": self.peak_in_flight,
             "cpu_seconds": time.process_time() - self.cpu_at_reset,
             "requests": list(self.recent),
+            "batches": {
+                "created": len(self.batches),
+                "lines": sum(self.submitted_ids.values()),
+                "repeated_lines": sum(count - 1 for count in self.submitted_ids.values()),
+                "statuses": dict(self.batch_outcomes),
+            },
         }
 
     def draw_fault(self) -> str | None:
@@ -154,6 +176,144 @@ def _completion(body: Mapping[str, Any], number: int, reply: str | Mapping[str, 
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+
+
+# ---------------------------------------------------------------- the Batch API
+
+
+def _file_object(file_id: str, name: str, data: bytes, purpose: str) -> dict[str, Any]:
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": len(data),
+        "created_at": int(time.time()),
+        "filename": name,
+        "purpose": purpose,
+        "status": "processed",
+    }
+
+
+def _jsonl(entries: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(entry) + "\n" for entry in entries).encode()
+
+
+EXPIRED = {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}
+SERVER_ERROR = {"error": {"message": "The server had an error.", "type": "server_error", "code": "server_error"}}
+
+
+def _add_file(server: _Server, name: str, data: bytes) -> str:
+    file_id = f"file-{len(server.files) + 1}"
+    server.files[file_id] = (name, data)
+    return file_id
+
+
+async def _process_batch(server: _Server, batch: dict[str, Any], lines: list[dict[str, Any]], number: int) -> None:
+    """Answer a job's lines through the script after the configured delay."""
+    await asyncio.sleep(float(server.batch["delay"]))
+    batch["status"] = "in_progress"
+    expires = number in server.batch["expire"]
+    answered = len(lines) // 2 if expires else len(lines)
+    fail_every = int(server.batch["fail_every"])
+    output, errors = [], []
+    for index, line in enumerate(lines):
+        entry = {"id": f"batch_req_{index}", "custom_id": line["custom_id"], "response": None, "error": None}
+        if index >= answered:
+            errors.append({**entry, "error": EXPIRED})
+            continue
+        failing = fail_every and (index + 1) % fail_every == 0
+        reply = {"error_status": 500} if failing else server.script(line["body"], 0)
+        if isinstance(reply, Mapping) and "error_status" in reply:
+            errors.append({**entry, "response": {"status_code": int(reply["error_status"]), "body": SERVER_ERROR}})
+        else:
+            output.append({**entry, "response": {"status_code": 200, "body": _completion(line["body"], index, reply)}})
+    if output:
+        batch["output_file_id"] = _add_file(server, f"{batch['id']}_output.jsonl", _jsonl(output))
+    if errors:
+        batch["error_file_id"] = _add_file(server, f"{batch['id']}_error.jsonl", _jsonl(errors))
+    batch["request_counts"] = {"total": len(lines), "completed": len(output), "failed": len(errors)}
+    batch["status"] = "expired" if expires else "completed"
+    batch["expired_at" if expires else "completed_at"] = int(time.time())
+    server.batch_outcomes[batch["status"]] += 1
+
+
+def _batch_routes(server: _Server, app: web.Application) -> None:
+    tasks: set[asyncio.Task[None]] = set()
+
+    @web.middleware
+    async def available(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not server.batch["available"] and request.path.startswith(("/v1/files", "/v1/batches")):
+            return _error(404, f"Invalid URL ({request.method} {request.path})", "not_found")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def upload(request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField) or form.get("purpose") != "batch":
+            return _error(400, "a batch file needs `file` and `purpose=batch`", "invalid_file")
+        data = upload.file.read()
+        file_id = _add_file(server, upload.filename, data)
+        return web.json_response(_file_object(file_id, upload.filename, data, "batch"))
+
+    async def content(request: web.Request) -> web.Response:
+        found = server.files.get(request.match_info["file_id"])
+        if found is None:
+            return _error(404, "No such file.", "not_found")
+        return web.Response(body=found[1], content_type="application/octet-stream")
+
+    async def create(request: web.Request) -> web.Response:
+        payload = await request.json()
+        found = server.files.get(str(payload.get("input_file_id")))
+        if found is None:
+            return _error(404, "No such input file.", "not_found")
+        lines = [json.loads(line) for line in found[1].splitlines() if line.strip()]
+        server.submitted_ids.update(line["custom_id"] for line in lines)
+        number = len(server.batches) + 1
+        batch = {
+            "id": f"batch_{number}",
+            "object": "batch",
+            "endpoint": payload["endpoint"],
+            "input_file_id": payload["input_file_id"],
+            "completion_window": payload["completion_window"],
+            "status": "validating",
+            "created_at": int(time.time()),
+            "metadata": payload.get("metadata"),
+            "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+        }
+        server.batches[batch["id"]] = batch
+        task = asyncio.create_task(_process_batch(server, batch, lines, number))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return web.json_response(batch)
+
+    async def retrieve(request: web.Request) -> web.Response:
+        batch = server.batches.get(request.match_info["batch_id"])
+        return web.json_response(batch) if batch is not None else _error(404, "No such batch.", "not_found")
+
+    async def listing(request: web.Request) -> web.Response:
+        newest_first = list(reversed(server.batches.values()))
+        after = request.query.get("after")
+        if after is not None:
+            ids = [b["id"] for b in newest_first]
+            newest_first = newest_first[ids.index(after) + 1 :] if after in ids else []
+        limit = int(request.query.get("limit", 20))
+        page = newest_first[:limit]
+        return web.json_response(
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": len(newest_first) > limit,
+            }
+        )
+
+    app.middlewares.append(available)
+    app.router.add_post("/v1/files", upload)
+    app.router.add_get("/v1/files/{file_id}/content", content)
+    app.router.add_post("/v1/batches", create)
+    app.router.add_get("/v1/batches/{batch_id}", retrieve)
+    app.router.add_get("/v1/batches", listing)
 
 
 def _application(server: _Server) -> web.Application:
@@ -234,6 +394,7 @@ def _application(server: _Server) -> web.Application:
     app.router.add_get("/ledger", ledger)
     app.router.add_post("/reset", reset)
     app.router.add_post("/configure", configure)
+    _batch_routes(server, app)
     return app
 
 
@@ -280,17 +441,22 @@ class Endpoint:
         faults: Mapping[str, float] | None = None,
         api_key: str | None = None,
         models: list[str] | None = None,
+        batch: Mapping[str, Any] | None = None,
         port: int = 0,
     ) -> None:
         self._port = port
         self._process: subprocess.Popen[str] | None = None
-        self._start(self._config(script, faults, api_key, models))
+        self._start(self._config(script, faults, api_key, models, batch))
 
     @staticmethod
     def _config(
-        script: str | None, faults: Mapping[str, float] | None, api_key: str | None, models: list[str] | None
+        script: str | None,
+        faults: Mapping[str, float] | None,
+        api_key: str | None,
+        models: list[str] | None,
+        batch: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        return {"script": script, "faults": dict(faults or {}), "api_key": api_key, "models": models}
+        return {"script": script, "faults": dict(faults or {}), "api_key": api_key, "models": models, "batch": dict(batch or {})}
 
     def _start(self, config: Mapping[str, Any]) -> None:
         process = subprocess.Popen(
@@ -328,8 +494,8 @@ class Endpoint:
 
     def stats(self) -> dict[str, Any]:
         """Total requests, `outcomes` (ok, 429, 500, dropped, malformed, 401, 404), per-model
-        counts, `peak_in_flight`, the server's `cpu_seconds` since the last reset, and the
-        recent `requests` (number, received_at, body)."""
+        counts, `peak_in_flight`, the server's `cpu_seconds` since the last reset, the
+        recent `requests` (number, received_at, body) and the `batches` counts."""
         return dict(self._call("GET", "/stats"))
 
     def ledger(self) -> list[dict[str, Any]]:
@@ -348,9 +514,10 @@ class Endpoint:
         faults: Mapping[str, float] | None = None,
         api_key: str | None = None,
         models: list[str] | None = None,
+        batch: Mapping[str, Any] | None = None,
     ) -> None:
-        """Replace the script and fault configuration in the running process (and reset)."""
-        self._call("POST", "/configure", self._config(script, faults, api_key, models))
+        """Replace the script, fault and batch configuration in the running process (and reset)."""
+        self._call("POST", "/configure", self._config(script, faults, api_key, models, batch))
 
     def restart(
         self,

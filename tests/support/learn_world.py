@@ -14,7 +14,7 @@ model world {
   concurrency = 16
   max_retries = 8
   price { input = 1.0  output = 2.0 }
-}
+MODEL_EXTRA}
 
 dataset dates {
   source = "dates.jsonl"
@@ -42,8 +42,19 @@ learn date_lessons {
 """
 
 
-def write_world(folder: Path, base_url: str, *, questions: int = 12, group_size: int = 4, batch_size: int = 4, epochs: int = 1) -> Path:
-    """Write `world.grpo` and `dates.jsonl` into `folder`; return the program's path."""
+def write_world(
+    folder: Path,
+    base_url: str,
+    *,
+    questions: int = 12,
+    group_size: int = 4,
+    batch_size: int = 4,
+    epochs: int = 1,
+    model_extra: str = "",
+) -> Path:
+    """Write `world.grpo` and `dates.jsonl` into `folder`; return the program's path.
+
+    `model_extra` is added to the model block (e.g. `batch = true`)."""
     rows = []
     for i in range(questions):
         day, month, year = 1 + (7 * i) % 28, 1 + (5 * i) % 12, 1990 + 3 * i
@@ -54,6 +65,7 @@ def write_world(folder: Path, base_url: str, *, questions: int = 12, group_size:
         .replace("GROUP_SIZE", str(group_size))
         .replace("BATCH_SIZE", str(batch_size))
         .replace("EPOCHS", str(epochs))
+        .replace("MODEL_EXTRA", f"  {model_extra}\n" if model_extra else "")
     )
     path = folder / "world.grpo"
     path.write_text(program)

@@ -158,6 +158,11 @@ def _value(attribute: str, spec: AttributeSpec, value: ast.Expr | ast.Block, kin
         case "string" | "template" | "path" | "env_string":
             if not isinstance(value, ast.String):
                 yield _type_error(attribute, spec, value)
+        case "cache_folder":
+            if isinstance(value, ast.Bool) and value.value:
+                yield _type_error(attribute, spec, value, f"leave `{attribute}` out to share answers in the user cache directory")
+            elif not isinstance(value, ast.String | ast.Bool):
+                yield _type_error(attribute, spec, value)
         case "version":
             if not isinstance(value, ast.String) or not _VERSION.fullmatch(value.value):
                 yield _type_error(attribute, spec, value)

@@ -1,0 +1,69 @@
+"""A request on the wire: its JSON body, made once, and the cache key derived from it.
+
+`body(request, model_id)` is the chat-completions body as canonical JSON bytes
+(sorted keys, no spaces, numbers normalised). It is what the HTTP adapter posts,
+what a batch file line carries, and what the cache key hashes, so each request is
+serialised once however many layers look at it: the bytes are kept on the request
+(`ChatRequest.wire`) for the model id they were made for.
+
+`request_key` is the sha256 of the request's namespace (purpose and dataset split),
+its `sample_key` and that body. The stage within a purpose and the model block's
+name are not part of it: renaming a block keeps its entries, changing its model id
+does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from grpo_dsl.clients.protocol import ChatRequest, namespace
+
+__all__ = ["body", "canonical_json", "request_key"]
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def canonical_json(value: Any) -> str:
+    """`value` as canonical JSON text: sorted keys, no spaces, non-ASCII kept."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_plain)
+
+
+def body(request: ChatRequest, model_id: str) -> bytes:
+    """The chat-completions body of `request` for `model_id`, as canonical JSON bytes."""
+    made = request.wire
+    if made is not None and made[0] == model_id:
+        return made[1]
+    fields: dict[str, Any] = {"model": model_id, "messages": request.messages}
+    if request.temperature is not None:
+        fields["temperature"] = float(request.temperature)
+    if request.top_p is not None:
+        fields["top_p"] = float(request.top_p)
+    if request.max_tokens is not None:
+        fields["max_tokens"] = request.max_tokens
+    if request.seed is not None:
+        fields["seed"] = request.seed
+    if request.response_format is not None:
+        fields["response_format"] = request.response_format
+    if request.tools:
+        fields["tools"] = request.tools
+    encoded = canonical_json(fields).encode()
+    # The request is frozen for its callers; the body is a memo of its own fields.
+    object.__setattr__(request, "wire", (model_id, encoded))
+    return encoded
+
+
+def request_key(request: ChatRequest, model_id: str) -> str:
+    """The hex sha256 naming a request's cache entry (and its `custom_id` in a batch)."""
+    digest = hashlib.sha256(namespace(request).encode())
+    digest.update(b"\x1f")
+    digest.update((request.sample_key or "").encode())
+    digest.update(b"\x1f")
+    digest.update(body(request, model_id))
+    return digest.hexdigest()
