@@ -2,6 +2,9 @@
 
 Exit status: 0 clean, 1 problems in a program, 2 wrong usage (including a file
 that does not exist). This is the only module that chooses colour or exit codes.
+
+Each verb imports what it runs when it runs, so `grpo --version`, `grpo check`
+and `grpo fmt` never load the runtime (the client stack, `aiohttp`, `openai`).
 """
 
 from __future__ import annotations
@@ -13,46 +16,25 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from grpo_dsl._version import __version__
+from grpo_dsl.cli import cache as cache_verb
+from grpo_dsl.cli.common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
+from grpo_dsl.cli.common import usage_error as _usage_error
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_text
-from grpo_dsl.evaluation.evaluate import (
-    EvaluationResult,
-    format_evaluation,
-    resume_evaluation,
-    start_evaluation,
-)
-from grpo_dsl.language.checks import check_path
 from grpo_dsl.language.diagnostics import (
     Diagnostic,
     ProgramError,
     render_json,
     render_text,
 )
-from grpo_dsl.language.fmt import format_program
-from grpo_dsl.language.parser import parse_file
-from grpo_dsl.learning.replay import format_replay, replay_run
-from grpo_dsl.learning.run import RunResult, resume_run, start_run
-from grpo_dsl.modules import (
-    ModuleError,
-    blame,
-    diff_modules,
-    emit_from_run,
-    format_blame,
-    format_diff,
-    format_log,
-    format_show,
-    load_module,
-    module_log,
-    parse_reference,
-)
-from grpo_dsl.plan import Plan, load_plan
-from grpo_dsl.plan import compile as compile_plan
-from grpo_dsl.plan.explain import explain
-from grpo_dsl.report import render_report
-from grpo_dsl.report.rundata import read_run
+
+if TYPE_CHECKING:
+    from grpo_dsl.evaluation.evaluate import EvaluationResult
+    from grpo_dsl.learning.run import RunResult
+    from grpo_dsl.plan import Plan
 
 __all__ = [
     "Subcommand",
@@ -65,7 +47,7 @@ __all__ = [
     "wants_color",
 ]
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +63,6 @@ class Subcommand:
 def wants_color(stream: TextIO) -> bool:
     """Colour only on a terminal, and never when `NO_COLOR` is set."""
     return stream.isatty() and "NO_COLOR" not in os.environ
-
-
-def _usage_error(message: str) -> int:
-    print(f"grpo: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
 
 
 def _missing_files(paths: Sequence[str]) -> list[str]:
@@ -124,6 +101,8 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _diagnose(path: str) -> tuple[tuple[Diagnostic, ...], dict[str, str]]:
+    from grpo_dsl.language.checks import check_path
+
     try:
         result = check_path(path)
     except ProgramError as error:
@@ -161,6 +140,9 @@ def _fmt_arguments(parser: argparse.ArgumentParser) -> None:
 
 def fmt(args: argparse.Namespace) -> int:
     """`grpo fmt FILE... [--check]`: rewrite each program in the canonical layout."""
+    from grpo_dsl.language.fmt import format_program
+    from grpo_dsl.language.parser import parse_file
+
     missing = _missing_files(args.files)
     if missing:
         return _usage_error(f"no such file: {', '.join(missing)}")
@@ -193,6 +175,15 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learn", metavar="NAME", help="the learn block to run (needed when there are several)")
     parser.add_argument("--runs", metavar="DIR", default="runs", help="where run directories go (default: ./runs)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run")
+    _no_cache_argument(parser)
+
+
+def _no_cache_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the shared response cache: pay for every call (a run still answers from its own record)",
+    )
 
 
 def _print_summary(result: RunResult) -> None:
@@ -208,21 +199,25 @@ def _print_summary(result: RunResult) -> None:
                 file=out,
             )
     usage = result.usage.get("total", {})
+    batched = f", {usage['batched_calls']} in batch jobs" if usage.get("batched_calls") else ""
     print(
-        f"  calls {usage.get('calls', 0)} ({usage.get('cached_calls', 0)} cached), "
+        f"  calls {usage.get('calls', 0)} ({usage.get('cached_calls', 0)} cached{batched}), "
         f"tokens {usage.get('prompt_tokens', 0) + usage.get('completion_tokens', 0)}, cost ${usage.get('usd', 0.0):.4f}",
         file=out,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    """`grpo run FILE [--learn NAME] [--runs DIR]` or `grpo run --resume RUN_DIR`."""
+    """`grpo run FILE [--learn NAME] [--runs DIR] [--no-cache]` or `grpo run --resume RUN_DIR`."""
+    from grpo_dsl.learning.run import resume_run, start_run
+    from grpo_dsl.plan import load_plan
+
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "run.json").is_file():
             return _usage_error(f"not a run directory: {run_dir}")
         print(run_dir)
-        result = resume_run(run_dir)
+        result = resume_run(run_dir, shared_cache=not args.no_cache)
     else:
         if args.file is None:
             return _usage_error("give a program FILE, or --resume RUN_DIR")
@@ -242,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
             base_dir=Path(args.file).resolve().parent,
             runs_root=Path(args.runs),
             on_start=lambda run_dir: print(run_dir, flush=True),
+            shared_cache=not args.no_cache,
         )
     _print_summary(result)
     if result.status == "interrupted":
@@ -253,6 +249,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _emit_after_run(run_dir: Path) -> int:
     """Run the program's `emit` blocks whose library is the learn that just finished."""
+    from grpo_dsl.modules import ModuleError, emit_from_run
+    from grpo_dsl.plan import Plan
+
     info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     plan = Plan.from_json((run_dir / "plan.json").read_text(encoding="utf-8"))
     status = EXIT_OK
@@ -290,6 +289,10 @@ def _print_diagnostics(diagnostics: Sequence[Diagnostic], sources: dict[str, str
 
 def plan(args: argparse.Namespace) -> int:
     """`grpo plan FILE [-o PLAN] [--explain]`: the execution plan as JSON, or explained."""
+    from grpo_dsl.language.checks import check_path
+    from grpo_dsl.plan import compile as compile_plan
+    from grpo_dsl.plan.explain import explain
+
     if _missing_files([args.file]):
         return _usage_error(f"no such file: {args.file}")
     result = check_path(args.file)
@@ -329,6 +332,9 @@ def _emit_arguments(parser: argparse.ArgumentParser) -> None:
 
 def emit(args: argparse.Namespace) -> int:
     """`grpo emit FILE --emit NAME --from RUN_DIR [--step N] [--force]`: a module version from a run."""
+    from grpo_dsl.modules import emit_from_run
+    from grpo_dsl.plan import load_plan
+
     if _missing_files([args.file]):
         return _usage_error(f"no such file: {args.file}")
     if not Path(args.run_dir).is_dir():
@@ -362,6 +368,18 @@ def _module_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _module_text(args: argparse.Namespace) -> str:
+    from grpo_dsl.modules import (
+        blame,
+        diff_modules,
+        format_blame,
+        format_diff,
+        format_log,
+        format_show,
+        load_module,
+        module_log,
+        parse_reference,
+    )
+
     path, version = parse_reference(args.reference)
     if args.action == "log":
         return format_log(module_log(path))
@@ -375,6 +393,8 @@ def _module_text(args: argparse.Namespace) -> str:
 
 def module(args: argparse.Namespace) -> int:
     """`grpo module show|log|diff|blame`: read the history of a prompt module."""
+    from grpo_dsl.modules import parse_reference
+
     references = [args.reference] + ([args.other] if args.action == "diff" else [])
     for reference in references:
         path, _ = parse_reference(reference)
@@ -394,9 +414,13 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", metavar="DIR", default="runs", help="where runs are found and written (default: ./runs)")
     parser.add_argument("--resume", metavar="EVAL_DIR", help="continue (or replay) an evaluation run directory")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="a table with sentences, or JSON")
+    _no_cache_argument(parser)
 
 
 def _start_evaluation(args: argparse.Namespace) -> EvaluationResult | int:
+    from grpo_dsl.evaluation.evaluate import start_evaluation
+    from grpo_dsl.plan import load_plan
+
     if args.file is None:
         return _usage_error("give a program FILE, or --resume EVAL_DIR")
     if _missing_files([args.file]):
@@ -416,14 +440,17 @@ def _start_evaluation(args: argparse.Namespace) -> EvaluationResult | int:
         runs_root=Path(args.runs),
         stream=sys.stderr,
         on_start=lambda run_dir: print(f"evaluation run: {run_dir}", file=sys.stderr, flush=True),
+        shared_cache=not args.no_cache,
     )
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    """`grpo eval FILE [--evaluate NAME] [--runs DIR] [--format text|json]` or `grpo eval --resume EVAL_DIR`."""
+    """`grpo eval FILE [--evaluate NAME] [--runs DIR] [--format text|json] [--no-cache]` or `grpo eval --resume EVAL_DIR`."""
+    from grpo_dsl.evaluation.evaluate import format_evaluation, resume_evaluation
+
     if args.resume:
         print(f"evaluation run: {args.resume}", file=sys.stderr, flush=True)
-        result = resume_evaluation(Path(args.resume), stream=sys.stderr)
+        result = resume_evaluation(Path(args.resume), stream=sys.stderr, shared_cache=not args.no_cache)
     else:
         started = _start_evaluation(args)
         if isinstance(started, int):
@@ -454,6 +481,9 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 def report(args: argparse.Namespace) -> int:
     """`grpo report RUN_DIR [-o report.html] [--eval EVAL_DIR | --no-eval]`: one self-contained HTML file."""
+    from grpo_dsl.report import render_report
+    from grpo_dsl.report.rundata import read_run
+
     run_dir = Path(args.run_dir)
     if not (run_dir / "run.json").is_file():
         return _usage_error(f"not a run directory: {run_dir}")
@@ -478,10 +508,13 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-step", type=int, default=1, metavar="K", help="replay from step K; earlier steps are copied (default: 1)")
     parser.add_argument("--runs", metavar="DIR", default="runs", help="where the replay run directory goes (default: ./runs)")
     parser.add_argument("--offline", action="store_true", help="only apply the new rule to the recorded operations; make no call")
+    _no_cache_argument(parser)
 
 
 def replay(args: argparse.Namespace) -> int:
-    """`grpo replay RUN_DIR --policy FILE:NAME [--from-step K] [--runs DIR] [--offline]`."""
+    """`grpo replay RUN_DIR --policy FILE:NAME [--from-step K] [--runs DIR] [--offline] [--no-cache]`."""
+    from grpo_dsl.learning.replay import format_replay, replay_run
+
     if not (Path(args.run_dir) / "run.json").is_file():
         return _usage_error(f"not a run directory: {args.run_dir}")
     file, colon, name = args.policy.rpartition(":")
@@ -497,6 +530,7 @@ def replay(args: argparse.Namespace) -> int:
             from_step=args.from_step,
             runs_root=Path(args.runs),
             offline=args.offline,
+            shared_cache=not args.no_cache,
             on_start=lambda run_dir: print(f"replay run: {run_dir}", file=sys.stderr, flush=True),
         )
     except ProgramError as error:
@@ -520,6 +554,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("eval", "evaluate libraries side by side, with intervals and paired differences", _eval_arguments, evaluate),
     Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, report),
     Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, replay),
+    Subcommand("cache", "show or prune the response cache every run shares", cache_verb.add_arguments, cache_verb.run),
 )
 
 
