@@ -4,9 +4,10 @@ A Training-Free GRPO step is a barrier of B x G independent rollouts, then
 independent per-group learner calls, then consolidation: each stage's requests
 arrive together. `Batching` collects the requests that reach it (the uncached
 ones: the cache sits above it) per stage until none has arrived for
-`window` seconds, writes them as one JSON-lines file whose `custom_id`s are the
+`WINDOW_SECONDS`, writes them as one JSON-lines file whose `custom_id`s are the
 requests' cache keys, uploads it, starts a job, and polls it, first after
-`first_poll` seconds and then less and less often (up to every `max_poll`).
+`FIRST_POLL_SECONDS` and then less and less often (up to every `MAX_POLL_SECONDS`).
+A window too short for a stage only splits it into two jobs.
 Each request waits for its job and gets its answer, marked `batched` so that it
 is priced at the model's batch price.
 
@@ -129,17 +130,11 @@ class Batching:
         *,
         on_event: EventSink | None = None,
         submitted: Sequence[SubmittedBatch] = (),
-        window: float = WINDOW_SECONDS,
-        first_poll: float = FIRST_POLL_SECONDS,
-        max_poll: float = MAX_POLL_SECONDS,
     ) -> None:
         self.interactive = interactive
         self.model = model
         self.api = api
         self.on_event = on_event
-        self.window = window
-        self.first_poll = first_poll
-        self.max_poll = max_poll
         self.unavailable: str | None = None
         self._jobs: dict[str, _Job] = {}
         self._open: dict[str, _Job] = {}
@@ -190,9 +185,9 @@ class Batching:
             job.done.set()
 
     async def _collect(self, job: _Job) -> None:
-        """Wait until no request has joined the job for `window` seconds (or it is full)."""
+        """Wait until no request has joined the job for `WINDOW_SECONDS` (or it is full)."""
         loop = asyncio.get_running_loop()
-        while len(job.requests) < MAX_REQUESTS and (wait := job.touched + self.window - loop.time()) > 0:
+        while len(job.requests) < MAX_REQUESTS and (wait := job.touched + WINDOW_SECONDS - loop.time()) > 0:
             await asyncio.sleep(wait)
         if self._open.get(job.stage) is job:
             del self._open[job.stage]
@@ -224,7 +219,7 @@ class Batching:
     async def _answers(self, job: _Job) -> dict[str, ChatResponse]:
         """Poll the job until it ends; the answers it has, by key."""
         assert job.batch is not None
-        delay = self.first_poll
+        delay = FIRST_POLL_SECONDS
         while True:
             try:
                 status = await self.api.status(job.batch)
@@ -233,7 +228,7 @@ class Batching:
             if status.status in FINISHED:
                 break
             await asyncio.sleep(delay)
-            delay = min(delay * POLL_GROWTH, self.max_poll)
+            delay = min(delay * POLL_GROWTH, MAX_POLL_SECONDS)
         answers: dict[str, ChatResponse] = {}
         if status.output_file is not None:
             answers = _parse_output(await self.api.download(status.output_file))

@@ -10,9 +10,10 @@ Errors are never cached.
 - `SharedCache` is one SQLite database in WAL mode (`responses.sqlite3`) in the
   user cache directory (`$GRPO_CACHE_DIR`, else the platform's user cache), or in a
   model's own `cache` folder. Several processes may read and write it at once:
-  readers never wait, writers take turns. New entries and the last-use times of
-  hits are written in batches (every `FLUSH_SECONDS` or `FLUSH_ENTRIES`) and when
-  the stack closes. Each stack adds one line to its `sessions` table (hits,
+  readers never wait, writers take turns. New entries are written in batches (every
+  `FLUSH_SECONDS` or `FLUSH_ENTRIES`) and when the stack closes; an entry's last
+  use, which `prune` goes by, is brought up to date when a hit finds it older than
+  `USE_RESOLUTION`, so a hit is a read and nothing more. Each stack adds one line to its `sessions` table (hits,
   misses), which `grpo cache info` reports.
 - `RunRecord` is `responses.jsonl` in a run directory: every call the run used (its
   key, namespace, sample key, request body and answer), from the endpoint or from
@@ -57,6 +58,8 @@ CACHE_FILE = "responses.sqlite3"
 SCHEMA_VERSION = 2
 FLUSH_SECONDS = 0.5
 FLUSH_ENTRIES = 512
+USE_RESOLUTION = 86400.0
+"""Seconds: the last-use time of an entry is kept to within a day."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -125,13 +128,14 @@ class SharedCache:
 
     def get(self, key: str) -> str | None:
         """The stored answer (its JSON text) to the request with this key, if any."""
-        row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute("SELECT response, used FROM responses WHERE key = ?", (key,)).fetchone()
         if row is None:
             self.misses += 1
             return None
         self.hits += 1
-        self._used.append(key)
-        self._flush_when_due()
+        if time.time() - row[1] > USE_RESOLUTION:
+            self._used.append(key)
+            self._flush_when_due()
         return str(row[0])
 
     def put(self, key: str, space: str, model: str, response: str) -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import functools
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
-__all__ = ["sandbox", "template_variables"]
+__all__ = ["compiled", "sandbox", "template_variables"]
 
 
 def sandbox() -> SandboxedEnvironment:
@@ -22,6 +22,13 @@ def sandbox() -> SandboxedEnvironment:
 @functools.cache
 def _parser() -> SandboxedEnvironment:
     return sandbox()
+
+
+@functools.lru_cache(maxsize=256)
+def compiled(source: str) -> Template:
+    """`source` compiled in the shared environment, once: rendering a task's prompt for
+    every question of a run compiles it a single time."""
+    return _parser().from_string(source)
 
 
 def template_variables(text: str) -> set[str] | None:

@@ -12,6 +12,8 @@ question are not independent, questions are.
   distinct resamples (multisets of n questions, C(2n−1, n)) is at most `resamples`,
   they are enumerated with their multinomial weights and the interval is exact;
   otherwise `resamples` resamples are drawn with `random.Random(seed)`.
+  `bootstrap_cis` does it for several metrics of the same questions at once,
+  drawing each resample once for all of them.
 - `paired_difference` compares two libraries scored on the same questions: the
   mean per-question difference, its paired percentile-bootstrap interval, and the
   two-sided p-value of a sign-flip (paired permutation) test, enumerated exactly
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,6 +47,7 @@ __all__ = [
     "Sample",
     "StatsError",
     "bootstrap_ci",
+    "bootstrap_cis",
     "mean_at_k",
     "paired_difference",
     "pass_at_k",
@@ -198,28 +202,77 @@ def bootstrap_ci(
     forces that (allowed up to n = 10), `exact=False` forces Monte Carlo with
     `random.Random(seed)`. `statistic` must not depend on the order of its input.
     """
+    return bootstrap_cis({"": values}, statistic, confidence=confidence, resamples=resamples, seed=seed, exact=exact)[""]
+
+
+def bootstrap_cis(
+    columns: Mapping[str, Sequence[float]],
+    statistic: Statistic = fmean,
+    *,
+    confidence: float = 0.95,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    exact: bool | None = None,
+) -> dict[str, Interval]:
+    """`bootstrap_ci` of several per-question columns (one value per question each) at once.
+
+    Every column gets exactly the interval `bootstrap_ci` gives it with the same
+    `seed`, over the same resampled question sets: by Monte Carlo the questions of
+    each resample are drawn once for all the columns, and a column whose values are
+    all equal, whose every resample is itself, is not resampled at all.
+    """
     _check_confidence(confidence)
-    if not values:
+    lengths = {len(values) for values in columns.values()}
+    if not columns or 0 in lengths:
         raise StatsError("a bootstrap interval needs at least one question")
+    if len(lengths) > 1:
+        raise StatsError(f"the columns must have one value per question each, got lengths {sorted(lengths)}")
     if resamples < 1:
         raise StatsError(f"the number of resamples must be positive, got {resamples}")
-    n = len(values)
-    estimate = statistic(values)
+    n = lengths.pop()
     enumerate_all = _distinct_resamples(n) <= resamples if exact is None else exact
-    if enumerate_all:
-        if n > 10:
-            raise StatsError(f"exact bootstrap enumeration is limited to 10 questions, got {n}")
-        distribution, weights = _exact_distribution(values, statistic)
-    else:
-        rng = random.Random(seed)
-        distribution = sorted(statistic(rng.choices(values, k=n)) for _ in range(resamples))
-        weights = None
+    if enumerate_all and n > 10:
+        raise StatsError(f"exact bootstrap enumeration is limited to 10 questions, got {n}")
+    varying = {name: values for name, values in columns.items() if any(v != values[0] for v in values)}
+    drawn = {} if enumerate_all else _monte_carlo(varying, statistic, n, resamples, seed)
     tail = (1.0 - confidence) / 2.0
-    return Interval(
-        estimate=estimate,
-        low=_quantile(distribution, tail, weights),
-        high=_quantile(distribution, 1.0 - tail, weights),
-    )
+    intervals = {}
+    for name, values in columns.items():
+        estimate = statistic(values)
+        weights: list[int] | None = None
+        if enumerate_all:
+            distribution, weights = _exact_distribution(values, statistic)
+        elif name in drawn:
+            distribution = drawn[name]
+        else:
+            distribution = [estimate]
+        intervals[name] = Interval(
+            estimate=estimate,
+            low=_quantile(distribution, tail, weights),
+            high=_quantile(distribution, 1.0 - tail, weights),
+        )
+    return intervals
+
+
+def _monte_carlo(
+    columns: Mapping[str, Sequence[float]], statistic: Statistic, n: int, resamples: int, seed: int
+) -> dict[str, list[float]]:
+    """Each column's statistic over `resamples` resamples of its n values, sorted. The
+    questions drawn are those of `random.Random(seed).choices(values, k=n)`, made once
+    per resample for every column."""
+    draw = random.Random(seed).random
+    floor = math.floor
+    distributions: dict[str, list[float]] = {name: [] for name in columns}
+    if not columns:
+        return distributions
+    for _ in range(resamples):
+        indices = [floor(draw() * n) for _ in range(n)]
+        pick = operator.itemgetter(*indices) if n > 1 else lambda values, i=indices[0]: (values[i],)
+        for name, values in columns.items():
+            distributions[name].append(statistic(pick(values)))
+    for distribution in distributions.values():
+        distribution.sort()
+    return distributions
 
 
 def _sign_flip_p_value(differences: Sequence[float], *, resamples: int, seed: int, exact: bool | None) -> float:
@@ -436,12 +489,10 @@ def summarize_samples(
         name: [_per_question_metric(name, q, r) for q, r in zip(questions, rewards)] for name in names
     }
     per_question.update({name: [getattr(q, name) for q in questions] for name in COST_METRICS})
+    intervals = bootstrap_cis(per_question, confidence=confidence, resamples=resamples, seed=seed)
     return EvaluationSummary(
         questions=questions,
-        metrics=tuple(
-            Metric(name, bootstrap_ci(values, confidence=confidence, resamples=resamples, seed=seed))
-            for name, values in per_question.items()
-        ),
+        metrics=tuple(Metric(name, interval) for name, interval in intervals.items()),
         samples_per_question=n,
         correct_at=correct_at,
     )

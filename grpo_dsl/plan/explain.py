@@ -157,12 +157,15 @@ def explain(plan: Plan, program: str) -> str:
         key = model["api_key"]
         shown_key = "none" if key is None else _show(key) if isinstance(key, Mapping) else "written in the program"
         price = model["price"]
-        calls = "batch jobs, one per stage," if model["batch"] else "ordinary calls"
-        cache = {None: "the user cache directory", False: "no shared cache"}.get(model["cache"], model["cache"])
+        calls = "batch jobs, one per stage" if model["batch"] else "ordinary calls"
+        if model["cache"] is False:
+            shared = "answers not shared between runs"
+        else:
+            shared = f"answers shared between runs in {model['cache'] or 'the user cache directory'}"
         lines.append(
             f"model {name}: {_show(model['name'])} at {endpoint}, api key {shown_key};"
             f" USD {price['input']} / {price['output']} per million prompt / completion tokens,"
-            f" {round(100 * price['batch_discount'])} % off in a batch job; {calls}; answers shared in {cache}"
+            f" {round(100 * price['batch_discount'])} % off in a batch job; {calls}; {shared}"
         )
     for name, learn in sorted(data["learns"].items()):
         lines += ["", *_learn(data, name, learn)]

@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from grpo_dsl.core.errors import GrpoError
-from grpo_dsl.core.templating import sandbox
+from grpo_dsl.core.templating import compiled
 
 __all__ = [
     "EXPERIENCES_BLOCK",
@@ -71,15 +71,14 @@ def render_messages(
     `experiences` is a sequence of `{"id": ..., "text": ...}`; an empty system turn is
     left out. Raises `TemplateRenderError` naming the missing field.
     """
-    env = sandbox()
     values = {**fields, "experiences": [dict(e) for e in experiences]}
     try:
         messages: list[dict[str, str]] = []
         if templates.system is not None:
-            system = env.from_string(templates.system).render(values)
+            system = compiled(templates.system).render(values)
             if system.strip():
                 messages.append({"role": "system", "content": system.rstrip("\n")})
-        messages.append({"role": "user", "content": env.from_string(templates.user).render(values).rstrip("\n")})
+        messages.append({"role": "user", "content": compiled(templates.user).render(values).rstrip("\n")})
     except TemplateError as exc:
         raise TemplateRenderError(str(exc)) from exc
     return messages

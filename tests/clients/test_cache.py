@@ -7,7 +7,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -161,9 +160,10 @@ def test_info_and_prune(endpoint: Endpoint, tmp_path: Path) -> None:
     assert (info.last_session["hits"], info.last_session["misses"], info.last_session["stored"]) == (8, 4, 4)
     assert info.last_hit_rate == pytest.approx(8 / 12)
     assert prune_cache(tmp_path, older_than=3600.0) == 0
-    time.sleep(0.05)
+    with sqlite3.connect(tmp_path / CACHE_FILE) as db:
+        db.execute("UPDATE responses SET created = created - 40 * 86400, used = used - 40 * 86400")
     answer(models, rollouts(2), shared={"m": tmp_path})
-    assert prune_cache(tmp_path, older_than=0.04) == 10, "entries used a moment ago stay"
+    assert prune_cache(tmp_path, older_than=30 * 86400) == 10, "entries a run used since stay, however old"
     pruned = cache_info(tmp_path)
     assert pruned is not None and pruned.entries == 2
 

@@ -494,6 +494,32 @@ class TestCommand:
         for dotted in load_plan(full).data["defaults_filled"]:
             assert f"  {dotted} = " in out
 
+    def test_explain_prices_every_stage_for_ordinary_calls_and_batch_jobs(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        program = MINIMAL.replace(
+            'model m { name = "small" }',
+            'model m {\n  name = "small"\n  batch = true\n  cache = false\n  price { input = 2  output = 4  batch_discount = 0.25 }\n}',
+        )
+        path = minimal(tmp_path, program)
+        data = load_plan(path).data
+        assert (data["models"]["m"]["batch"], data["models"]["m"]["cache"]) == (True, False)
+        estimate = data["learns"]["l"]["estimate"]
+        for row in [*estimate["stages"], estimate["total"]]:
+            assert row["batch_usd"] == pytest.approx(0.75 * row["usd"], abs=1e-6)
+
+        assert main(["plan", str(path), "--explain"]) == 0
+        out = capsys.readouterr().out
+
+        assert "25 % off in a batch job; batch jobs, one per stage; answers not shared between runs" in out
+        header = next(line for line in out.splitlines() if "prompt tokens" in line)
+        assert header.split()[-3:] == ["USD", "batch", "USD"]
+        total = next(line for line in out.splitlines() if line.strip().startswith("total"))
+        assert [float(v) for v in total.split()[-2:]] == pytest.approx([estimate["total"]["usd"], estimate["total"]["batch_usd"]], abs=1e-4)
+
+    def test_a_cache_folder_is_relative_to_the_program(self, tmp_path: Path) -> None:
+        program = MINIMAL.replace('model m { name = "small" }', 'model m {\n  name = "small"\n  cache = "caches/m"\n}')
+        model = load_plan(minimal(tmp_path, program)).data["models"]["m"]
+        assert (model["cache"], model["batch"]) == ("caches/m", False)
+
     def test_errors_exit_1_with_diagnostics_on_stderr(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         path = minimal(tmp_path, MINIMAL.replace("model  = m", "model  = mm"))
         assert main(["plan", str(path)]) == 1

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LESSONS", "MISLEADING_LESSON", "date_world", "misleading_world", "tool_world", "troubled_world"]
+__all__ = ["LESSONS", "MISLEADING_LESSON", "date_world", "misleading_world", "sums_world", "tool_world", "troubled_world"]
 
 LESSONS = (
     "Write every date in the numeric form YYYY-MM-DD.",
@@ -176,3 +176,13 @@ def revising_world(request: Mapping[str, Any], number: int) -> str:
     if NOISE in text and _draw("noise", request.get("seed"), text) < 0.5:
         return f"Monday, {answer}"
     return answer
+
+
+def sums_world(request: Mapping[str, Any], number: int) -> str:
+    """Answer "What is A + B?" right with chance 0.7 (drawn from the request), else off by one."""
+    text = _text(request)
+    match = re.search(r"What is (\d+) \+ (\d+)\?", text)
+    if not match:
+        return "I do not know."
+    total = int(match.group(1)) + int(match.group(2))
+    return str(total if _draw(request.get("seed"), text) < 0.7 else total + 1)
