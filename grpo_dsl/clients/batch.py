@@ -144,7 +144,7 @@ class Batching:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """The answer from the job that holds `request` (or a new one), else an ordinary call."""
-        key = request_key(request, self.model.name)
+        key = request_key(request, self.model.name, self.model.weights)
         job = self._jobs.get(key)
         if job is None:
             if self.unavailable is not None:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grpo_dsl.clients.local import cache_dir as user_cache_dir
-from grpo_dsl.clients.protocol import ChatRequest, ChatResponse, LLMClient, namespace
+from grpo_dsl.clients.protocol import ChatRequest, ChatResponse, LLMClient, ModelConfig, namespace
 from grpo_dsl.clients.wire import body, canonical_json, request_key
 from grpo_dsl.core.errors import GrpoError
 
@@ -298,23 +298,23 @@ class RunRecord:
 class ResponseCache:
     """Answers a request from the run's record, else its model's shared cache, else `inner`.
 
-    `model_ids` maps model blocks to the model ids they send; `shared` maps model
-    blocks to their shared cache (a block without one shares nothing). Every answer
-    is recorded in `record` and stored in the shared cache. `on_hit` is told of every
-    answer served without a call (for accounting).
+    `models` are the model blocks (for the model id each sends and its weights);
+    `shared` maps model blocks to their shared cache (a block without one shares
+    nothing). Every answer is recorded in `record` and stored in the shared cache.
+    `on_hit` is told of every answer served without a call (for accounting).
     """
 
     def __init__(
         self,
         inner: LLMClient,
-        model_ids: Mapping[str, str],
+        models: Mapping[str, ModelConfig],
         *,
         record: RunRecord | None,
         shared: Mapping[str, SharedCache],
         on_hit: Callable[[ChatRequest, ChatResponse], None] | None = None,
     ) -> None:
         self.inner = inner
-        self.model_ids = dict(model_ids)
+        self.models = dict(models)
         self.record = record
         self.shared = dict(shared)
         self.on_hit = on_hit
@@ -322,8 +322,9 @@ class ResponseCache:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """The cached answer to `request`, or the inner client's (then stored)."""
-        model_id = self.model_ids.get(request.model, request.model)
-        key = request_key(request, model_id)
+        model = self.models.get(request.model)
+        model_id = model.name if model is not None else request.model
+        key = request_key(request, model_id, model.weights if model is not None else None)
         while (pending := self._pending.get(key)) is not None:
             try:
                 return self._hit(request, await asyncio.shield(pending))

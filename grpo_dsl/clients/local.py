@@ -55,6 +55,7 @@ __all__ = [
     "is_local",
     "local_endpoints",
     "model_path",
+    "weights_identity",
 ]
 
 INSTALL_COMMAND = "pip install 'grpo-dsl[local]'"
@@ -342,9 +343,10 @@ async def local_endpoints(
     """Start one server per distinct GGUF used by a local model; yield the models as endpoints.
 
     The yielded dict is a copy of `models` in which every local model has its
-    server's `base_url`, an `api_key` (the server ignores it) and, since the
-    server rejects the `json_schema` response format, `structured = "json_object"`
-    unless it asked for `text`. Other models pass through unchanged. The servers
+    server's `base_url`, an `api_key` (the server ignores it), `weights` naming its
+    GGUF file for the response cache (`weights_identity`) and, since the server
+    rejects the `json_schema` response format, `structured = "json_object"` unless
+    it asked for `text`. Other models pass through unchanged. The servers
     stop when the block exits, however it exits. A relative `gguf` is resolved
     against `base_dir`, the folder of the program.
     """
@@ -365,9 +367,18 @@ async def local_endpoints(
             endpoints[name].update(
                 base_url=servers[path].base_url,
                 api_key="local",
+                weights=weights_identity(path),
                 structured="text" if models[name].get("structured") == "text" else "json_object",
             )
         yield endpoints
+
+
+def weights_identity(path: Path) -> str:
+    """What tells a GGUF file's weights apart in the response cache, without reading the
+    file: its name, size and modification time (another file under the same model
+    name never answers from this one's cache entries)."""
+    stat = path.stat()
+    return f"gguf:{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 class _PortTaken(Exception):

@@ -148,6 +148,9 @@ class ModelConfig:
     cache: str | bool | None = None
     """Where the shared cache lives: None for the default place, False for none, or a
     folder (relative to the program's folder, as in the plan)."""
+    weights: str | None = None
+    """What names the model's weights when `name` does not: set for the embedded local
+    model (its GGUF file) by `local.local_endpoints`, and part of every cache key."""
 
     @classmethod
     def from_plan(cls, block: str, model: Mapping[str, Any]) -> ModelConfig:
@@ -166,6 +169,7 @@ class ModelConfig:
             structured=str(model.get("structured") or "json_schema"),
             batch=bool(model.get("batch")),
             cache=model.get("cache"),
+            weights=model.get("weights"),
         )
 
 

@@ -137,8 +137,6 @@ def build_client(
             if where not in stores:
                 stores[where] = SharedCache(where)
             shared[block] = stores[where]
-        cache = ResponseCache(
-            outer, {block: config.name for block, config in configs.items()}, record=record, shared=shared, on_hit=usage.record
-        )
+        cache = ResponseCache(outer, configs, record=record, shared=shared, on_hit=usage.record)
         outer = cache
     return ClientStack(outer, adapters, configs, cache=cache, batching=batching)

@@ -7,9 +7,10 @@ serialised once however many layers look at it: the bytes are kept on the reques
 (`ChatRequest.wire`) for the model id they were made for.
 
 `request_key` is the sha256 of the request's namespace (purpose and dataset split),
-its `sample_key` and that body. The stage within a purpose and the model block's
-name are not part of it: renaming a block keeps its entries, changing its model id
-does not.
+its `sample_key`, that body and, when the model id does not name the weights (the
+embedded local model's file), what does. The stage within a purpose and the model
+block's name are not part of it: renaming a block keeps its entries, changing its
+model id or its weights does not.
 """
 
 from __future__ import annotations
@@ -59,11 +60,13 @@ def body(request: ChatRequest, model_id: str) -> bytes:
     return encoded
 
 
-def request_key(request: ChatRequest, model_id: str) -> str:
+def request_key(request: ChatRequest, model_id: str, weights: str | None = None) -> str:
     """The hex sha256 naming a request's cache entry (and its `custom_id` in a batch)."""
     digest = hashlib.sha256(namespace(request).encode())
     digest.update(b"\x1f")
     digest.update((request.sample_key or "").encode())
     digest.update(b"\x1f")
     digest.update(body(request, model_id))
+    if weights is not None:
+        digest.update(b"\x1f" + weights.encode())
     return digest.hexdigest()

@@ -147,6 +147,18 @@ def test_a_model_may_keep_its_own_cache_or_none(endpoint: Endpoint, tmp_path: Pa
     assert endpoint.stats()["total"] == 3 + 3 + 3, "the model without a shared cache pays every time"
 
 
+def test_local_models_of_one_name_but_other_weights_share_nothing(endpoint: Endpoint, tmp_path: Path) -> None:
+    first = {"m": model(endpoint, weights="gguf:small.gguf:100:1")}
+    other = {"m": model(endpoint, weights="gguf:small.gguf:100:2")}
+
+    answer(first, rollouts(4), shared={"m": tmp_path})
+    answer(other, rollouts(4), shared={"m": tmp_path})
+    again = answer(first, rollouts(4), shared={"m": tmp_path})
+
+    assert endpoint.stats()["total"] == 8
+    assert all(r.cached for r in again)
+
+
 def test_info_and_prune(endpoint: Endpoint, tmp_path: Path) -> None:
     assert cache_info(tmp_path) is None
     models = {"m": model(endpoint)}

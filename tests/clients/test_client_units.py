@@ -69,6 +69,10 @@ class TestCacheKey:
     def test_numbers_are_normalised(self) -> None:
         assert request_key(request(temperature=1), "id") == request_key(request(temperature=1.0), "id")
 
+    def test_weights_a_model_id_does_not_name_are_part_of_the_key(self) -> None:
+        keys = {request_key(request(), "id", weights) for weights in (None, "gguf:a.gguf:1:2", "gguf:b.gguf:1:2")}
+        assert len(keys) == 3
+
     def test_the_body_is_made_once_per_model_id(self) -> None:
         made = request(temperature=0.5)
         first = body(made, "id")

@@ -38,6 +38,7 @@ from grpo_dsl.clients.local import (
     chunk_paths,
     local_endpoints,
     model_path,
+    weights_identity,
 )
 
 OPERATIONS_SCHEMA = {
@@ -205,6 +206,13 @@ class TestModelChoice:
         monkeypatch.delenv(CACHE_ENV)
         assert cache_dir().name == "grpo-dsl"
 
+    def test_another_gguf_file_has_other_weights(self, tmp_path: Path) -> None:
+        (tmp_path / "a.gguf").write_bytes(b"GGUF one")
+        (tmp_path / "b.gguf").write_bytes(b"GGUF two")
+        first = weights_identity(tmp_path / "a.gguf")
+        assert first.startswith("gguf:a.gguf:8:")
+        assert first == weights_identity(tmp_path / "a.gguf") != weights_identity(tmp_path / "b.gguf")
+
     def test_a_missing_engine_names_the_install_command(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(sys.modules, "llama_cpp", None)
         (tmp_path / "model.gguf").write_bytes(b"GGUF")
@@ -303,6 +311,7 @@ class TestLocalModel:
         resolved, answered = asyncio.run(scenario())
         assert answered
         assert resolved["rollout"]["base_url"] == resolved["learner"]["base_url"]
+        assert resolved["rollout"]["weights"] == resolved["learner"]["weights"] == weights_identity(model_path())
         assert resolved["rollout"]["structured"] == "json_object"
         assert resolved["learner"]["structured"] == "text"
         assert resolved["remote"] == models["remote"]
