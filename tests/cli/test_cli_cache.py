@@ -71,6 +71,23 @@ def test_the_same_run_and_eval_in_a_fresh_directory_cost_nothing(
     assert numbers(paid[1]) == numbers(evaluation)
 
 
+def test_an_evaluation_replays_from_its_own_record_after_the_shared_cache_is_pruned(
+    endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint.configure(script="support.worlds:date_world")
+    program = project(tmp_path / "p", endpoint)
+    program.write_text(program.read_text().replace("compare = [none, date_lessons]", "compare = [none]"))
+    evaluation = json.loads(grpo(capsys, "eval", program, "--runs", tmp_path / "runs", "--format", "json"))
+    assert endpoint.stats()["total"] == 12 * 4
+    grpo(capsys, "cache", "prune", "--older-than", "0s")
+    endpoint.reset()
+
+    again = json.loads(grpo(capsys, "eval", "--resume", evaluation["run_dir"], "--format", "json", "--no-cache"))
+
+    assert endpoint.stats()["total"] == 0
+    assert numbers(again) == numbers(evaluation)
+
+
 def test_evaluations_running_at_once_share_the_cache_soundly(endpoint: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     program = write_program(tmp_path, endpoint, questions=40)
     learn(tmp_path, program, endpoint)
