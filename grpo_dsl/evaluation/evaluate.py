@@ -446,7 +446,7 @@ async def _execute(
     usage = usage_from_events(plan, run.events_path)
     progress = Progress(stream, cost=lambda: usage.total_usd, interactive=False)
     questions = load_questions(plan.dataset(block.data), base_dir, block.seed)
-    templates = compose_templates(task.system, task.prompt, task.experiences)
+    templates = compose_templates(task.system, task.prompt, task.experiences, task.demos_placement)
     records: list[dict[str, Any]] = []
     events.append("evaluation_started", evaluate=evaluate, libraries=[s.name for s in sources], questions=len(questions))
     async with ending_cleanly(events, f"grpo eval --resume {run.path}", (EvaluationError,)) as end:
@@ -466,7 +466,7 @@ async def _execute(
                     templates=templates,
                     reward=reward,
                     questions=questions,
-                    experiences=source.library.prompt_entries(),
+                    library=source.library,
                     samples=block.samples,
                     seed=block.seed,
                     temperature=task.temperature,

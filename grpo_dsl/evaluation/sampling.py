@@ -7,12 +7,13 @@ results are paired; requests go through the run's client stack (cached, budgeted
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from grpo_dsl.clients.protocol import derive_seed
 from grpo_dsl.evaluation.stats import paired_difference
+from grpo_dsl.library import Library
 from grpo_dsl.plan.views import TaskView
 from grpo_dsl.prompts.messages import PromptTemplates, render_messages
 from grpo_dsl.rewards.scorer import RewardScorer
@@ -56,13 +57,13 @@ async def sample_library(
     templates: PromptTemplates,
     reward: str,
     questions: Sequence[Question],
-    experiences: Sequence[Mapping[str, str]],
+    library: Library,
     samples: int,
     seed: int,
     temperature: float,
     stage: str,
 ) -> list[QuestionResult]:
-    """Sample every question `samples` times with `experiences` in the prompt and score each sample.
+    """Sample every question `samples` times with `library` in the prompt and score each sample.
 
     The cache key of a sample depends on the question, the sample index and the
     rendered messages, never on the library's name: the same prompt is never paid
@@ -70,7 +71,7 @@ async def sample_library(
     """
 
     async def one(question: Question) -> QuestionResult:
-        messages = render_messages(templates, question.fields, experiences)
+        messages = render_messages(templates, question.fields, library.prompt_entries(), library.demo_entries())
         rollouts = await asyncio.gather(
             *(
                 rollout(

@@ -170,6 +170,13 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         _positive("max_tokens", "completion tokens per answer", 1024),
         AttributeSpec("tools", "words", "tools the model may call", default=[], words=("python",)),
         _positive("max_turns", "turns of a tool-using answer", 8),
+        AttributeSpec(
+            "demos_placement",
+            "enum",
+            "where the library's demos go: earlier turns before the question, or the system turn",
+            default="turns",
+            words=("turns", "system"),
+        ),
     ),
     "reward": (
         AttributeSpec("judge", "ref", "the model that scores an answer", required=True, refers_to=("model",)),
@@ -195,6 +202,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         ),
         AttributeSpec("style", "string", "guidance on phrasing given to the learner"),
         AttributeSpec("rule", "python", "user code replacing the built-in apply step"),
+        AttributeSpec("demos", "integer", "worked examples the library may hold, chosen by group comparison", default=0, minimum=0),
     ),
     "learn": (
         AttributeSpec("task", "ref", "the task to improve", required=True, refers_to=("task",)),
@@ -218,6 +226,13 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         ),
         AttributeSpec("summarize", "bool", "summarise rollouts before comparing them", default=True),
         AttributeSpec("init", "library", "the library to start from (absent: empty)"),
+        AttributeSpec(
+            "demo_source",
+            "enum",
+            "where demos come from: winning rollouts, reference answers of unsolved questions, or both",
+            default="rollouts",
+            words=("rollouts", "reference", "both"),
+        ),
     ),
     "evaluate": (
         AttributeSpec("task", "ref", "the task to evaluate", required=True, refers_to=("task",)),

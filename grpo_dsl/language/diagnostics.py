@@ -75,6 +75,7 @@ CODES: dict[str, str] = {
     "E0502": "reward reads the answer without ground truth",
     "E0503": "metric needs more samples",
     "E0504": "evaluation without a reward",
+    "E0505": "reference demos without ground truth",
     # warnings
     "W0001": "unused declaration",
     "W0002": "identical rollouts",

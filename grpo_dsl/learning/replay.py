@@ -118,7 +118,7 @@ class ReplayResult:
     @property
     def diff(self) -> ExperienceDiff:
         """From the recorded run's last replayed library to the replay's."""
-        return diff_experiences(self.original_library.prompt_entries(), self.library.prompt_entries())
+        return diff_experiences(self.original_library.listed(), self.library.listed())
 
     @property
     def identical(self) -> bool:

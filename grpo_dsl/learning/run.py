@@ -159,7 +159,7 @@ def validation_gate(plan: Plan, learn: str, base_dir: Path, learner: Learner, sc
                     templates=learner.templates,
                     reward=learn_view.reward,
                     questions=questions,
-                    experiences=library.prompt_entries(),
+                    library=library,
                     samples=learn_view.group_size,
                     seed=learn_view.seed,
                     temperature=learn_view.temperature,

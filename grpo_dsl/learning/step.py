@@ -28,6 +28,7 @@ from grpo_dsl.clients.protocol import (
 )
 from grpo_dsl.clients.structured import complete_json
 from grpo_dsl.core.files import atomic_write_json
+from grpo_dsl.learning.demos import GroupResult, candidates, demo_operations, prompt_key
 from grpo_dsl.library import (
     OPERATIONS_SCHEMA,
     ApplyContext,
@@ -157,12 +158,13 @@ class Learner:
         self.policy = self.learn.policy
         rule_ref = self.policy.rule
         self.rule: Rule = load_rule(rule_ref.path, rule_ref.function, base_dir) if rule_ref else apply
-        self.templates = compose_templates(self.task.system, self.task.prompt, self.task.experiences)
+        self.templates = compose_templates(self.task.system, self.task.prompt, self.task.experiences, self.task.demos_placement)
         self.bare_templates = compose_templates(self.task.system, self.task.prompt, "none")
         self.prompts = LearnerPrompts()
         self.structured = structured
         questions = load_questions(plan.dataset(self.learn.data), base_dir, self.learn.seed)
         self.schedule = self._schedule(questions)
+        self.held_out = self._held_out(plan, base_dir) if self.policy.demos else frozenset()
 
     # ------------------------------------------------------------------ schedule
 
@@ -178,6 +180,15 @@ class Learner:
     @property
     def total_steps(self) -> int:
         return len(self.schedule)
+
+    def _held_out(self, plan: Plan, base_dir: Path) -> frozenset[str]:
+        """The prompts of the validation and evaluation questions, which never become demos."""
+        names = {self.learn.validate} | {plan.evaluate(name).data for name in plan.names("evaluate")}
+        return frozenset(
+            prompt_key(q.fields, self.task.variables)
+            for name in sorted(n for n in names if n is not None)
+            for q in load_questions(plan.dataset(name), base_dir)
+        )
 
     # ------------------------------------------------------------------ calls
 
@@ -228,7 +239,7 @@ class Learner:
 
     async def sample_group(self, step: int, epoch: int, question: Question, library: Library) -> GroupOutcome:
         """Roll out and score one question's group, and decide whether it carries a signal."""
-        messages = render_messages(self.templates, question.fields, library.prompt_entries())
+        messages = render_messages(self.templates, question.fields, library.prompt_entries(), library.demo_entries())
         group = GroupOutcome(group=f"{step}:{question.id}", question=question, messages=messages, rollouts=[])
         group.rollouts = list(
             await asyncio.gather(*(self._rollout(step, epoch, question, i, messages) for i in range(self.learn.group_size)))
@@ -420,6 +431,23 @@ class Learner:
             merged.extend(parsed.operations)
         return merged
 
+    def demo_operations(self, step: int, library: Library, groups: Sequence[GroupOutcome]) -> list[Operation]:
+        """The demo operations of a step: its groups' winning answers against the policy's `demos` slots."""
+        if not self.policy.demos:
+            return []
+        results = [
+            GroupResult(g.group, g.question.id, g.question.fields, [None if r.error else r.output for r in g.rollouts], g.rewards)
+            for g in groups
+        ]
+        found = candidates(
+            results,
+            variables=self.task.variables,
+            source=self.learn.demo_source,
+            ground_truth=self.learn.ground_truth,
+            held_out=self.held_out,
+        )
+        return demo_operations(library, found, self.policy.demos, step)
+
     # ------------------------------------------------------------------ one step
 
     async def run_step(
@@ -450,6 +478,7 @@ class Learner:
             operations = list(recorded_operations)
         else:
             operations = await self.consolidate(step, library, [g for g in groups if g.kept])
+            operations += self.demo_operations(step, library, groups)
         library = library.record_uses(i for g in groups for summary in g.summaries for i in cited_ids(summary))
         new_library, report = self.rule(library, operations, self.policy, ApplyContext(step=step, groups=tuple(g.group for g in groups)))
         gate = None

@@ -24,14 +24,19 @@ from grpo_dsl.library.apply import (
     RuleRef,
     apply,
 )
-from grpo_dsl.library.diff import DiffSegment, marked_word_diff, word_diff
-from grpo_dsl.library.experiences import (
-    LIBRARY_SCHEMA,
-    Experience,
-    Library,
-    ProvenanceEntry,
+from grpo_dsl.library.demos import (
+    DEMO_SOURCES,
+    Demo,
+    DemoSource,
+    Example,
+    answer_shape,
+    demo_number,
 )
+from grpo_dsl.library.diff import DiffSegment, marked_word_diff, word_diff
+from grpo_dsl.library.experiences import LIBRARY_SCHEMA, Experience, Library
 from grpo_dsl.library.operations import (
+    DEMO_KINDS,
+    LESSON_KINDS,
     ON_FULL_MODES,
     OPERATION_KINDS,
     OPERATIONS_SCHEMA,
@@ -46,13 +51,20 @@ from grpo_dsl.library.operations import (
     operations_from_json,
     word_count,
 )
+from grpo_dsl.library.provenance import ProvenanceEntry
 from grpo_dsl.library.rules import RuleError, load_rule
 
 __all__ = [
     "ApplyContext",
     "ApplyReport",
+    "DEMO_KINDS",
+    "DEMO_SOURCES",
+    "Demo",
+    "DemoSource",
     "DiffSegment",
+    "Example",
     "Experience",
+    "LESSON_KINDS",
     "LIBRARY_SCHEMA",
     "Library",
     "ON_FULL_MODES",
@@ -69,8 +81,10 @@ __all__ = [
     "Rule",
     "RuleError",
     "RuleRef",
+    "answer_shape",
     "apply",
     "cited_ids",
+    "demo_number",
     "id_number",
     "load_rule",
     "marked_word_diff",

@@ -70,7 +70,7 @@ from grpo_dsl.modules.versioning import (
     next_version,
 )
 from grpo_dsl.plan import LearnView, Plan, PlanError
-from grpo_dsl.prompts.messages import PromptTemplates, compose_templates
+from grpo_dsl.prompts.messages import DemosPlacement, PromptTemplates, compose_templates
 from grpo_dsl.runs.directory import RunDirectory
 
 __all__ = [
@@ -121,6 +121,7 @@ class ModuleSpec:
     prompt: str
     placement: str
     model: ModelRef
+    demos_placement: DemosPlacement = "turns"
     learner: ModelRef | None = None
     temperature: float | None = None
     formats: tuple[str, ...] = ("json", "jinja", "markdown")
@@ -130,7 +131,7 @@ class ModuleSpec:
     @cached_property
     def templates(self) -> PromptTemplates:
         """The composed templates, exactly as training and evaluation compose them."""
-        return compose_templates(self.system, self.prompt, self.placement)
+        return compose_templates(self.system, self.prompt, self.placement, self.demos_placement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +388,7 @@ def emit_module(
             index = ModuleIndex(spec.name)
             _write_index(root, index)
         _sweep(root, index)
-        content = ModuleContent(spec.templates, spec.model.name, library.prompt_entries())
+        content = ModuleContent(spec.templates, spec.model.name, library.prompt_entries(), library.demo_entries())
         latest = index.latest
         if latest is not None and latest.sha256 == content.sha256():
             return EmitResult(root, latest.version, created=False)
@@ -413,10 +414,11 @@ def emit_module(
             "learner": spec.learner.to_json() if spec.learner else None,
             "temperature": spec.temperature,
             "placement": spec.placement,
-            "templates": {"system": spec.templates.system, "user": spec.templates.user},
+            "templates": {"system": spec.templates.system, "user": spec.templates.user, "demos": spec.templates.demos},
             "fields": list(template_fields(spec.templates)),
             "formats": list(formats),
             "experiences": len(library.experiences),
+            "demos": len(library.demos),
             "files": {},
             "evaluation": dict(spec.evaluation) if spec.evaluation is not None else None,
         }
@@ -487,6 +489,7 @@ def emit_from_run(
         system=task.system,
         prompt=task.prompt,
         placement=task.experiences,
+        demos_placement=task.demos_placement,
         model=_model_ref(run_plan, task.model),
         learner=_model_ref(run_plan, learn.learner),
         temperature=learn.temperature,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grpo_dsl.library import Experience, ProvenanceEntry
+from grpo_dsl.library import Demo, Experience, ProvenanceEntry
 from grpo_dsl.library.diff import marked_word_diff
 from grpo_dsl.modules.loader import IndexEntry, ModuleError, PromptModule, read_index
 from grpo_dsl.runs.directory import RunDirectory
@@ -122,7 +122,7 @@ class ModuleDiff:
 
 def diff_modules(before: PromptModule, after: PromptModule) -> ModuleDiff:
     """Compare two loaded versions (of one module or of two)."""
-    return ModuleDiff(before, after, diff_experiences(before.library.prompt_entries(), after.library.prompt_entries()))
+    return ModuleDiff(before, after, diff_experiences(before.library.listed(), after.library.listed()))
 
 
 # ---------------------------------------------------------------------- blame
@@ -163,14 +163,23 @@ class Blame:
 
 
 def _find(module: PromptModule, experience_id: str) -> tuple[Experience, bool]:
-    live = module.library.get(experience_id)
-    if live is not None:
-        return live, True
-    retired = [e for e in module.library.history if e.id == experience_id]
-    if retired:
-        return retired[-1], False
-    ids = ", ".join(module.library.ids) or "none"
-    raise ModuleError(f"{module.name}@{module.version} has no experience {experience_id} (its experiences: {ids})")
+    """The experience (or demo, as an item whose text is its answer) with this id, and whether it is live."""
+    library = module.library
+
+    def items(demos: Sequence[Demo]) -> list[Experience]:
+        return [Experience(d.id, d.example.answer, d.provenance, d.created_step) for d in demos]
+
+    for found_in, live in (
+        (library.experiences, True),
+        (items(library.demos), True),
+        (library.history[::-1], False),
+        (items(library.demo_history)[::-1], False),
+    ):
+        found = next((e for e in found_in if e.id == experience_id), None)
+        if found is not None:
+            return found, live
+    ids = ", ".join(e["id"] for e in library.listed()) or "none"
+    raise ModuleError(f"{module.name}@{module.version} has no experience or demo {experience_id} (it holds: {ids})")
 
 
 def _texts_after(experience: Experience) -> list[str | None]:
@@ -271,6 +280,9 @@ def format_show(module: PromptModule) -> str:
         lines += _evaluation_lines(name, record)
     lines.append(f"experiences ({len(module.experiences)}):")
     lines += [f"  [{e.id}] {e.text}" for e in module.experiences] or ["  (none)"]
+    if module.demos:
+        lines.append(f"demos ({len(module.demos)}, placed as {module.templates.demos}):")
+        lines += [f"  [{d.id}] {d.listing()}" for d in module.demos]
     return "\n".join(lines)
 
 

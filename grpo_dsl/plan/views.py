@@ -14,10 +14,12 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from grpo_dsl.library import PolicySpec
+from grpo_dsl.prompts.messages import DemosPlacement
 
 __all__ = [
     "BudgetLimits",
     "DatasetView",
+    "DemoOrigin",
     "EmitView",
     "EvaluateView",
     "Experiences",
@@ -29,6 +31,7 @@ __all__ = [
 ]
 
 Experiences: TypeAlias = Literal["system", "user", "none"]
+DemoOrigin: TypeAlias = Literal["rollouts", "reference", "both"]
 View = TypeVar("View")
 
 
@@ -83,6 +86,7 @@ class TaskView:
     max_tokens: int
     max_turns: int
     tools: tuple[str, ...]
+    demos_placement: DemosPlacement
     variables: tuple[str, ...]
 
 
@@ -124,6 +128,7 @@ class LearnView:
     seed: int
     summarize: bool
     init: str | None
+    demo_source: DemoOrigin
     budget: BudgetLimits
     schedule: Schedule
 

@@ -37,13 +37,29 @@ learn date_lessons {
   group_size = GROUP_SIZE
   batch_size = BATCH_SIZE
   epochs     = EPOCHS
-  seed       = 3
+  seed       = 3POLICY
+}
+"""
+
+DEMO_POLICY = """
+policy with_demos {
+  demos = DEMOS
 }
 """
 
 
-def write_world(folder: Path, base_url: str, *, questions: int = 12, group_size: int = 4, batch_size: int = 4, epochs: int = 1) -> Path:
-    """Write `world.grpo` and `dates.jsonl` into `folder`; return the program's path."""
+def write_world(
+    folder: Path,
+    base_url: str,
+    *,
+    questions: int = 12,
+    group_size: int = 4,
+    batch_size: int = 4,
+    epochs: int = 1,
+    demos: int = 0,
+) -> Path:
+    """Write `world.grpo` and `dates.jsonl` into `folder`; return the program's path.
+    With `demos`, the learn's policy holds that many demonstrations."""
     rows = []
     for i in range(questions):
         day, month, year = 1 + (7 * i) % 28, 1 + (5 * i) % 12, 1990 + 3 * i
@@ -54,7 +70,10 @@ def write_world(folder: Path, base_url: str, *, questions: int = 12, group_size:
         .replace("GROUP_SIZE", str(group_size))
         .replace("BATCH_SIZE", str(batch_size))
         .replace("EPOCHS", str(epochs))
+        .replace("POLICY", "\n  policy     = with_demos" if demos else "")
     )
+    if demos:
+        program += DEMO_POLICY.replace("DEMOS", str(demos))
     path = folder / "world.grpo"
     path.write_text(program)
     return path

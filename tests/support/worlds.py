@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LESSONS", "MISLEADING_LESSON", "date_world", "misleading_world", "tool_world", "troubled_world"]
+__all__ = ["LESSONS", "MISLEADING_LESSON", "date_world", "demo_world", "misleading_world", "tool_world", "troubled_world"]
 
 LESSONS = (
     "Write every date in the numeric form YYYY-MM-DD.",
@@ -81,6 +81,33 @@ def date_world(request: Mapping[str, Any], number: int) -> str:
     if text.startswith("You maintain a small library"):
         return json.dumps(_consolidate(text))
     return _rollout(request)
+
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def demo_world(request: Mapping[str, Any], number: int) -> str:
+    """The date world where a worked example teaches the format and a lesson does not: a
+    rollout whose prompt shows an earlier answer written YYYY-MM-DD (a demo, as an earlier
+    assistant turn or in the system turn) is right with chance 0.95, any other with 0.25.
+    Its learner proposes no lesson."""
+    text = _text(request)
+    if text.startswith("Several attempts at the same task"):
+        return json.dumps({"operations": [{"op": "keep"}]})
+    if text.startswith(("You are reviewing one attempt", "Two attempts at the same task", "You maintain a small library")):
+        return date_world(request, number)
+    messages = list(request.get("messages", []))
+    question = str(messages[-1].get("content") or "") if messages else ""
+    match = re.search(r"day (\d+) of month (\d+) of (\d+)", question)
+    if not match:
+        return "I do not know."
+    day, month, year = (int(g) for g in match.groups())
+    earlier = [m for m in messages[:-1] if m.get("role") == "assistant"]
+    system = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
+    shown = any(ISO_DATE.fullmatch(str(m.get("content") or "").strip()) for m in earlier) or "Output: " in system
+    if _draw(request.get("seed"), question) < (0.95 if shown else 0.25):
+        return f"{year:04d}-{month:02d}-{day:02d}"
+    return f"{month}/{day}/{year}"
 
 
 def troubled_world(request: Mapping[str, Any], number: int) -> str | dict[str, Any]:

@@ -102,11 +102,22 @@ def _prompt_variables(context: Context, task: str | None) -> set[str]:
 
 
 def check_ground_truth(context: Context) -> Iterator[Diagnostic]:
-    """`ground_truth = false` with a reward that reads a field the prompt does not show."""
+    """`ground_truth = false` with a reward that reads a field the prompt does not show,
+    or with demos taken from reference answers."""
     for learn in _learns(context):
         flag = _value(learn, "ground_truth")
+        if not (isinstance(flag, ast.Bool) and not flag.value):
+            continue
+        source = _value(learn, "demo_source")
+        if isinstance(source, ast.Name) and source.name in ("reference", "both"):
+            yield error(
+                "E0505",
+                f"`demo_source = {source.name}` shows reference answers, but `ground_truth = false`",
+                source.span,
+                "without ground truth there are no reference answers to show: use `demo_source = rollouts`",
+            )
         reward = reference(learn, "reward")
-        if not (isinstance(flag, ast.Bool) and not flag.value) or reward is None:
+        if reward is None:
             continue
         shown = _prompt_variables(context, reference(learn, "task"))
         hidden = [f for f in _reward_fields(context, reward, set()) if f not in shown]
