@@ -93,6 +93,15 @@ def _library_chars(policy: Mapping[str, Any]) -> int:
     return len(EXPERIENCES_BLOCK) + int(policy["capacity"]) * entry
 
 
+def _shown_chars(policy: Mapping[str, Any], task: Mapping[str, Any], prompts: _Prompts, data: DataRows) -> int:
+    """The characters a full library adds to a task's prompt: its lessons (unless the task
+    shows none) and `demos` demos, each the longest question's prompt and an answer of
+    `max_tokens`."""
+    lessons = _library_chars(policy) if task["experiences"] != "none" else 0
+    demo = max((prompts.question(row) for row in data.fields), default=0) + int(task["max_tokens"]) * CHARS_PER_TOKEN
+    return lessons + int(policy.get("demos", 0)) * demo
+
+
 def _text_chars(value: Any) -> int:
     return len(str(value)) if value is not None else 0
 
@@ -238,7 +247,7 @@ def estimate_learn(plan: Mapping[str, Any], learn: Mapping[str, Any], rows: Mapp
     full_batch = batches[0] if batches else 0
     prompts = _Prompts(task)
     library = _library_chars(policy)
-    in_prompt = library if task["experiences"] != "none" else 0
+    in_prompt = _shown_chars(policy, task, prompts, data)
     turns = _turns(task)
     model, learner = task["model"], learn["learner"]
     max_tokens = int(task["max_tokens"])
@@ -365,7 +374,8 @@ def estimate_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows
     prompt = 0
     for library in compared:
         policy = plan["learns"][library]["policy"] if library in plan["learns"] else defaults("policy")
-        shown = _library_chars(policy) if library != "none" and task["experiences"] != "none" else 0
+        learned = rows[plan["learns"][library]["data"]] if library in plan["learns"] else data
+        shown = _shown_chars(policy, task, prompts, learned) if library != "none" else 0
         prompt += samples * data.total(_tokens(prompts.messages(row) + shown) for row in data.fields)
     answers = data.count * samples * len(compared)
     stages = [
@@ -406,7 +416,8 @@ def _assumptions(*, policy: Mapping[str, Any], turns: int, validate: bool, judge
         "completion tokens are the declared max_tokens, an upper bound; learner calls: "
         + ", ".join(f"{stage} {limit}" for stage, limit in LEARNER_MAX_TOKENS.items()),
         f"the library is counted full: {policy['capacity']} experiences of {policy['max_words']} words"
-        f" (about {_CHARS_PER_WORD} characters a word)",
+        f" (about {_CHARS_PER_WORD} characters a word)"
+        + (f" and {policy['demos']} demos of the longest question and max_tokens" if policy.get("demos") else ""),
         "every group is counted as kept: groups whose rewards are all equal are skipped,"
         " so " + ("summary, " if summarize else "") + "advantage and consolidate calls are upper bounds",
         f"a consolidation call takes up to {PROPOSALS_PER_CONSOLIDATION} proposals and every kept group"
