@@ -107,6 +107,11 @@ def _pick(draw: st.DrawFn, items: Sequence[T]) -> T:
     return items[draw(st.integers(0, len(items) - 1))]
 
 
+def _take(draw: st.DrawFn, items: list[T]) -> T:
+    """Remove and return one of `items` (not empty); shrinks towards the first."""
+    return items.pop(draw(st.integers(0, len(items) - 1)))
+
+
 def _variant(draw: st.DrawFn, text: str) -> str:
     """`text` as the learner might repeat it: other case, other spacing."""
     return _pick(draw, (text, text.upper(), "  " + "   ".join(text.split()) + " "))
@@ -133,7 +138,8 @@ def examples(draw: st.DrawFn, question: str | None = None) -> Example:
     """A demo's example: a question (`q0`..`q9`), its prompt field, an answer and its reward."""
     asked = question or f"q{draw(st.integers(0, 9))}"
     answer = _pick(draw, ("2024-01-31", "1999-12-01", "31/01/2024", "Jan 31 2024", "", " "))
-    return Example(asked, {"date": f"date of {asked}"}, answer, draw(st.sampled_from((0.5, 1.0))), _pick(draw, ("rollout", "reference")))
+    reward = draw(st.sampled_from((0.5, 1.0)))
+    return Example(asked, {"date": f"date of {asked}"}, answer, reward, _pick(draw, ("rollout", "reference")))
 
 
 @st.composite
@@ -143,7 +149,8 @@ def demos(draw: st.DrawFn, id: str | None = None, question: str | None = None) -
     if not example.answer.strip():
         example = replace(example, answer="2024-01-31")
     created = draw(st.integers(0, 20))
-    return Demo(id or f"D{draw(st.integers(1, 20))}", example, (ProvenanceEntry("add", created, (f"{created}:{example.question}",)),), created)
+    added = ProvenanceEntry("add", created, (f"{created}:{example.question}",))
+    return Demo(id or f"D{draw(st.integers(1, 20))}", example, (added,), created)
 
 
 def _demo_parts(draw: st.DrawFn, max_demos: int) -> tuple[tuple[Demo, ...], tuple[Demo, ...], int]:
@@ -279,7 +286,8 @@ def operations(draw: st.DrawFn, library: Library, policy: PolicySpec | None = No
     if shape == "add_demo":
         return Operation.add_demo(draw(examples()))
     if shape == "demo unknown":
-        return _pick(draw, (Operation.delete_demo(_unknown_demo(draw, library)), Operation.replace_demo(_unknown_demo(draw, library), draw(examples()))))
+        unknown = _unknown_demo(draw, library)
+        return _pick(draw, (Operation.delete_demo(unknown), Operation.replace_demo(unknown, draw(examples()))))
     if shape in _OPERATION_SHAPES_ON_DEMOS:
         target_demo = _pick(draw, library.demos)
         if shape == "delete_demo":
@@ -353,9 +361,9 @@ def _valid_lists(draw: st.DrawFn, library: Library, policy: PolicySpec, max_size
                 demo_room -= 1
                 result.append(Operation.add_demo(example))
             else:
-                result.append(Operation.replace_demo(untouched_demos.pop(draw(st.integers(0, len(untouched_demos) - 1))), example))
+                result.append(Operation.replace_demo(_take(draw, untouched_demos), example))
         elif kind == "delete_demo" and untouched_demos:
-            result.append(Operation.delete_demo(untouched_demos.pop(draw(st.integers(0, len(untouched_demos) - 1)))))
+            result.append(Operation.delete_demo(_take(draw, untouched_demos)))
         elif kind in ("add", "modify"):
             text = draw(texts(1, policy.max_words))
             if (
@@ -369,9 +377,9 @@ def _valid_lists(draw: st.DrawFn, library: Library, policy: PolicySpec, max_size
                 room -= 1
                 result.append(Operation.add(text))
             else:
-                result.append(Operation.modify(untouched.pop(draw(st.integers(0, len(untouched) - 1))), text))
+                result.append(Operation.modify(_take(draw, untouched), text))
         elif kind == "delete" and untouched:
-            result.append(Operation.delete(untouched.pop(draw(st.integers(0, len(untouched) - 1)))))
+            result.append(Operation.delete(_take(draw, untouched)))
         elif kind == "keep":
             result.append(Operation.keep())
     return result

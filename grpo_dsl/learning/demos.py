@@ -4,12 +4,13 @@ A group's best rollout, when it beat the group's mean, is the model's own worked
 example of what the reward wants: a candidate demo. With ground truth and
 `demo_source = reference` or `both`, a question whose group had no success offers
 its reference answer instead. A question that is also a validation or evaluation
-question (the same prompt fields, whatever its id) never becomes a demo. The policy's `demos` slots are filled preferring answers of a shape the
-library does not show yet (one `1984-12-11` teaches the format; a second one of the
-same shape teaches less than an answer of another shape); when the slots are full, a
-new shape replaces the oldest demo whose shape is shown twice. The result is a list
-of demo operations for the update rule, so the gate, the report, resume and replay
-treat demos exactly as lessons.
+question (the same prompt fields, whatever its id) never becomes a demo. The
+policy's `demos` slots are filled preferring answers of a shape the library does not
+show yet (one `1984-12-11` teaches the format; a second one of the same shape
+teaches less than an answer of another shape); when the slots are full, a new shape
+replaces the oldest demo whose shape is shown twice. The result is a list of demo
+operations for the update rule, so the gate, the report, resume and replay treat
+demos exactly as lessons.
 """
 
 from __future__ import annotations

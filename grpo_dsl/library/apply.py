@@ -282,17 +282,11 @@ def _change(state: _Step, index: int, operation: Operation) -> None:
     position = state.position(target)
     current = state.live[position] if position is not None else None
     text = (operation.text or "").strip()
-    if not state.policy.allows(operation.op):
-        reason: str | None = f"op `{operation.op}` not allowed by the policy"
-    elif target in state.changed:
-        reason = f"conflicting ops on {target} in one step: it was already {state.changed[target]}"
-    elif current is None:
-        deleted = any(e.id == target for e in state.library.history)
-        reason = f"unknown id {target}" + (" (it was deleted)" if deleted else "")
-    elif operation.op == "modify":
+    retired = {e.id for e in state.library.history}
+    forbidden = f"op `{operation.op}` not allowed by the policy"
+    reason = _target_problem(state, operation, target, current is not None, retired, forbidden, "id")
+    if reason is None and operation.op == "modify":
         reason = state.text_problem(text, current)
-    else:
-        reason = None
     if reason is not None or current is None or position is None:
         state.outcomes.append(OpOutcome(index, operation, id=target, reason=reason))
         return
@@ -337,11 +331,28 @@ def _add(state: _Step, index: int, operation: Operation) -> None:
     state.outcomes.append(OpOutcome(index, operation, reason=reason))
 
 
+NO_DEMOS = "the policy holds no demos (demos = 0)"
+
+
+def _target_problem(
+    state: _Step, operation: Operation, target: str, live: bool, retired: set[str], forbidden: str, noun: str
+) -> str | None:
+    """Why an operation on the live item `target` cannot apply: a kind the policy forbids,
+    an item already changed in this step, or one that is not live."""
+    if not state.policy.allows(operation.op):
+        return forbidden
+    if target in state.changed:
+        return f"conflicting ops on {target} in one step: it was already {state.changed[target]}"
+    if not live:
+        return f"unknown {noun} {target}" + (" (it was deleted)" if target in retired else "")
+    return None
+
+
 def _demo_problem(state: _Step, operation: Operation, current: Demo | None = None) -> str | None:
     """Why a demo operation's example cannot go in, or None."""
     example = operation.example
     if not state.policy.allows(operation.op):
-        return "the policy holds no demos (demos = 0)"
+        return NO_DEMOS
     if example is None or not example.answer.strip():
         return "empty answer"
     taken = next((d.id for d in state.demos if d is not current and d.example.question == example.question), None)
@@ -352,17 +363,10 @@ def _change_demo(state: _Step, index: int, operation: Operation) -> None:
     target = cast(str, operation.id)
     position = next((i for i, d in enumerate(state.demos) if d.id == target), None)
     current = state.demos[position] if position is not None else None
-    if not state.policy.allows(operation.op):
-        reason: str | None = "the policy holds no demos (demos = 0)"
-    elif target in state.changed:
-        reason = f"conflicting ops on {target} in one step: it was already {state.changed[target]}"
-    elif current is None:
-        deleted = any(d.id == target for d in state.library.demo_history)
-        reason = f"unknown demo {target}" + (" (it was deleted)" if deleted else "")
-    elif operation.op == "replace_demo":
+    retired = {d.id for d in state.library.demo_history}
+    reason = _target_problem(state, operation, target, current is not None, retired, NO_DEMOS, "demo")
+    if reason is None and operation.op == "replace_demo":
         reason = _demo_problem(state, operation, current)
-    else:
-        reason = None
     if reason is not None or current is None or position is None:
         state.outcomes.append(OpOutcome(index, operation, id=target, reason=reason))
         return
@@ -373,7 +377,8 @@ def _change_demo(state: _Step, index: int, operation: Operation) -> None:
     else:
         state.retired_demos.append(current)
         entry = state.entry("modify", operation, replaced=current.example.answer)
-        state.demos[position] = replace(current, example=cast(Example, operation.example), provenance=current.provenance + (entry,))
+        example = cast(Example, operation.example)
+        state.demos[position] = replace(current, example=example, provenance=current.provenance + (entry,))
         state.changed[target] = "modified"
     state.outcomes.append(OpOutcome(index, operation, id=target))
 

@@ -95,7 +95,8 @@ class ModuleContent:
         """Every experience and demo by id, as the text a version diff compares."""
         texts = {e["id"]: e["text"] for e in self.experiences}
         for demo in self.demos:
-            texts[demo["id"]] = json.dumps({"fields": dict(demo["fields"]), "answer": demo["answer"]}, sort_keys=True, ensure_ascii=False)
+            shown = {"fields": dict(demo["fields"]), "answer": demo["answer"]}
+            texts[demo["id"]] = json.dumps(shown, sort_keys=True, ensure_ascii=False)
         return texts
 
     def sha256(self) -> str:

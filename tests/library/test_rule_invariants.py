@@ -81,9 +81,9 @@ def test_check_rule_names_the_invariant_and_the_shrunk_example_of_a_rule_reusing
     message = str(caught.value)
     assert message.startswith(
         "update rule `reuse_ids` violates invariant `ids_unique_and_never_reused`: "
-        "E1 was deleted before and is live again\nminimal counterexample:\n"
+        "new experience E1 reuses a number below next_id 2\nminimal counterexample:\n"
     )
-    assert "  library: version 0, next_id 2, history [E1], 0 experience(s)\n" in message
+    assert "  library: version 0, next_id 2, history [none], 0 experience(s)\n" in message
     assert '  operations (1):\n    0. {"op": "add", "text": "check"}\n' in message
 
 
@@ -93,7 +93,7 @@ def test_check_rule_names_the_invariant_and_the_shrunk_example_of_a_rule_ignorin
     message = str(caught.value)
     assert message.startswith("update rule `ignore_capacity` violates invariant `respects_capacity`: the library holds")
     assert "capacity = 1," in message
-    assert '  operations (1):\n    0. {"op": "add"' in message
+    assert re.search(r'  operations \([12]\):\n    0\. \{"op": "add"', message), message
     assert "violates invariant" not in message.split("minimal counterexample", 1)[1]
 
 
