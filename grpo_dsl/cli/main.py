@@ -201,10 +201,12 @@ def _print_summary(result: RunResult) -> None:
     if result.message:
         print(f"  {result.message}", file=out)
     if result.steps:
-        print("  step  reward  kept  applied  rejected  library", file=out)
+        demos = any(s.demos for s in result.steps)
+        print("  step  reward  kept  applied  rejected  library" + ("  demos" if demos else ""), file=out)
         for s in result.steps:
             print(
-                f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}",
+                f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}"
+                + (f"  {s.demos:>5}" if demos else ""),
                 file=out,
             )
     usage = result.usage.get("total", {})

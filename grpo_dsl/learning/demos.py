@@ -5,9 +5,10 @@ example of what the reward wants: a candidate demo. With ground truth and
 `demo_source = reference` or `both`, a question whose group had no success offers
 its reference answer instead. A question that is also a validation or evaluation
 question (the same prompt fields, whatever its id) never becomes a demo. The
-policy's `demos` slots are filled preferring answers of a shape the library does not
-show yet (one `1984-12-11` teaches the format; a second one of the same shape
-teaches less than an answer of another shape); when the slots are full, a new shape
+policy's `demos` slots are filled preferring examples of a shape the library does
+not show yet: the shape of the question and of the answer (`October 6, 2015` and
+`4 February 1993` are two forms of question; a second example of a form already
+shown teaches less than one of another form). When the slots are full, a new shape
 replaces the oldest demo whose shape is shown twice. The result is a list of demo
 operations for the update rule, so the gate, the report, resume and replay treat
 demos exactly as lessons.
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
 
-from grpo_dsl.library import Example, Library, Operation, OperationSource, answer_shape
+from grpo_dsl.library import Example, Library, Operation, OperationSource
 
 __all__ = ["Candidate", "GroupResult", "candidates", "demo_operations", "prompt_key"]
 
@@ -93,38 +94,38 @@ def candidates(
 
 
 def demo_operations(library: Library, found: Sequence[Candidate], slots: int, step: int) -> list[Operation]:
-    """The demo operations that fill `slots` demos from `found`, preferring new answer shapes."""
+    """The demo operations that fill `slots` demos from `found`, preferring new shapes."""
     if slots <= 0:
         return []
-    shapes = Counter(answer_shape(d.example.answer) for d in library.demos)
+    shapes: Counter[tuple[str, str]] = Counter(d.example.shape() for d in library.demos)
     asked = {d.example.question for d in library.demos}
     fresh: list[Candidate] = []
     for candidate in found:
         if candidate.example.question not in asked:
             asked.add(candidate.example.question)
             fresh.append(candidate)
-    new_shape = [c for c in fresh if answer_shape(c.example.answer) not in shapes]
+    new_shape = [c for c in fresh if c.example.shape() not in shapes]
     ordered = _distinct_shapes(new_shape) + [c for c in fresh if c not in _distinct_shapes(new_shape)]
     operations: list[Operation] = []
     free = slots - len(library.demos)
     for candidate in ordered[: max(free, 0)]:
         operations.append(_operation(candidate, step))
-        shapes[answer_shape(candidate.example.answer)] += 1
+        shapes[candidate.example.shape()] += 1
     if free > 0:
         return operations
-    repeated = [d for d in library.demos if shapes[answer_shape(d.example.answer)] > 1]
+    repeated = [d for d in library.demos if shapes[d.example.shape()] > 1]
     for demo, candidate in zip(repeated, _distinct_shapes(new_shape)):
-        shapes[answer_shape(demo.example.answer)] -= 1
+        shapes[demo.example.shape()] -= 1
         operations.append(_operation(candidate, step, replaces=demo.id))
     return operations
 
 
 def _distinct_shapes(found: Sequence[Candidate]) -> list[Candidate]:
-    """The first candidate of each answer shape, in order."""
-    seen: set[str] = set()
+    """The first candidate of each shape, in order."""
+    seen: set[tuple[str, str]] = set()
     chosen = []
     for candidate in found:
-        shape = answer_shape(candidate.example.answer)
+        shape = candidate.example.shape()
         if shape not in seen:
             seen.add(shape)
             chosen.append(candidate)
@@ -135,5 +136,5 @@ def _operation(candidate: Candidate, step: int, replaces: str | None = None) -> 
     source = OperationSource(step=step, groups=(candidate.group,))
     if replaces is None:
         return Operation.add_demo(candidate.example, rationale=candidate.rationale, source=source)
-    rationale = f"{candidate.rationale}; an answer shape the demos do not show yet"
+    rationale = f"{candidate.rationale}; a shape of question or answer the demos do not show yet"
     return Operation.replace_demo(replaces, candidate.example, rationale=rationale, source=source)

@@ -133,6 +133,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                 progress.step_finished(
                     f"reward {outcome.mean_reward:.3f}, kept {outcome.kept}/{outcome.groups} groups, "
                     f"{outcome.applied} ops applied, {outcome.rejected} rejected, library {outcome.library_size}"
+                    + (f" and {outcome.demos} demos" if outcome.demos else "")
                 )
     status, message = end.status, end.message
     atomic_write_json(run.usage_path, usage.to_json())

@@ -105,6 +105,7 @@ class StepOutcome:
     rejected: int
     library_size: int
     gate: str | None
+    demos: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +119,7 @@ class StepOutcome:
             "rejected": self.rejected,
             "library_size": self.library_size,
             "gate": self.gate,
+            "demos": self.demos,
         }
 
 
@@ -500,6 +502,7 @@ class Learner:
             applied=len(report.applied),
             rejected=len(report.rejected),
             library_size=len(new_library.experiences),
+            demos=len(new_library.demos),
             gate=gate,
         )
         self.run.write_step(step, "outcome", outcome.to_json())

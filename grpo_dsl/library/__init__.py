@@ -29,8 +29,8 @@ from grpo_dsl.library.demos import (
     Demo,
     DemoSource,
     Example,
-    answer_shape,
     demo_number,
+    text_shape,
 )
 from grpo_dsl.library.diff import DiffSegment, marked_word_diff, word_diff
 from grpo_dsl.library.experiences import LIBRARY_SCHEMA, Experience, Library
@@ -81,7 +81,6 @@ __all__ = [
     "Rule",
     "RuleError",
     "RuleRef",
-    "answer_shape",
     "apply",
     "cited_ids",
     "demo_number",
@@ -91,5 +90,6 @@ __all__ = [
     "normalize_text",
     "operations_from_json",
     "word_count",
+    "text_shape",
     "word_diff",
 ]

@@ -25,8 +25,8 @@ __all__ = [
     "Demo",
     "DemoSource",
     "Example",
-    "answer_shape",
     "demo_number",
+    "text_shape",
 ]
 
 DemoSource: TypeAlias = Literal["rollout", "reference"]
@@ -39,14 +39,15 @@ def demo_number(demo_id: str) -> int | None:
     return int(demo_id[1:]) if re.fullmatch(DEMO_ID_PATTERN, demo_id) else None
 
 
-def answer_shape(answer: str) -> str:
-    """The shape of an answer, for preferring demos that differ: digits become 9,
-    letters a, runs of space one space (`1984-12-11` and `2033-10-26` share a shape).
+def text_shape(text: str) -> str:
+    """The shape of a text, for preferring demos that differ: each run of digits becomes
+    9, each run of letters a, each run of space one space (`1984-12-11` and `2033-10-26`
+    share a shape; `Dec 11, 1984` and `the 3rd of May, 2020` do not).
 
-    >>> answer_shape("Dec 11, 1984")
-    'aaa 99, 9999'
+    >>> text_shape("Dec 11, 1984"), text_shape("the 3rd of May, 2020")
+    ('a 9, 9', 'a 9a a a, 9')
     """
-    shape = re.sub(r"[^\W\d_]", "a", re.sub(r"\d", "9", answer))
+    shape = re.sub(r"[^\W\d_]+", "a", re.sub(r"\d+", "9", text))
     return " ".join(shape.split())
 
 
@@ -82,6 +83,11 @@ class Example:
         if not isinstance(data.get("fields"), Mapping) or not isinstance(data.get("answer"), str):
             raise ValueError(f"malformed demo example {data!r}")
         return cls(str(data["question"]), dict(data["fields"]), data["answer"], float(data["reward"]), source)
+
+    def shape(self) -> tuple[str, str]:
+        """The shape of the question (its prompt fields, in name order) and of the answer."""
+        question = " | ".join(str(self.fields[name]) for name in sorted(self.fields))
+        return text_shape(question), text_shape(self.answer)
 
     def key(self) -> str:
         """What a prompt sees of the example, as canonical text (for hashes and diffs)."""

@@ -86,3 +86,13 @@ def test_slots_prefer_new_shapes_and_full_slots_replace_a_repeated_shape() -> No
     assert [(op.op, op.id) for op in full] == [("replace_demo", "D1")]
     assert full[0].example is not None and full[0].example.answer == "Jan 31 2024"
     assert demo_operations(library, found, 0, step=2) == []
+
+
+def test_questions_of_another_form_come_before_a_second_example_of_one_form() -> None:
+    forms = ["October 6, 2015", "October 23, 2020", "the 12th of December, 2008", "20 January 2018"]
+    groups = [
+        GroupResult(f"1:q{i}", f"q{i}", {"date": form}, ["wrong", "2000-01-01"], [0.0, 1.0]) for i, form in enumerate(forms)
+    ]
+    found = candidates(groups, variables=VARIABLES, source="rollouts", ground_truth=True, held_out=frozenset())
+    chosen = [op.example.fields["date"] for op in demo_operations(Library.empty(), found, 3, step=1) if op.example]
+    assert chosen == ["October 6, 2015", "the 12th of December, 2008", "20 January 2018"]
