@@ -150,6 +150,7 @@ class LibraryResult:
             "status": self.source.status,
             "content_hash": self.source.library.content_hash(),
             "experiences": len(self.source.library.experiences),
+            "demos": len(self.source.library.demos),
             "questions": len(self.summary.questions),
             "samples": self.summary.samples_per_question,
             "metrics": {m.name: m.interval.to_json() for m in self.summary.metrics},
@@ -603,7 +604,8 @@ def format_evaluation(document: Mapping[str, Any]) -> str:
     for library in libraries:
         if library["kind"] != "none":
             where = f" ({library['status']})" if library.get("status") not in (None, "completed") else ""
-            lines.append(f"  {library['name']}: {library['experiences']} experiences from {library['origin']}{where}")
+            demos = f" and {library['demos']} demos" if library.get("demos") else ""
+            lines.append(f"  {library['name']}: {library['experiences']} experiences{demos} from {library['origin']}{where}")
     for comparison in document["comparisons"]:
         lines += ["", _sentence(comparison, confidence)]
     return "\n".join(lines) + "\n"
