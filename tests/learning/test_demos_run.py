@@ -22,6 +22,17 @@ dataset held {
   source = "held.jsonl"
 }
 
+dataset tested {
+  source = "tested.jsonl"
+}
+
+evaluate date_eval {
+  task    = write_date
+  data    = tested
+  reward  = correct
+  compare = [none, date_lessons]
+}
+
 emit date_prompts {
   library = date_lessons
   path    = "prompts/dates"
@@ -44,13 +55,15 @@ def _learn(folder: Path, endpoint: Endpoint, *, validate: bool = False, extra: s
     endpoint.configure(script="support.worlds:demo_world")
     program = write_world(folder, endpoint.base_url, questions=12, batch_size=4, demos=2)
     text = program.read_text() + VALIDATE
+    outside = [{"id": "h0", "day": 9, "month": 9, "year": 2009, "answer": "2009-09-09"}]
+    rows = _rows(folder / "dates.jsonl")
+    # with `validate`, the validation and evaluation files repeat a third of the training questions each, under other ids
+    held = [{**row, "id": f"held-{row['id']}"} for row in rows[::3]] if validate else outside
+    tested = [{**row, "id": f"tested-{row['id']}"} for row in rows[1::3]] if validate else outside
+    for name, chosen in (("held", held), ("tested", tested)):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in chosen))
     if validate:
-        # the held-out file repeats half of the training questions under other ids
-        held = [{**row, "id": f"held-{row['id']}"} for row in _rows(folder / "dates.jsonl")[::2]]
-        (folder / "held.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held))
         text = text.replace("  seed       = 3\n", "  seed       = 3\n  validate   = held\n")
-    else:
-        (folder / "held.jsonl").write_text(json.dumps({"id": "h0", "day": 9, "month": 9, "year": 2009, "answer": "2009-09-09"}) + "\n")
     program.write_text(text.replace("  seed       = 3\n", f"  seed       = 3\n{extra}"))
     result = start_run(load_plan(program), "date_lessons", base_dir=folder, runs_root=folder / "runs", stream=None)
     assert result.status == "completed", result.message
@@ -84,10 +97,11 @@ def test_winning_rollouts_become_demos_shown_as_earlier_turns(endpoint: Endpoint
     assert rewards[0] < 0.5 < rewards[-1], f"the demos should lift the reward: {rewards}"
 
 
-def test_no_demo_is_a_validation_question(endpoint: Endpoint, tmp_path: Path) -> None:
+def test_no_demo_is_a_validation_or_evaluation_question(endpoint: Endpoint, tmp_path: Path) -> None:
     result = _learn(tmp_path, endpoint, validate=True)
     assert result.library.demos, "the run should still find demos among the other questions"
-    held = {(r["day"], r["month"], r["year"]) for r in _rows(tmp_path / "held.jsonl")}
+    held = {(r["day"], r["month"], r["year"]) for name in ("held", "tested") for r in _rows(tmp_path / f"{name}.jsonl")}
+    assert len(held) == 8
     for step in range(1, len(result.steps) + 1):
         for op in _step(result.run_dir, step, "operations"):
             if op.get("example"):
