@@ -178,8 +178,11 @@ def _find(module: PromptModule, experience_id: str) -> tuple[Experience, bool]:
         found = next((e for e in found_in if e.id == experience_id), None)
         if found is not None:
             return found, live
-    ids = ", ".join(e["id"] for e in library.listed()) or "none"
-    raise ModuleError(f"{module.name}@{module.version} has no experience or demo {experience_id} (it holds: {ids})")
+    if experience_id.startswith("D"):
+        demos = ", ".join(d.id for d in library.demos) or "none"
+        raise ModuleError(f"{module.name}@{module.version} has no demo {experience_id} (its demos: {demos})")
+    ids = ", ".join(library.ids) or "none"
+    raise ModuleError(f"{module.name}@{module.version} has no experience {experience_id} (its experiences: {ids})")
 
 
 def _texts_after(experience: Experience) -> list[str | None]:
