@@ -23,12 +23,14 @@ __all__ = [
     "Experiences",
     "LearnView",
     "ModelView",
+    "Sandbox",
     "Schedule",
     "TaskView",
     "read_view",
 ]
 
 Experiences: TypeAlias = Literal["system", "user", "none"]
+Sandbox: TypeAlias = Literal["bubblewrap", "unsafe-process"]
 View = TypeVar("View")
 
 
@@ -51,6 +53,7 @@ class ModelView:
     api_key: Any
     structured: str
     gguf: str | None
+    sandbox: Sandbox
     document: Mapping[str, Any]
     """The block as JSON, for the client stack (whose `ModelConfig` reads it)."""
 
@@ -71,7 +74,9 @@ class DatasetView:
 
 @dataclass(frozen=True, slots=True)
 class TaskView:
-    """A `task` block: the model that answers, its templates and sampling."""
+    """A `task` block: the model that answers, its templates and sampling, its tools
+    with the `files` they mount (relative to the program's folder), and the
+    `sandbox` of its model, which isolates the python tool."""
 
     name: str
     model: str
@@ -83,6 +88,8 @@ class TaskView:
     max_tokens: int
     max_turns: int
     tools: tuple[str, ...]
+    files: tuple[str, ...]
+    sandbox: Sandbox
     variables: tuple[str, ...]
 
 
