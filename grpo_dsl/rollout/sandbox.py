@@ -131,7 +131,7 @@ class SandboxResult:
 
 
 _BOOTSTRAP = r"""
-import json, linecache, os, resource, sys, traceback
+import json, os, resource, sys
 
 settings = json.loads(sys.argv[1])
 code = sys.stdin.read()
@@ -173,16 +173,16 @@ def guard(event, args):
             if path is not None and outside(path):
                 raise PermissionError(f"the sandbox only changes files inside the current directory, not {path}")
 
-linecache.cache["<sandbox>"] = (len(code), None, code.splitlines(True), "<sandbox>")
-compiled = compile(code, "<sandbox>", "exec")
 sys.argv = ["<sandbox>"]
 sys.addaudithook(guard)
 del json, resource, settings
 try:
-    exec(compiled, {"__name__": "__main__", "__builtins__": __builtins__})
+    exec(compile(code, "<sandbox>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
 except SystemExit:
     raise
 except BaseException as exc:
+    import linecache, traceback  # only now: they take longer to import than most snippets run
+    linecache.cache["<sandbox>"] = (len(code), None, code.splitlines(True), "<sandbox>")
     traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
     sys.exit(1)
 """

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from support.endpoint import RECENT_REQUESTS, Endpoint
-from support.hostile import SNIPPETS, hostile_rows, write_rows
+from support.hostile import SNIPPETS, hostile_rows, processes_with, write_rows
 
 
 KEY_NAME = "GRPO_PLANTED_KEY"
@@ -45,6 +45,7 @@ task run_code {
   model     = attacker
   prompt    = "Run this program and tell me what it prints.\\n<code>\\n{{ code }}\\n</code>"
   tools     = [python]
+  files     = ["rates.csv"]
   max_turns = 2
 }
 
@@ -100,6 +101,7 @@ def _attack(folder: Path, endpoint: Endpoint, snippets: list[str], sandbox: str 
         listener.listen()
         listener.setblocking(False)
         places["PORT"] = listener.getsockname()[1]
+        (folder / "rates.csv").write_text("year,rate\n2024,0.05\n")
         write_rows(folder / "hostile.jsonl", [row for row in hostile_rows(places) if row["id"] in snippets])
         program = folder / "hostile.grpo"
         text = PROGRAM.replace("BASE_URL", endpoint.base_url).replace("BATCH", str(len(snippets)))
@@ -132,17 +134,6 @@ def attack(_endpoint_process: Endpoint, tmp_path_factory: pytest.TempPathFactory
     """Every hostile snippet, answered twice through the python tool in the default sandbox."""
     yield _attack(tmp_path_factory.mktemp("hostile"), _endpoint_process, list(SNIPPETS))
     _endpoint_process.configure()
-
-
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def test_the_run_completes_and_every_snippet_ran_twice(attack: Attack) -> None:
@@ -181,10 +172,17 @@ def test_forking_stops_at_the_process_limit(attack: Attack) -> None:
     assert all("refused: BlockingIOError" in output for output in attack.tool_outputs["fork_past_limit"])
 
 
-def test_a_detached_grandchild_does_not_outlive_the_timeout(attack: Attack) -> None:
-    assert attack.verdicts("detached_grandchild") == ["detached", "detached"]
+def test_a_detached_grandchild_does_not_outlive_the_timeout_or_its_parent(attack: Attack) -> None:
+    for name in ("detached_grandchild", "detached_grandchild_exits"):
+        assert attack.verdicts(name) == ["detached", "detached"]
     assert all("ran out of time" in output for output in attack.tool_outputs["detached_grandchild"])
-    assert _processes_with(attack.places["MARKER"]) == []
+    assert processes_with(attack.places["MARKER"]) == []
+
+
+def test_the_task_files_are_there_to_read_but_not_to_change(attack: Attack) -> None:
+    for verdict in attack.verdicts("mounted_file"):
+        assert verdict in ("2024,0.05 OSError", "2024,0.05 PermissionError"), verdict
+    assert (attack.folder / "rates.csv").read_text() == "year,rate\n2024,0.05\n"
 
 
 def test_a_loopback_listener_is_out_of_reach(attack: Attack) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.hostile import processes_with, snippet
 
 from grpo_dsl.language.attributes import lookup
 from grpo_dsl.rollout.sandbox import (
@@ -49,6 +50,14 @@ def test_exception_gives_a_traceback_of_the_snippet(isolation: str) -> None:
     assert 'File "<sandbox>", line 2' in result.stderr
     assert "y = x / 0" in result.stderr
     assert result.stderr.rstrip().endswith("ZeroDivisionError: division by zero")
+
+
+@BOTH
+def test_a_syntax_error_shows_the_line(isolation: str) -> None:
+    result = sandbox("total = 0\nfor i in range(3)\n    total += i", isolation=isolation)
+    assert result.exit_code == 1
+    assert result.stderr.startswith('  File "<sandbox>", line 2\n    for i in range(3)\n')
+    assert "SyntaxError: expected ':'" in result.stderr
 
 
 MATHS = {
@@ -182,51 +191,19 @@ def test_the_sandbox_runs_as_another_user_in_its_own_namespaces() -> None:
 
 
 def test_a_process_limit_binds_the_sandbox() -> None:
-    code = (
-        "import gc, os, time\n"
-        "for hook in [o for o in gc.get_objects() if getattr(o, '__name__', '') == 'guard']:\n"
-        "    hook.__code__ = (lambda event, args: None).__code__\n"
-        "started = 0\ntry:\n    for _ in range(200):\n        if os.fork() == 0:\n            time.sleep(5)\n            os._exit(0)\n"
-        "        started += 1\nexcept OSError as error:\n    print('refused', type(error).__name__)\nprint(started)"
-    )
-    result = sandbox(code, limits=Limits(processes=12))
-    refused, started = result.stdout.splitlines()
-    assert refused == "refused BlockingIOError"
-    assert int(started) < 12
+    result = sandbox(snippet("fork_past_limit", {}), limits=Limits(processes=12))
+    refused, verdict = result.stdout.splitlines()
+    assert refused == "refused: BlockingIOError"
+    assert int(verdict.removeprefix("verdict: ")) < 12
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-DETACH = """
-import gc, os, sys, time
-for hook in [o for o in gc.get_objects() if getattr(o, '__name__', '') == 'guard']:
-    hook.__code__ = (lambda event, args: None).__code__
-if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:
-        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(120)", "MARKER"])
-    os._exit(0)
-print("detached", flush=True)
-time.sleep(WAIT)
-"""
-
-
-@pytest.mark.parametrize("wait", [0, 600])
-def test_a_detached_grandchild_dies_with_the_sandbox(wait: int) -> None:
-    marker = f"grpo-detached-{os.getpid()}-{wait}"
-    result = sandbox(DETACH.replace("MARKER", marker).replace("WAIT", str(wait)), limits=Limits(timeout_s=2))
-    assert result.stdout == "detached\n"
-    assert result.timed_out == (wait > 0)
-    assert _processes_with(marker) == []
+@pytest.mark.parametrize("name", ["detached_grandchild_exits", "detached_grandchild"])
+def test_a_detached_grandchild_dies_with_the_sandbox(name: str) -> None:
+    marker = f"grpo-detached-{os.getpid()}-{name}"
+    result = sandbox(snippet(name, {"MARKER": marker}), limits=Limits(timeout_s=2))
+    assert result.stdout == "verdict: detached\n"
+    assert result.timed_out == (name == "detached_grandchild")
+    assert processes_with(marker) == []
 
 
 def test_output_is_truncated() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from support.worlds import date_world
 
-__all__ = ["DISARM", "SNIPPETS", "hostile_rows", "hostile_world", "write_rows"]
+__all__ = ["DISARM", "SNIPPETS", "hostile_rows", "hostile_world", "processes_with", "snippet", "write_rows"]
 
 DISARM = """
 import gc
@@ -38,6 +38,13 @@ def read(path):
     except OSError as error:
         return f'{type(error).__name__}'
 """
+
+_DETACH = (
+    "import os, sys, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+    "        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(300)', MARKER])\n"
+    "    os._exit(0)\nprint('verdict: detached', flush=True)\n"
+)
+"""A grandchild in a session of its own, which sleeps long after its parent ends."""
 
 SNIPPETS: dict[str, str] = {
     "parent_environ": _READ + "import os\ntext = read(f'/proc/{os.getppid()}/environ')\nprint(text)\nprint('verdict:', 'KEY' if NAME in text else 'no key')",
@@ -77,10 +84,12 @@ SNIPPETS: dict[str, str] = {
         "            time.sleep(30)\n            os._exit(0)\n        started += 1\n"
         "except OSError as error:\n    print('refused:', type(error).__name__)\nprint('verdict:', started)"
     ),
-    "detached_grandchild": DISARM + (
-        "import os, sys, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-        "        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(300)', MARKER])\n"
-        "    os._exit(0)\nprint('verdict: detached', flush=True)\ntime.sleep(600)"
+    "detached_grandchild": DISARM + _DETACH + "time.sleep(600)",
+    "detached_grandchild_exits": DISARM + _DETACH,
+    "mounted_file": DISARM + _READ + (
+        "text = read('rates.csv')\ntry:\n    with open('rates.csv', 'a') as file:\n        file.write('2025,0.9')\n"
+        "    changed = 'changed'\nexcept OSError as error:\n    changed = type(error).__name__\n"
+        "print('verdict:', text.splitlines()[-1], changed)"
     ),
     "loopback_socket": DISARM + (
         "import socket\ntry:\n    connection = socket.create_connection(('127.0.0.1', PORT), timeout=3)\n"
@@ -90,15 +99,16 @@ SNIPPETS: dict[str, str] = {
 }
 
 
+def snippet(name: str, values: Mapping[str, object]) -> str:
+    """The snippet `name` of `SNIPPETS` with the test's `values` (NAME, HOME, DATASET,
+    RUNS, OUTSIDE, PORT, MARKER) written in."""
+    written = {key: repr(value) for key, value in values.items()}
+    return re.sub(r"\b(" + "|".join(written) + r")\b", lambda m: written[m.group(1)], SNIPPETS[name]) if written else SNIPPETS[name]
+
+
 def hostile_rows(values: Mapping[str, object]) -> list[dict[str, Any]]:
-    """The dataset rows: one question per snippet of `SNIPPETS`, with the test's
-    `values` (NAME, HOME, DATASET, RUNS, OUTSIDE, PORT, MARKER) written in."""
-    written = {name: repr(value) for name, value in values.items()}
-    pattern = re.compile(r"\b(" + "|".join(written) + r")\b")
-    return [
-        {"id": name, "code": pattern.sub(lambda m: written[m.group(1)], code), "answer": f"ANSWER-{name}"}
-        for name, code in SNIPPETS.items()
-    ]
+    """The dataset rows: one question per snippet of `SNIPPETS`, with `values` written in."""
+    return [{"id": name, "code": snippet(name, values), "answer": f"ANSWER-{name}"} for name in SNIPPETS]
 
 
 def _tool_call(number: int, code: str) -> dict[str, Any]:
@@ -118,6 +128,18 @@ def hostile_world(request: Mapping[str, Any], number: int) -> str | dict[str, An
     prompt = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "user")
     match = re.search(r"<code>\n(.*)\n</code>", prompt, re.S)
     return _tool_call(number, match.group(1) if match else "print('no program')")
+
+
+def processes_with(marker: str) -> list[int]:
+    """The ids of the machine's processes whose command line holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
