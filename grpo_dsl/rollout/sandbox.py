@@ -243,12 +243,15 @@ def _mounts() -> Iterator[tuple[str, ...]]:
     if os.path.isfile("/etc/ld.so.cache"):
         binds.append("/etc/ld.so.cache")
     made: set[str] = set()
+    bound: list[str] = []
     for bind in binds:
-        for parent in reversed(Path(bind).parents[:-1]):
-            if str(parent) not in made:
-                made.add(str(parent))
-                yield ("--perms", "0755", "--dir", str(parent))
-        yield ("--ro-bind", bind, bind)
+        if not any(bind.startswith(folder + os.sep) for folder in bound):  # else it is inside a bind already
+            for parent in reversed(Path(bind).parents[:-1]):
+                if str(parent) not in made:
+                    made.add(str(parent))
+                    yield ("--perms", "0755", "--dir", str(parent))
+            bound.append(bind)
+            yield ("--ro-bind", bind, bind)
         packages = os.path.join(bind, "site-packages")
         if bind not in _SYSTEM_LIBRARIES and os.path.isdir(packages):
             yield ("--tmpfs", packages)

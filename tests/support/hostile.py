@@ -62,7 +62,7 @@ SNIPPETS: dict[str, str] = {
     ),
     "dataset": _READ + (
         "import os\ntext = read(DATASET)\nfound = []\nfor folder, folders, files in os.walk('/'):\n"
-        "    folders[:] = [f for f in folders if folder != '/' or f not in ('proc', 'dev')]\n"
+        "    folders[:] = [f for f in folders if folder != '/' or f not in ('proc', 'dev', 'usr')]\n"
         "    found += [os.path.join(folder, f) for f in files if f == os.path.basename(DATASET)]\n"
         "print(found)\nprint('verdict:', 'read' if 'ANSWER-' in text or found else text)"
     ),
