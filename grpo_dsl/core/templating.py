@@ -9,11 +9,14 @@ and no value it builds is larger than `chars`. A render past its budget stops wi
 
 - every `{% for %}` counts its iterations, with the literal text of its body, and
   checks the clock (the loops are wrapped when a template is compiled);
-- every call, filter and arithmetic operator checks the clock; the ones that can
-  multiply a size (`*`, `**`, `%`, `join`, `replace`, `sum`, `indent`, `wordwrap`,
-  `format`, `expandtabs`, `translate`, widths) are estimated before they run, and a
-  number argument larger than `chars` is refused; every result is measured after;
+- every call, filter, `~` and arithmetic operator checks the clock; the ones that
+  can multiply a size (`*`, `**`, `%`, `join`, `replace`, `sum`, `indent`,
+  `wordwrap`, `format`, `center`, `batch`, `slice`, `expandtabs`, `translate`, and
+  the widths of `str.format` and `%`) are estimated before they run; every result
+  is measured after (so a value grows at most one step past the budget);
 - every printed value is measured before it is turned into text.
+
+`lipsum` is removed from the globals: its size is the product of two arguments.
 
 A value's size counts the characters of its text, with shared parts counted each
 time they would be printed (`[s] * 3` is three times `s`).
@@ -327,7 +330,7 @@ class BudgetedEnvironment(SandboxedEnvironment):
     def __init__(self, budget: RenderBudget = RenderBudget(), **options: Any) -> None:
         super().__init__(finalize=_printed, **options)
         self.budget = budget
-        self.globals.pop("lipsum", None)  # its size is a product of two arguments; no prompt needs it
+        self.globals.pop("lipsum", None)
         self.filters = {name: _checked_filter(name, function) for name, function in self.filters.items()}
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
