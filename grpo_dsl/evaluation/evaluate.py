@@ -67,7 +67,7 @@ from grpo_dsl.plan import Plan
 from grpo_dsl.plan.views import EvaluateView
 from grpo_dsl.prompts.messages import compose_templates
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Call
+from grpo_dsl.rollout.answer import Call, Tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.progress import Progress
@@ -339,9 +339,11 @@ def start_evaluation(
 
     `on_start` is told the run directory as soon as it exists; warnings about the
     libraries go to `stream`. Raises `EvaluationError` before anything is created
-    when a library cannot be found.
+    when a library cannot be found, and `SandboxUnavailable` when the task's python
+    tool cannot run here.
     """
     sources, notes = resolve_libraries(plan, evaluate, base_dir=base_dir, runs_root=runs_root)
+    Tools.of(plan.task(plan.evaluate(evaluate).task), base_dir)
     run = RunDirectory.create(
         runs_root,
         evaluate,
@@ -453,6 +455,7 @@ async def _execute(
     async with ending_cleanly(events, f"grpo eval --resume {run.path}", (EvaluationError,)) as end:
         if not questions:
             raise EvaluationError(f"the data set `{block.data}` has no questions")
+        tools = Tools.of(task, base_dir)
         async with (
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
@@ -464,6 +467,7 @@ async def _execute(
                     costs.complete,
                     scorer,
                     task=task,
+                    tools=tools,
                     templates=templates,
                     reward=reward,
                     questions=questions,

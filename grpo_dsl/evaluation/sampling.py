@@ -17,7 +17,7 @@ from grpo_dsl.library import Library
 from grpo_dsl.plan.views import TaskView
 from grpo_dsl.prompts.messages import PromptTemplates, render_messages
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Call, rollout
+from grpo_dsl.rollout.answer import Call, Tools, rollout
 from grpo_dsl.rollout.questions import Question
 
 __all__ = ["QuestionResult", "sample_library", "gate_decision"]
@@ -54,6 +54,7 @@ async def sample_library(
     scorer: RewardScorer,
     *,
     task: TaskView,
+    tools: Tools,
     templates: PromptTemplates,
     reward: str,
     questions: Sequence[Question],
@@ -78,6 +79,7 @@ async def sample_library(
                     call,
                     task,
                     messages,
+                    tools=tools,
                     index=i,
                     temperature=temperature,
                     seed=derive_seed(seed, f"{stage}:{question.id}", i),

@@ -20,6 +20,7 @@ from grpo_dsl.learning.step import Learner, StepOutcome
 from grpo_dsl.library import Library
 from grpo_dsl.plan import Plan
 from grpo_dsl.rewards.scorer import RewardScorer
+from grpo_dsl.rollout.answer import Tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.progress import Progress
@@ -63,8 +64,10 @@ def start_run(
 ) -> RunResult:
     """Create a run directory for `learn` and run it to its end (or a clean stop).
 
-    `on_start` is told the run directory as soon as it exists.
+    `on_start` is told the run directory as soon as it exists. Raises
+    `SandboxUnavailable` before it exists when the task's python tool cannot run here.
     """
+    Tools.of(plan.task(plan.learn(learn).task), base_dir)
     run = RunDirectory.create(
         runs_root,
         learn,
@@ -157,6 +160,7 @@ def validation_gate(plan: Plan, learn: str, base_dir: Path, learner: Learner, sc
                     learner.client.complete,
                     scorer,
                     task=learner.task,
+                    tools=learner.tools,
                     templates=learner.templates,
                     reward=learn_view.reward,
                     questions=questions,

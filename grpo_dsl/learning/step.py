@@ -51,7 +51,7 @@ from grpo_dsl.prompts.learner import (
 )
 from grpo_dsl.prompts.messages import compose_templates, render_messages
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Rollout, rollout
+from grpo_dsl.rollout.answer import Rollout, Tools, rollout
 from grpo_dsl.rollout.questions import Question, epoch_order, load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.progress import Progress
@@ -150,6 +150,7 @@ class Learner:
         self.learn = plan.learn(learn_name)
         self.learn_name = learn_name
         self.task = plan.task(self.learn.task)
+        self.tools = Tools.of(self.task, base_dir)
         self.base_dir = base_dir
         self.run = run
         self.client = client
@@ -222,6 +223,7 @@ class Learner:
             self.client.complete,
             self.task,
             messages,
+            tools=self.tools,
             index=index,
             temperature=self.learn.temperature,
             seed=derive_seed(self.learn.seed, f"{epoch}:{question.id}", index),

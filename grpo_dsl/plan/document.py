@@ -128,7 +128,8 @@ class Plan:
 
     def task(self, name: str) -> TaskView:
         """The `task` block `name`."""
-        return read_view(TaskView, self.data["tasks"][name], name=name)
+        section = self.data["tasks"][name]
+        return read_view(TaskView, section, name=name, sandbox=self.data["models"][section["model"]]["sandbox"])
 
     def learn(self, name: str) -> LearnView:
         """The `learn` block `name`."""

@@ -25,6 +25,7 @@ __all__ = [
     "Experiences",
     "LearnView",
     "ModelView",
+    "Sandbox",
     "Schedule",
     "TaskView",
     "read_view",
@@ -32,6 +33,7 @@ __all__ = [
 
 Experiences: TypeAlias = Literal["system", "user", "none"]
 DemoOrigin: TypeAlias = Literal["rollouts", "reference", "both"]
+Sandbox: TypeAlias = Literal["bubblewrap", "unsafe-process"]
 View = TypeVar("View")
 
 
@@ -54,6 +56,7 @@ class ModelView:
     api_key: Any
     structured: str
     gguf: str | None
+    sandbox: Sandbox
     document: Mapping[str, Any]
     """The block as JSON, for the client stack (whose `ModelConfig` reads it)."""
 
@@ -74,7 +77,9 @@ class DatasetView:
 
 @dataclass(frozen=True, slots=True)
 class TaskView:
-    """A `task` block: the model that answers, its templates and sampling."""
+    """A `task` block: the model that answers, its templates and sampling, its tools
+    with the `files` they mount (relative to the program's folder), and the
+    `sandbox` of its model, which isolates the python tool."""
 
     name: str
     model: str
@@ -87,6 +92,8 @@ class TaskView:
     max_turns: int
     tools: tuple[str, ...]
     demos_placement: DemosPlacement
+    files: tuple[str, ...]
+    sandbox: Sandbox
     variables: tuple[str, ...]
 
 

@@ -271,3 +271,27 @@ def test_the_block_must_exist_and_be_chosen(endpoint: Endpoint, tmp_path: Path, 
     status, _, err = grpo_eval(program, capsys)
     assert status == 2 and "choose one with --evaluate (date_eval, other)" in err
     assert endpoint.stats()["total"] == 0
+
+
+def _eval_with_tools(endpoint: Endpoint, folder: Path) -> Path:
+    endpoint.configure(script="support.worlds:tool_world")
+    program = write_program(folder, endpoint, compare="[none]", questions=3)
+    program.write_text(program.read_text().replace("  max_tokens  = 20\n", "  max_tokens  = 20\n  tools       = [python]\n"))
+    return program
+
+
+@pytest.mark.usefixtures("bubblewrap")
+def test_eval_runs_the_python_tool_in_the_sandbox(endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = grpo_eval(_eval_with_tools(endpoint, tmp_path), capsys)
+    assert status == 0, err
+    records = [json.loads(line) for line in (eval_run_dir(err) / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 3 * 4
+    assert all(r["tool_calls"] == 1 and r["reward"] == 1 for r in records)
+
+
+@pytest.mark.usefixtures("no_bubblewrap")
+def test_eval_without_bubblewrap_refuses_before_it_starts(endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = grpo_eval(_eval_with_tools(endpoint, tmp_path), capsys)
+    assert status == 1
+    assert "grpo: error: task `write_date` (model `world`)" in err and "`bwrap` is not installed" in err
+    assert not (tmp_path / "runs").exists() and endpoint.stats()["total"] == 0

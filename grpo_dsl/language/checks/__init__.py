@@ -21,7 +21,7 @@ from grpo_dsl.language.checks.expressions import (
     check_reward_cycles,
     check_reward_names,
 )
-from grpo_dsl.language.checks.files import check_data_files, check_python_files
+from grpo_dsl.language.checks.files import check_data_files, check_python_files, check_tool_files
 from grpo_dsl.language.checks.names import check_duplicates, check_references
 from grpo_dsl.language.checks.rules import (
     check_evaluation_reward,
@@ -29,6 +29,7 @@ from grpo_dsl.language.checks.rules import (
     check_group_contrast,
     check_metric_samples,
     check_secrets,
+    check_unsafe_sandbox,
     check_validation_set,
 )
 from grpo_dsl.language.checks.templates import check_templates
@@ -44,6 +45,7 @@ CHECKS: tuple[Check, ...] = (
     check_references,
     check_data_files,
     check_python_files,
+    check_tool_files,
     check_functions,
     check_reward_names,
     check_reward_cycles,
@@ -54,6 +56,7 @@ CHECKS: tuple[Check, ...] = (
     check_evaluation_reward,
     check_validation_set,
     check_secrets,
+    check_unsafe_sandbox,
     check_unused,
 )
 

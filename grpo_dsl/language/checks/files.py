@@ -1,6 +1,6 @@
 """Files a program names: dataset files (E0104, E0403), the columns
-`fields` maps to (E0404), and the files of `python(...)` references (E0105).
-User code is never imported here."""
+`fields` maps to (E0404), the files of `python(...)` references (E0105), and the
+files a task gives its python tool (E0104, E0107). User code is never imported here."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from grpo_dsl.language.checks.context import Context, DatasetInfo, did_you_mean,
 from grpo_dsl.language.diagnostics import Diagnostic
 from grpo_dsl.language.queries import PYTHON_REFERENCE, walk
 
-__all__ = ["check_data_files", "check_python_files"]
+__all__ = ["check_data_files", "check_python_files", "check_tool_files"]
 
 
 def _dataset(info: DatasetInfo) -> Iterator[Diagnostic]:
@@ -72,3 +72,34 @@ def check_python_files(context: Context) -> Iterator[Diagnostic]:
                         literal.span,
                         f"paths are relative to the file that contains them: looked for `{path}`",
                     )
+
+
+def check_tool_files(context: Context) -> Iterator[Diagnostic]:
+    """Every file in a task's `files` exists, and no two share a name (each is copied
+    into the python tool's folder under its own name)."""
+    for decl in context.workspace.all_declarations():
+        found = decl.get("files") if isinstance(decl, ast.Task) else None
+        if found is None or not isinstance(found.value, ast.ListExpr):
+            continue
+        names: dict[str, ast.String] = {}
+        for literal in found.value.items:
+            if not isinstance(literal, ast.String):
+                continue
+            path = context.workspace.folder_of(decl) / literal.value
+            if not path.is_file():
+                what = "is a folder, not a file" if path.is_dir() else "not found"
+                yield error(
+                    "E0104",
+                    f"file `{literal.value}` for the python tool {what}",
+                    literal.span,
+                    f"paths are relative to the file that contains them: looked for `{path}`",
+                )
+            elif path.name in names:
+                yield error(
+                    "E0107",
+                    f"`{literal.value}` and `{names[path.name].value}` would both be `{path.name}` in the tool's folder",
+                    literal.span,
+                    "files are copied into the folder under their own names: rename one of them",
+                )
+            else:
+                names[path.name] = literal
