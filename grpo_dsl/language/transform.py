@@ -9,7 +9,7 @@ imports `lark`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -348,23 +348,31 @@ def _too_deep(tree: Tree[Token]) -> Tree[Token] | None:
 
 
 def build(
-    parse: Callable[[], object], *, path: str, source: str, parse_tree: Callable[[], Tree[Token]]
+    parse: Callable[[], tuple[object | None, Sequence[Diagnostic]]],
+    *,
+    path: str,
+    source: str,
+    parse_tree: Callable[[], Tree[Token]],
 ) -> ast.Program:
     """Run `parse`, a parse of `source` by a Lark parser whose callbacks are a
-    `Builder`, and return the `ast.Program` it builds.
+    `Builder` that returns the tree it built (None if it stopped early) and the
+    syntax errors it recovered from, and return the `ast.Program`.
 
-    Raises `ProgramError` listing every problem found while building: malformed
-    escapes and numbers, reserved words used as names, a missing or unknown header;
-    or only that the program is nested more than `MAX_DEPTH` levels deep (E0010),
-    which `parse_tree`, a parse of `source` into a Lark tree with positions, places.
-    Lark's errors (`UnexpectedInput`) pass through.
+    Raises `ProgramError` listing every problem found, in source order: syntax
+    errors, malformed escapes and numbers, reserved words used as names, a missing
+    or unknown header; or only that the program is nested more than `MAX_DEPTH`
+    levels deep (E0010), which `parse_tree`, a parse of `source` into a Lark tree
+    with positions, places. Lark's errors (`UnexpectedInput`) pass through.
     """
     state = _Parse(path, source)
     reset = _current.set(state)
     try:
-        program = parse()
+        program, syntax = parse()
     finally:
         _current.reset(reset)
+    if syntax or program is None:
+        found = sorted([*syntax, *state.diagnostics], key=lambda d: (d.span.start, d.code))
+        raise ProgramError(found, {path: source})
     assert isinstance(program, ast.Program)
     # A Lark tree has one more level than the program: the block of a declaration.
     if _depth(program) + 1 > MAX_DEPTH and (deep := _too_deep(parse_tree())) is not None:
