@@ -10,7 +10,6 @@ goes on (`_Recovery`), so one parse reports every syntax error of a file.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import functools
 from collections.abc import Iterable, Iterator
@@ -21,6 +20,9 @@ from typing import Any
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import LexerState, LineCounter, PatternStr
+from lark.utils import TextSlice
+from lark.parsers.lalr_interactive_parser import InteractiveParser
+from lark.parsers.lalr_parser_state import ParseConf
 from lark.parsers.lalr_analysis import Shift
 
 from grpo_dsl.core.resources import resource_path
@@ -29,7 +31,7 @@ from grpo_dsl.language.diagnostics import Diagnostic, ProgramError
 from grpo_dsl.language.literals import LANGUAGE_VERSIONS
 from grpo_dsl.language.transform import Builder, build
 
-__all__ = ["MAX_SYNTAX_ERRORS", "parse", "parse_bytes", "parse_file", "SYNTAX_EXAMPLES"]
+__all__ = ["MAX_SYNTAX_ERRORS", "SYNTAX_EXAMPLES", "parse", "parse_bytes", "parse_file", "parse_partial", "scan", "word_types"]
 
 MAX_SYNTAX_ERRORS = 50
 """Syntax errors reported for one file before the parser gives up."""
@@ -66,24 +68,9 @@ def _tree(text: str) -> Any:
     return _tree_lark().parse(text)
 
 
-def _build(text: str, path: str) -> Program:
+def _build(text: str, path: str) -> tuple[Program | None, tuple[Diagnostic, ...]]:
     """Parse without recovery: the first syntax error raises Lark's `UnexpectedInput`."""
     return build(lambda: (_lark().parse(text), ()), path=path, source=text, parse_tree=lambda: _tree(text))
-
-
-def _build_recovering(text: str, path: str) -> Program:
-    """Parse, recovering from every syntax error; raises `ProgramError` listing them all."""
-    recovery = _Recovery(text, path)
-
-    def run() -> tuple[object | None, list[Diagnostic]]:
-        try:
-            return _lark().parse(text, on_error=recovery), recovery.diagnostics
-        except UnexpectedInput:
-            # Recovery gave up (at the end of the file, or past `MAX_SYNTAX_ERRORS`);
-            # the error that stopped it is already reported.
-            return None, recovery.diagnostics
-
-    return build(run, path=path, source=text, parse_tree=lambda: _tree(text))
 
 
 # ------------------------------------------------------------------ messages
@@ -376,8 +363,8 @@ _DECLARATION_KEYWORDS = frozenset(kind.upper() for kind in DECLARATION_KINDS)
 
 
 @functools.cache
-def _word_types() -> frozenset[str]:
-    """The terminals that are words: names and every keyword."""
+def word_types() -> frozenset[str]:
+    """The token types that are words: names and every keyword."""
     keywords = {t.name for t in _lark().terminals if isinstance(t.pattern, PatternStr) and t.pattern.value.isalpha()}
     return frozenset({"NAME", *keywords})
 
@@ -397,7 +384,7 @@ class _Resume:
 
 
 def _is_word(token: Token) -> bool:
-    return token.type in _word_types()
+    return token.type in word_types()
 
 
 def _resume_at(token: Token, after: Token | None, first_on_line: bool) -> _Resume | None:
@@ -431,13 +418,12 @@ def _lexer_at(text: str, offset: int) -> LineCounter:
     return counter
 
 
-def _accepts(states: dict[Any, dict[str, tuple[Any, Any]]], stack: list[Any], types: tuple[tuple[str, ...], ...]) -> bool:
+def _accepts(conf: ParseConf[Any], stack: list[Any], types: tuple[tuple[str, ...], ...]) -> bool:
     """True if the LALR automaton, in `stack`, accepts a token of one of `types[0]`,
     then one of `types[1]`, ... Only the parse table is used: no callback runs."""
-    stack = list(stack)
     for choices in types:
         for kind in choices:
-            trial = _fed(states, stack, kind)
+            trial = _fed(conf, stack, kind)
             if trial is not None:
                 stack = trial
                 break
@@ -446,11 +432,14 @@ def _accepts(states: dict[Any, dict[str, tuple[Any, Any]]], stack: list[Any], ty
     return True
 
 
-def _fed(states: dict[Any, dict[str, tuple[Any, Any]]], stack: list[Any], kind: str) -> list[Any] | None:
-    """The state stack after shifting a token of type `kind`, or None if it is refused."""
+def _fed(conf: ParseConf[Any], stack: list[Any], kind: str) -> list[Any] | None:
+    """The state stack after shifting a token of type `kind` (after reaching the end
+    state, for `$END`), or None if it is refused."""
     stack = list(stack)
     while True:
-        action = states[stack[-1]].get(kind)
+        if kind == "$END" and stack[-1] == conf.end_state:
+            return stack
+        action = conf.states[stack[-1]].get(kind)
         if action is None:
             return None
         operation, argument = action
@@ -459,7 +448,7 @@ def _fed(states: dict[Any, dict[str, tuple[Any, Any]]], stack: list[Any], kind: 
         size = len(argument.expansion)
         if size:
             del stack[-size:]
-        stack.append(states[stack[-1]][argument.origin.name][1])
+        stack.append(conf.states[stack[-1]][argument.origin.name][1])
 
 
 @dataclass
@@ -488,28 +477,25 @@ class _Recovery:
         if offset <= self.last_offset:
             return False  # the parse met an error it already reported: stop rather than loop
         self.diagnostics.append(_syntax_diagnostic(error, self.path, self.text))
-        if at_end or len(self.diagnostics) >= MAX_SYNTAX_ERRORS:
+        if len(self.diagnostics) >= MAX_SYNTAX_ERRORS:
             return False
         self.last_offset = offset
-        return self._resynchronise(error, offset)
-
-    def _resynchronise(self, error: UnexpectedInput, offset: int) -> bool:
         parser = error.interactive_parser
+        if at_end:
+            # Close the parse after the last whole declaration, so that the
+            # declarations before an unclosed block still make a program.
+            return self._resynchronise(parser, [_Resume(offset, (("$END",),))])
+        # The unexpected token may itself be where the parse goes on; the rest of a
+        # line with an unterminated string is read as that string.
+        candidates = self._candidates(offset)
+        return self._resynchronise(parser, (c for c in candidates if c.exact or c.offset > offset))
+
+    def _resynchronise(self, parser: InteractiveParser, candidates: Iterable[_Resume]) -> bool:
+        """Go on from the first of `candidates` that a cut of the parser's stack accepts."""
         state = parser.parser_state
-        states = state.parse_conf.states
         lexer = parser.lexer_thread.state
         assert lexer is not None
-        skip = 0  # an unexpected token may itself be where the parse goes on
-        if isinstance(error, UnexpectedCharacters):
-            if self.text.startswith('"""', offset - 2):
-                return False  # the rest of the file is the unterminated string
-            skip = 1
-            if self.text[offset] == '"':  # the rest of the line is the unterminated string
-                line_end = self.text.find("\n", offset)
-                skip = (len(self.text) if line_end < 0 else line_end) - offset
-        for resume in self._candidates(lexer, offset, skip=skip):
-            if not resume.exact and resume.offset <= offset:
-                continue
+        for resume in candidates:
             for cut in range(len(state.state_stack), 0, -1):
                 # Cut only between whole nodes, or just inside a block's `{`: a
                 # cut after a bare keyword or name would graft the rest of the
@@ -517,25 +503,25 @@ class _Recovery:
                 top = state.value_stack[cut - 2] if cut > 1 else None
                 if isinstance(top, Token) and top.type != "LBRACE":
                     continue
-                if _accepts(states, state.state_stack[:cut], resume.types):
+                if _accepts(state.parse_conf, state.state_stack[:cut], resume.types):
                     del state.state_stack[cut:]
                     del state.value_stack[cut - 1 :]
                     lexer.line_ctr = _lexer_at(self.text, resume.offset)
                     return True
         return False
 
-    def _candidates(self, lexer: LexerState, offset: int, *, skip: int) -> Iterable[_Resume]:
+    def _candidates(self, offset: int) -> Iterable[_Resume]:
         """Resynchronisation points, nearest first: the declaration keyword just before
         the error if it starts its line at the first column (`task t {` read as an
-        attribute because the block above lacks its `}`), then every point from
-        `skip` characters after the error on."""
+        attribute because the block above lacks its `}`), then every point from the
+        error on."""
         line_start = self.text.rfind("\n", 0, offset) + 1
-        tokens = self._tokens(lexer, line_start)
+        tokens = scan(self.text, line_start)
         first, second = next(tokens, None), next(tokens, None)
         if first is not None and first.type in _DECLARATION_KEYWORDS and first.start_pos == line_start:
             if second is not None and second.start_pos == offset and _is_word(second):
                 yield _Resume(line_start, ((first.type,), ("NAME",)))
-        tokens = self._tokens(lexer, offset + skip)
+        tokens = scan(self.text, offset)
         current = next(tokens, None)
         while current is not None:
             after = next(tokens, None)
@@ -548,22 +534,58 @@ class _Recovery:
         start = token.start_pos or 0
         return not self.text[self.text.rfind("\n", 0, start) + 1 : start].strip()
 
-    def _tokens(self, lexer: LexerState, offset: int) -> Iterator[Token]:
-        """The tokens of the text from `offset`, read by the lexer of every terminal
-        (in a copy of the parse's lexer state); a character no terminal matches is skipped."""
-        root = _lark().parser.lexer.root_lexer
-        state = copy.copy(lexer)
-        state.line_ctr = _lexer_at(self.text, offset)
-        while True:
-            try:
-                yield root.next_token(state)
-            except EOFError:
-                return
-            except UnexpectedCharacters:
-                state.line_ctr.feed(self.text[state.line_ctr.char_pos])
+
+def scan(text: str, offset: int = 0) -> Iterator[Token]:
+    """The tokens of `text` from `offset`, read by the lexer of every terminal, in a
+    file that may not parse: a character no terminal matches is skipped, and a `"`
+    that opens no string opens an `UNCLOSED_STRING` to the end of its line (after
+    `""`, to the end of the file), as the user sees it while typing."""
+    root = _lark().parser.lexer.root_lexer
+    state = LexerState(TextSlice.cast_from(text), _lexer_at(text, offset))
+    while True:
+        try:
+            yield root.next_token(state)
+        except EOFError:
+            return
+        except UnexpectedCharacters as error:
+            start = error.pos_in_stream or 0
+            if text[start] != '"':
+                state.line_ctr.feed(text[start])
+                continue
+            line_end = text.find("\n", start)
+            end = len(text) if line_end < 0 or text.startswith('"""', start - 2) else line_end
+            token = Token("UNCLOSED_STRING", text[start:end], start, error.line, error.column, end_pos=end)
+            state.line_ctr = _lexer_at(text, end)
+            yield token
 
 
 # ------------------------------------------------------------------- entry points
+
+
+def parse_partial(text: str, path: str = "<string>") -> tuple[Program | None, tuple[Diagnostic, ...]]:
+    """Parse as much of one `.grpo` file as can be parsed: the program, without the
+    declarations cut short by a syntax error, and every problem found, in source
+    order. The program is None when the parse could not reach the end of the file
+    (a multi-line string never closed, too many errors) or it is nested too deeply.
+
+    This is what an editor needs while a file is being typed; `parse` is the
+    all-or-nothing form.
+
+    >>> program, problems = parse_partial('grpo 1\\nmodel m { name "x" }\\ntask t {}')
+    >>> [d.name for d in program.declarations], [d.message for d in problems]
+    (['m', 't'], ['expected `=` or `{` after the attribute name'])
+    """
+    recovery = _Recovery(text, path)
+
+    def run() -> tuple[object | None, list[Diagnostic]]:
+        try:
+            return _lark().parse(text, on_error=recovery), recovery.diagnostics
+        except UnexpectedInput:
+            # Recovery gave up (past `MAX_SYNTAX_ERRORS`, or in a string that never
+            # ends); the error that stopped it is already reported.
+            return None, recovery.diagnostics
+
+    return build(run, path=path, source=text, parse_tree=lambda: _tree(text))
 
 
 def parse(text: str, path: str = "<string>") -> Program:
@@ -575,7 +597,10 @@ def parse(text: str, path: str = "<string>") -> Program:
     >>> parse('grpo 1\\nmodel m { name = "x" }').declarations[0].name
     'm'
     """
-    return _build_recovering(text, path)
+    program, problems = parse_partial(text, path)
+    if problems or program is None:
+        raise ProgramError(problems, {path: text})
+    return program
 
 
 def parse_bytes(data: bytes, path: str = "<bytes>") -> Program:

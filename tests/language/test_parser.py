@@ -10,7 +10,7 @@ import pytest
 from grpo_dsl.cli import main
 from grpo_dsl.language import ast
 from grpo_dsl.language.diagnostics import ProgramError
-from grpo_dsl.language.parser import MAX_SYNTAX_ERRORS, SYNTAX_EXAMPLES, parse, parse_file
+from grpo_dsl.language.parser import MAX_SYNTAX_ERRORS, SYNTAX_EXAMPLES, parse, parse_file, parse_partial
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -360,6 +360,18 @@ class TestRecovery:
     def test_other_errors_of_the_phase_come_with_the_syntax_errors(self) -> None:
         text = 'grpo 1\nmodel m { a = "\\u{zz}" }\nmodel n { b c }\nmodel then {}\n'
         assert [(d.code, d.span.line) for d in error_of(text).diagnostics] == [("E0003", 2), ("E0001", 3), ("E0008", 4)]
+
+    def test_a_partial_parse_keeps_the_declarations_around_the_errors(self) -> None:
+        text = 'grpo 1\nmodel m { name = "x" }\ntask t {\n  model m\n}\nreward r = 1\nlearn l {\n  task = t\n  grou'
+        program, problems = parse_partial(text, "p.grpo")
+        assert program is not None
+        assert [(d.kind, d.name) for d in program.declarations] == [("model", "m"), ("task", "t"), ("reward", "r")]
+        assert program.declarations[1].attributes == ()
+        assert [(d.span.line, d.message) for d in problems] == [
+            (4, "expected `=` or `{` after the attribute name"),
+            (9, "unexpected end of file; expected `=` or `{` after the attribute name"),
+        ]
+        assert parse_partial('grpo 1\nmodel m { p = """never closed\n}', "p.grpo")[0] is None
 
     def test_a_file_of_noise_stops_at_the_limit(self) -> None:
         text = "grpo 1\n" + "model m { a b }\n" * (MAX_SYNTAX_ERRORS + 10)
