@@ -75,18 +75,18 @@ def cursor_at(text: str, offset: int) -> Cursor:
     declaration: str | None = None
     expression = False  # in `reward NAME = ...` at the top level
     before = [t for t in scan(text) if (t.start_pos or 0) < offset]
-    prefix = ""
+    prefix, literal = "", None
     last = before[-1] if before else None
     if last is not None and last.type in _STRINGS and (offset < (last.end_pos or 0) or last.type == "UNCLOSED_STRING"):
         literal = before.pop()
-    elif before and before[-1].type in words and before[-1].end_pos == offset:
-        prefix = str(before.pop())
-        literal = None
-    else:
-        literal = None
+    elif last is not None and last.type in words and (last.end_pos or 0) >= offset:
+        prefix = text[last.start_pos or 0 : offset]  # the word being typed
+        before.pop()
     for index, token in enumerate(before):
         after = before[index + 1] if index + 1 < len(before) else None
         kind = token.type
+        if frames and kind.lower() in DECLARATION_KINDS and token.column == 1 and after is not None and after.type in words:
+            frames.clear()  # a declaration at the first column: the block above lacks its `}`
         if not frames:
             if kind.lower() in DECLARATION_KINDS and after is not None and after.type in words:
                 declaration, expression = str(after), False
@@ -103,7 +103,7 @@ def cursor_at(text: str, offset: int) -> Cursor:
             frame.brackets.pop()
         elif kind in _OPENERS and frame.attribute is not None:
             frame.brackets.append(_OPENERS[kind])
-        elif kind == "RBRACE" and not frame.brackets:
+        elif kind == "RBRACE":
             frames.pop()
             if not frames:
                 declaration = None
