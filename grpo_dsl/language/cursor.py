@@ -7,7 +7,8 @@ name, the value of an attribute, a reward expression, or a variable inside a
 template's `{{ }}`. It needs no parse, so it works on a file with syntax errors
 and on the half-written line under the cursor.
 
->>> cursor = cursor_at('grpo 1\\nlearn l {\\n  budget {\\n    us', 33)
+>>> text = 'grpo 1\\nlearn l {\\n  budget {\\n    us'
+>>> cursor = cursor_at(text, len(text))
 >>> cursor.place, cursor.blocks, cursor.prefix
 ('attribute', ('learn', 'budget'), 'us')
 """

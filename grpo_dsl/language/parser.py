@@ -10,6 +10,7 @@ goes on (`_Recovery`), so one parse reports every syntax error of a file.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 from collections.abc import Iterable, Iterator
@@ -19,7 +20,7 @@ from typing import Any
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
-from lark.lexer import LexerState, LineCounter, PatternStr
+from lark.lexer import BasicLexer, LexerState, LineCounter, PatternStr
 from lark.utils import TextSlice
 from lark.parsers.lalr_interactive_parser import InteractiveParser
 from lark.parsers.lalr_parser_state import ParseConf
@@ -535,16 +536,26 @@ class _Recovery:
         return not self.text[self.text.rfind("\n", 0, start) + 1 : start].strip()
 
 
+@functools.cache
+def _scanner() -> BasicLexer:
+    """Lark's lexer of every terminal, without the comment callback of a parse (a
+    scan during a parse must not add the comments it reads to the parse's)."""
+    conf = copy.copy(_lark().lexer_conf)
+    conf.callbacks = {}
+    conf.skip_validation = True
+    return BasicLexer(conf)
+
+
 def scan(text: str, offset: int = 0) -> Iterator[Token]:
     """The tokens of `text` from `offset`, read by the lexer of every terminal, in a
     file that may not parse: a character no terminal matches is skipped, and a `"`
     that opens no string opens an `UNCLOSED_STRING` to the end of its line (after
     `""`, to the end of the file), as the user sees it while typing."""
-    root = _lark().parser.lexer.root_lexer
+    lexer = _scanner()
     state = LexerState(TextSlice.cast_from(text), _lexer_at(text, offset))
     while True:
         try:
-            yield root.next_token(state)
+            yield lexer.next_token(state)
         except EOFError:
             return
         except UnexpectedCharacters as error:

@@ -1,7 +1,7 @@
 """One check of an open document: what the editor shows, and what it asks about.
 
 `analyse(path, text, open_files)` parses the document as far as it parses
-(`parse_partial`), loads what it imports (open documents as the editor has them,
+(`parse_partial`, or a `Reparser` that parses again only what an edit changed), loads what it imports (open documents as the editor has them,
 other files from disk) and, when the document parses, runs the same checks as
 `grpo check`. The `Analysis` keeps the partial program and the workspace for
 hover, completion and navigation, and every diagnostic for the editor.
@@ -17,6 +17,7 @@ from pathlib import Path
 from grpo_dsl.language.ast import Import, Program
 from grpo_dsl.language.checks import check_path
 from grpo_dsl.language.diagnostics import Diagnostic
+from grpo_dsl.language.incremental import Reparser
 from grpo_dsl.language.parser import parse_partial
 from grpo_dsl.language.workspace import Workspace, load_sources
 
@@ -93,10 +94,17 @@ def import_target(importer: str, item: Import) -> str:
     return os.path.normpath(os.path.join(os.path.dirname(importer), item.path.value))
 
 
-def analyse(path: str, text: str, open_files: Mapping[Path, Program | str], version: int | None = None) -> Analysis:
+def analyse(
+    path: str,
+    text: str,
+    open_files: Mapping[Path, Program | str],
+    version: int | None = None,
+    reparser: Reparser | None = None,
+) -> Analysis:
     """Check the document at `path` whose text is `text`; `open_files` gives the
-    other open documents (programs or texts, by resolved path) in place of the disk."""
-    program, problems = parse_partial(text, path)
+    other open documents (programs or texts, by resolved path) in place of the disk.
+    A `reparser` kept for the document parses only what changed since its last text."""
+    program, problems = reparser.parse(text, path) if reparser is not None else parse_partial(text, path)
     given = dict(open_files)
     if program is not None:
         given[Path(path).resolve()] = program

@@ -21,6 +21,7 @@ from pygls.uris import from_fs_path, to_fs_path
 from grpo_dsl._version import __version__
 from grpo_dsl.language.ast import Program, Span
 from grpo_dsl.language.diagnostics import Diagnostic
+from grpo_dsl.language.incremental import Reparser
 from grpo_dsl.language.workspace import Workspace, load_sources
 from grpo_dsl.lsp import features
 from grpo_dsl.lsp.analysis import Analysis, analyse
@@ -46,6 +47,7 @@ class GrpoLanguageServer(LanguageServer):
         self.analyses: dict[str, Analysis] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.lenses: dict[str, tuple[int | None, list[features.Lens]]] = {}
+        self.reparsers: dict[str, Reparser] = {}
 
     # ------------------------------------------------------------------ texts
 
@@ -88,7 +90,8 @@ class GrpoLanguageServer(LanguageServer):
         if timer is not None:
             timer.cancel()
         document = self.workspace.get_text_document(uri)
-        analysis = analyse(to_fs_path(uri) or uri, document.source, self.open_files(but=uri), document.version)
+        reparser = self.reparsers.setdefault(uri, Reparser())
+        analysis = analyse(to_fs_path(uri) or uri, document.source, self.open_files(but=uri), document.version, reparser)
         self.analyses[uri] = analysis
         lines = self.lines(analysis.text)
         published = [self.diagnostic(lines, d) for d in analysis.own_diagnostics()]
@@ -133,6 +136,7 @@ class GrpoLanguageServer(LanguageServer):
             timer.cancel()
         closed = self.analyses.pop(uri, None)
         self.lenses.pop(uri, None)
+        self.reparsers.pop(uri, None)
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri, []))
         for other, known in list(self.analyses.items()):
             if closed is not None and closed.path in known.sources:
