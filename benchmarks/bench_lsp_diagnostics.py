@@ -20,11 +20,10 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench_parse_check import load_average, program
+from bench_parse_check import load_average, program_folder
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
@@ -126,11 +125,7 @@ def main() -> None:
     options.add_argument("--lines", type=int, default=2_000)
     options.add_argument("--edits", type=int, default=20)
     args = options.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "big.grpo"
-        text = program(args.lines)
-        path.write_text(text)
-        (Path(folder) / "data.jsonl").write_text('{"problem": "1 + 1", "answer": "2"}\n')
+    with program_folder(args.lines) as (path, text):
         print(f"program: {text.count(chr(10)) + 1:,} lines, {len(text.encode('utf-8')):,} bytes; {args.edits} edits")
         print(f"target: {TARGET_SECONDS * 1000:.0f} ms from the edit to its diagnostics; debounce {DEBOUNCE_SECONDS * 1000:.0f} ms")
         print(f"load average before: {load_average()}")

@@ -520,7 +520,8 @@ def lsp(args: argparse.Namespace) -> int:
     try:  # pygls comes with the optional `lsp` extra
         from grpo_dsl.lsp import serve
     except ModuleNotFoundError as missing:
-        return _usage_error(f"`grpo lsp` needs the lsp extra ({missing.name} is missing): pip install 'grpo-dsl[lsp]'")
+        package = (missing.name or "pygls").partition(".")[0]
+        return _usage_error(f"`grpo lsp` needs the lsp extra ({package} is missing): pip install 'grpo-dsl[lsp]'")
     serve()
     return EXIT_OK
 

@@ -49,6 +49,8 @@ _SPECIAL_CALLS = {
     "env": ('env("VAR", "default")', "the value of the environment variable `VAR` when the program runs, or the default"),
     "python": ('python("file.py:function")', "a Python function, in a file relative to this one"),
 }
+_CALLS = {**{b.name: (b.signature, b.doc) for b in BUILTINS.values()}, **_SPECIAL_CALLS}
+"""How each function that may be called is written, and what it does."""
 _SYMBOL_KINDS = {
     "model": types.SymbolKind.Class,
     "dataset": types.SymbolKind.Struct,
@@ -193,11 +195,8 @@ def hover(analysis: Analysis, offset: int) -> tuple[str, ast.Span] | None:
     text: str | None = None
     if target.what == "attribute":
         text = _attribute_hover(target.blocks, target.name)
-    elif target.what == "call" and target.name in BUILTINS:
-        builtin = BUILTINS[target.name]
-        text = f"```grpo\n{builtin.signature}\n```\n\n{builtin.doc}"
-    elif target.what == "call" and target.name in _SPECIAL_CALLS:
-        signature, meaning = _SPECIAL_CALLS[target.name]
+    elif target.what == "call" and target.name in _CALLS:
+        signature, meaning = _CALLS[target.name]
         text = f"```grpo\n{signature}\n```\n\n{meaning}"
     elif (decl := _resolved(analysis, target)) is not None:
         text = _summary(decl)

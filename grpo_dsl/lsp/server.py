@@ -86,9 +86,7 @@ class GrpoLanguageServer(LanguageServer):
     def check(self, uri: str, *, dependents: bool) -> Analysis:
         """Analyse the document now and publish its diagnostics; with `dependents`,
         schedule the open documents that read it for a check too."""
-        timer = self.timers.pop(uri, None)
-        if timer is not None:
-            timer.cancel()
+        self.cancel(uri)
         document = self.workspace.get_text_document(uri)
         reparser = self.reparsers.setdefault(uri, Reparser())
         analysis = analyse(to_fs_path(uri) or uri, document.source, self.open_files(but=uri), document.version, reparser)
@@ -108,11 +106,15 @@ class GrpoLanguageServer(LanguageServer):
         message = found.message + (f"\n{found.hint}" if found.hint else "")
         return types.Diagnostic(lines.range(found.span), message, _SEVERITIES[found.severity], found.code, source="grpo")
 
-    def schedule(self, uri: str, *, dependents: bool) -> None:
-        """Check the document once it has not changed for `DEBOUNCE_SECONDS`."""
+    def cancel(self, uri: str) -> None:
+        """Drop the check scheduled for the document, if any."""
         timer = self.timers.pop(uri, None)
         if timer is not None:
             timer.cancel()
+
+    def schedule(self, uri: str, *, dependents: bool) -> None:
+        """Check the document once it has not changed for `DEBOUNCE_SECONDS`."""
+        self.cancel(uri)
         self.timers[uri] = asyncio.get_running_loop().call_later(DEBOUNCE_SECONDS, self._due, uri, dependents)
 
     def _due(self, uri: str, dependents: bool) -> None:
@@ -131,9 +133,7 @@ class GrpoLanguageServer(LanguageServer):
 
     def close(self, uri: str) -> None:
         """Forget a closed document and clear its diagnostics."""
-        timer = self.timers.pop(uri, None)
-        if timer is not None:
-            timer.cancel()
+        self.cancel(uri)
         closed = self.analyses.pop(uri, None)
         self.lenses.pop(uri, None)
         self.reparsers.pop(uri, None)

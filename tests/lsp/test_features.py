@@ -3,6 +3,8 @@ drive them over stdio in test_server.py)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from lsprotocol import types
@@ -59,3 +61,10 @@ def test_references_skip_words_that_are_not_references(tmp_path: Path) -> None:
     analysis = analyse(str(path), text, {})
     found = features.references(analysis, text.index("system {"), [], include_declaration=False)
     assert [(span.line, span.column) for span in found] == [(3, 18)]
+
+
+def test_without_pygls_grpo_lsp_says_which_extra_to_install() -> None:
+    hide_pygls = "import sys; sys.modules['pygls'] = None; from grpo_dsl.cli import main; sys.exit(main(['lsp']))"
+    result = subprocess.run([sys.executable, "-c", hide_pygls], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert result.stderr == "grpo: error: `grpo lsp` needs the lsp extra (pygls is missing): pip install 'grpo-dsl[lsp]'\n"
