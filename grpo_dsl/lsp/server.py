@@ -77,8 +77,8 @@ class GrpoLanguageServer(LanguageServer):
             if uri == but:
                 continue
             last = self.analyses.get(uri)
-            clean = last is not None and last.text == document.source and last.parses and last.program is not None
-            given[Path(to_fs_path(uri) or uri).resolve()] = last.program if clean and last and last.program else document.source
+            parsed = last.program if last is not None and last.text == document.source and last.parses else None
+            given[Path(to_fs_path(uri) or uri).resolve()] = parsed or document.source
         return given
 
     # ------------------------------------------------------------ diagnostics
