@@ -3,10 +3,10 @@
 An editor parses a file at every pause in typing, and most of it is what it was
 before. `Reparser.parse(text, path)` cuts the text before each declaration that
 starts at the first column of a line; a piece seen in the last parse keeps its
-declarations, moved to their new lines and offsets, and only the pieces that are
-new are parsed. The result is always that of `parse_partial(text, path)`: when a
-piece has a problem, or does not stand alone as declarations only, the whole text
-is parsed instead.
+declarations and problems, moved to their new lines and offsets, and only the
+pieces that are new are parsed. The result is always that of
+`parse_partial(text, path)`: when a piece does not stand alone as declarations
+only, or its parse might have gone on past its end, the whole text is parsed.
 
 >>> reparser = Reparser()
 >>> first, _ = reparser.parse('grpo 1\\nmodel m { name = "x" }\\n', "p.grpo")
@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from grpo_dsl.language.ast import DECLARATION_KINDS, Comment, Decl, Program, Span
 from grpo_dsl.language.diagnostics import Diagnostic
-from grpo_dsl.language.parser import parse_partial
+from grpo_dsl.language.parser import MAX_SYNTAX_ERRORS, parse_partial
 
 __all__ = ["Reparser"]
 
@@ -52,10 +52,11 @@ def _moved(node: Node, lines: int, offset: int) -> Node:
 
 @dataclass(frozen=True, slots=True)
 class _Piece:
-    """The declarations and comments of one piece of text, parsed on its own."""
+    """The declarations, comments and problems of one piece of text, parsed on its own."""
 
     declarations: tuple[Decl, ...]
     comments: tuple[Comment, ...]
+    problems: tuple[Diagnostic, ...]
 
 
 @dataclass
@@ -68,41 +69,51 @@ class Reparser:
     def parse(self, text: str, path: str) -> tuple[Program | None, tuple[Diagnostic, ...]]:
         """What `parse_partial(text, path)` returns."""
         starts = [0, *(m.start() for m in _PIECE.finditer(text) if m.start() > 0)]
-        head_end = starts[1] if len(starts) > 1 else len(text)
-        head, head_problems = parse_partial(text[:head_end], path)
+        if len(starts) == 1:
+            return parse_partial(text, path)
+        head, head_problems = parse_partial(text[: starts[1]], path)
         if head is None or head_problems:
             return parse_partial(text, path)
         pieces: dict[str, _Piece | None] = {}
         placed: dict[tuple[str, int, int], _Piece] = {}
         declarations: list[Decl] = list(head.declarations)
         comments: list[Comment] = list(head.comments)
-        line = text.count("\n", 0, head_end)
+        problems: list[Diagnostic] = []
+        line = text.count("\n", 0, starts[1])
         for start, end in zip(starts[1:], [*starts[2:], len(text)]):
             piece_text = text[start:end]
             piece = self._piece(piece_text, path, pieces)
             if piece is None:
                 return parse_partial(text, path)
             key = (piece_text, line, start)
-            moved = self.placed.get(key) or _Piece(_moved(piece.declarations, line, start), _moved(piece.comments, line, start))
+            moved = self.placed.get(key) or _moved(piece, line, start)
             placed[key] = moved
             declarations.extend(moved.declarations)
             comments.extend(moved.comments)
+            problems.extend(moved.problems)
             line += piece_text.count("\n")
+        if sum(d.code == "E0001" for d in problems) >= MAX_SYNTAX_ERRORS:
+            return parse_partial(text, path)  # the whole parse stops at the limit
         self.pieces, self.placed = pieces, placed
         program = Program(path, head.header, head.imports, tuple(declarations), tuple(comments), text)
-        return program, ()
+        return program, tuple(problems)
 
     def _piece(self, text: str, path: str, seen: dict[str, _Piece | None]) -> _Piece | None:
-        """The piece parsed on its own (None if it has a problem or is more than
-        declarations), from the last parse when it was there."""
+        """The piece parsed on its own, from the last parse when it was there; None
+        when it is more than declarations, or parsing it on its own may differ from
+        parsing it in the file."""
         if text in seen:
             return seen[text]
         if text in self.pieces:
             piece = self.pieces[text]
         else:
             program, problems = parse_partial(text, path)
+            problems = tuple(d for d in problems if d.code != "E0004")  # a piece has no header of its own
+            # After a syntax error the parser looks ahead for a place to go on: in the
+            # file it may look past the piece, so an error it reports at the end of the
+            # piece, or a piece it could not finish, is parsed again with the file.
             alone = program is not None and program.header is None and not program.imports
-            clean = all(d.code == "E0004" for d in problems)  # a piece has no header of its own
-            piece = _Piece(program.declarations, program.comments) if program is not None and alone and clean else None
+            within = all(d.span.start < len(text) for d in problems)
+            piece = _Piece(program.declarations, program.comments, problems) if program is not None and alone and within else None
         seen[text] = piece
         return piece
