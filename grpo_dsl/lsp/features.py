@@ -262,7 +262,7 @@ def completions(analysis: Analysis, offset: int) -> list[types.CompletionItem]:
         items = [_item(word, types.CompletionItemKind.Keyword) for word in words]
     elif cursor.place == "attribute" and cursor.blocks[0] in _SYMBOL_KINDS:
         kind = ".".join(cursor.blocks)
-        for name in _attribute_names(kind):
+        for name in attribute_names(kind):  # none for a mapping such as `fields`
             spec = lookup(kind, name)
             assert spec is not None
             insert = f"{spec.name} {{ " if spec.kind in ("block", "mapping") else f"{spec.name} = "
@@ -278,19 +278,11 @@ def completions(analysis: Analysis, offset: int) -> list[types.CompletionItem]:
     elif cursor.place == "template":
         extra = {"output"} if cursor.blocks[:1] == ("reward",) else set()
         names = sorted(_fields(analysis, cursor) | extra | {"experiences"})
-        items = [_item(name, types.CompletionItemKind.Field, "a dataset field" if name not in ("output", "experiences") else None) for name in names]
+        items = [
+            _item(name, types.CompletionItemKind.Field, None if name in ("output", "experiences") else "a dataset field")
+            for name in names
+        ]
     return items
-
-
-def _attribute_names(kind: str) -> tuple[str, ...]:
-    """The attributes of a block kind (`learn`, `model.price`), none for a mapping."""
-    outer, _, inner = kind.partition(".")
-    if inner and "." in inner:
-        return ()
-    spec = lookup(outer, inner) if inner else None
-    if inner and (spec is None or spec.kind != "block"):
-        return ()
-    return attribute_names(kind)
 
 
 # -------------------------------------------------------------------- navigation
