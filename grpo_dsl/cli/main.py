@@ -510,6 +510,24 @@ def replay(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
 
 
+# -------------------------------------------------------------------------- lsp
+
+
+def _lsp_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stdio", action="store_true", help="talk over standard input and output (the only transport)")
+
+
+def lsp(args: argparse.Namespace) -> int:
+    """`grpo lsp`: the language server, over standard input and output."""
+    try:  # pygls comes with the optional `lsp` extra
+        from grpo_dsl.lsp import serve
+    except ModuleNotFoundError as missing:
+        package = (missing.name or "pygls").partition(".")[0]
+        return _usage_error(f"`grpo lsp` needs the lsp extra ({package} is missing): pip install 'grpo-dsl[lsp]'")
+    serve()
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------ entry
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
@@ -522,6 +540,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("eval", "evaluate libraries side by side, with intervals and paired differences", _eval_arguments, evaluate),
     Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, report),
     Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, replay),
+    Subcommand("lsp", "run the language server for editors, over standard input and output", _lsp_arguments, lsp),
 )
 
 

@@ -22,6 +22,7 @@ from grpo_dsl.core.resources import resource_path
 from grpo_dsl.library import PolicySpec
 from grpo_dsl.plan.views import (
     BudgetLimits,
+    CostEstimate,
     DatasetView,
     EmitView,
     EvaluateView,
@@ -146,6 +147,10 @@ class Plan:
     def evaluate(self, name: str) -> EvaluateView:
         """The `evaluate` block `name`."""
         return read_view(EvaluateView, self.data["evaluates"][name], name=name)
+
+    def estimate(self, kind: Literal["learn", "evaluate"], name: str) -> CostEstimate:
+        """The estimated total cost of the `learn` or `evaluate` block `name`."""
+        return read_view(CostEstimate, self.data[SECTIONS[kind]][name]["estimate"]["total"])
 
     def emit(self, name: str) -> EmitView:
         """The `emit` block `name`."""

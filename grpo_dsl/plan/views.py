@@ -18,6 +18,7 @@ from grpo_dsl.prompts.messages import DemosPlacement
 
 __all__ = [
     "BudgetLimits",
+    "CostEstimate",
     "DatasetView",
     "DemoOrigin",
     "EmitView",
@@ -165,3 +166,17 @@ class EmitView:
     name: str
     version: str | None
 
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    """The estimated total of a `learn` or `evaluate` block (docs/plan.md "Estimate"):
+    LLM calls (`max_calls` counts every tool turn), tokens and USD; `upper_bound`
+    when a stage is counted at its most."""
+
+    calls: int
+    max_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    usd: float
+    upper_bound: bool

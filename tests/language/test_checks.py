@@ -27,6 +27,7 @@ from grpo_dsl.language.attributes import (
 )
 from grpo_dsl.language.checks import CHECKS, check, check_path
 from grpo_dsl.language.diagnostics import CODES
+from grpo_dsl.language.parser import parse
 from grpo_dsl.language.workspace import build_workspace, load_workspace
 
 PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
@@ -232,6 +233,23 @@ class TestWorkspace:
         assert [d.code for d in result.diagnostics] == ["E0001"]
         assert result.workspace is None and not result.ok
         assert set(result.sources) == {main_path, str(tmp_path / "bad.grpo")}
+
+    def test_open_files_replace_the_files_on_disk(self, tmp_path: Path) -> None:
+        base = write(tmp_path, "base.grpo", 'grpo 1\nmodel m { name = "x" }\n')
+        main_path = write(tmp_path, "main.grpo", 'grpo 1\nimport "base.grpo"\ntask t { model = m  prompt = "p" }\n')
+        assert check_path(main_path).ok
+        edited = 'grpo 1\nimport "base.grpo"\nimport "new.grpo"\ntask t { model = m  prompt = "p" }\n'
+        unsaved = {
+            Path(main_path).resolve(): edited,
+            Path(base).resolve(): 'grpo 1\nmodel n { name = "x" }\n',
+            (tmp_path / "new.grpo").resolve(): "grpo 1\npolicy p {}\n",
+        }
+        result = check_path(main_path, unsaved)
+        assert [(d.code, d.message) for d in result.diagnostics] == [("E0203", "unknown model `m`")]
+        assert result.sources[main_path] == edited
+        parsed = parse(edited.replace('import "new.grpo"\n', ""), main_path)
+        workspace = check_path(main_path, {Path(main_path).resolve(): parsed}).workspace
+        assert workspace is not None and workspace.program is parsed
 
 
 # ----------------------------------------------------------- programs built in Python

@@ -12,7 +12,9 @@ found no error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from grpo_dsl.language.checks.attributes import check_attributes
 from grpo_dsl.language.checks.context import Check, Context
@@ -34,6 +36,7 @@ from grpo_dsl.language.checks.rules import (
 )
 from grpo_dsl.language.checks.templates import check_templates
 from grpo_dsl.language.checks.unused import check_unused
+from grpo_dsl.language.ast import Program
 from grpo_dsl.language.diagnostics import Diagnostic
 from grpo_dsl.language.workspace import Workspace, load_sources
 
@@ -91,13 +94,14 @@ def check(workspace: Workspace) -> list[Diagnostic]:
     return [diagnostic for rule in CHECKS for diagnostic in rule(context)]
 
 
-def check_path(path: str) -> CheckResult:
+def check_path(path: str, open_files: Mapping[Path, Program | str] | None = None) -> CheckResult:
     """Load the program at `path` with its imports and check it.
 
     Syntax errors, missing imports and import cycles stop before the checks; the
-    result then has no workspace.
+    result then has no workspace. `open_files` replaces files on disk by programs or
+    texts, by resolved path (see `load_sources`).
     """
-    workspace, diagnostics, sources = load_sources(path)
+    workspace, diagnostics, sources = load_sources(path, open_files)
     if workspace is None:
         return CheckResult(None, _sorted(diagnostics, list(sources)), sources)
     return CheckResult(workspace, _sorted(check(workspace), list(workspace.files)), sources)
