@@ -134,7 +134,8 @@ class GroupEvidence:
 
     group: str
     question: str | None
-    rewards: tuple[float, ...]
+    rewards: tuple[float | None, ...]
+    """One per rollout; None for a rollout that failed."""
     kept: bool
     skip_reason: str | None
     proposals: tuple[Mapping[str, Any], ...]
@@ -343,7 +344,7 @@ def format_blame(result: Blame) -> str:
         elif event.text is not None and entry.op == "add":
             lines.append(f"  text: {event.text}")
         for evidence in event.evidence:
-            rewards = ", ".join(f"{r:.3g}" for r in evidence.rewards)
+            rewards = ", ".join("failed" if r is None else f"{r:.3g}" for r in evidence.rewards)
             kept = "kept" if evidence.kept else f"skipped: {evidence.skip_reason}"
             lines.append(f"  group {evidence.group} (question {evidence.question}): rewards {rewards}; {kept}")
             for proposal in evidence.proposals:

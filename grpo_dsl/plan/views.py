@@ -124,6 +124,7 @@ class LearnView:
     seed: int
     summarize: bool
     init: str | None
+    max_failures: float
     budget: BudgetLimits
     schedule: Schedule
 
@@ -140,6 +141,7 @@ class EvaluateView:
     metrics: tuple[str, ...]
     compare: tuple[str, ...]
     seed: int
+    max_failures: float
 
 
 @dataclass(frozen=True, slots=True)

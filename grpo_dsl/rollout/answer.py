@@ -26,7 +26,7 @@ class Rollout:
     """A finished trajectory: the final answer text, its cost in tokens and tool calls.
 
     `error` is set when the rollout failed after the client's retries; such a
-    rollout stays in its group and scores 0.
+    rollout is recorded but has no reward and is counted as a failure.
     """
 
     index: int

@@ -75,7 +75,7 @@ def date_world(request: Mapping[str, Any], number: int) -> str:
         attempt = text.split("<attempt>")[1].split("</attempt>")[0].strip()
         return f"The attempt answered {attempt}."
     if text.startswith("Two attempts at the same task"):
-        return "The better attempt wrote the date as YYYY-MM-DD."
+        return "A rule that B breaks is that the date is written as YYYY-MM-DD."
     if text.startswith("Several attempts at the same task"):
         return json.dumps(_advantage(text))
     if text.startswith("You maintain a small library"):
