@@ -179,6 +179,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         AttributeSpec("temperature", "number", "sampling temperature for evaluation and deployment", default=0.7, minimum=0, maximum=2),
         AttributeSpec("top_p", "number", "nucleus sampling", default=1.0, minimum=0, maximum=1, exclusive_minimum=True),
         _positive("max_tokens", "completion tokens per answer", 1024),
+        _positive("answer_tokens", "the usual length of an answer, for the expected cost (absent: the reference answers' length)"),
         AttributeSpec("tools", "words", "tools the model may call", default=[], words=("python",)),
         _positive("max_turns", "turns of a tool-using answer", 8),
     ),

@@ -22,13 +22,15 @@ from grpo_dsl.evaluation.sampling import gate_decision, sample_library
 from grpo_dsl.learning.step import Learner, StepOutcome
 from grpo_dsl.library import Library
 from grpo_dsl.plan import Plan, PlanError
+from grpo_dsl.plan.estimate import DataRows, Growth, reestimate
 from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory, RunError
-from grpo_dsl.runs.progress import Progress
+from grpo_dsl.runs.progress import Progress, format_cost
 from grpo_dsl.runs.session import (
     client_stack,
     ending_cleanly,
+    judge_fields,
     latest_completed_run,
     run_budget,
     structured_mode,
@@ -53,6 +55,10 @@ class RunResult:
     steps: tuple[StepOutcome, ...]
     usage: dict[str, Any]
     message: str | None = None
+    estimate: Mapping[str, Any] | None = None
+    """The whole run's cost as expected before it started (`calls`, `prompt_tokens`, `completion_tokens`, `usd`)."""
+    reestimate: Mapping[str, Any] | None = None
+    """The same, re-estimated from what step 1 really cost (None before step 1 or for a one-step run)."""
 
 
 def start_run(
@@ -153,7 +159,9 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
     steps = [_outcome(run, s) for s in completed]
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
-    budget = _budget(learn_view, run.info().get("budget"))
+    info = run.info()
+    budget = _budget(learn_view, info.get("budget"))
+    revised: Mapping[str, Any] | None = info.get("reestimate")
     progress = Progress(stream, cost=lambda: usage.total_usd)
     if completed and _damaged(run.library_path):
         progress.message(f"{run.library_path} was damaged; it is written again from step {completed[-1]}")
@@ -161,7 +169,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
     async with ending_cleanly(events, f"grpo run --resume {run.path}") as end:
         async with (
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
-            RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
+            RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view)) as scorer,
         ):
             learner = Learner(
                 plan,
@@ -183,8 +191,24 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                     f"reward {outcome.mean_reward:.3f}, kept {outcome.kept}/{outcome.groups} groups, "
                     f"{outcome.applied} ops applied, {outcome.rejected} rejected, library {outcome.library_size}"
                 )
+                if step == 1 and learner.total_steps > 1:
+                    growth = Growth(len(library.experiences), round(sum(len(e.text) for e in library.experiences) / max(1, len(library.experiences))))
+                    revised = reestimate(plan, learn, _data_rows(plan, learn, base_dir), usage.to_json()["entries"], 1, growth)
+                    run.update_info(reestimate=revised)
+                    events.append("reestimate", after_step=1, **revised)
+                    progress.message(f"after step 1 the run is expected to take {format_cost(revised)} (before it: {format_cost(learn_view.estimate['total']['expected'])})")
     status, message = _finish(run, events, end.status, end.message, len(steps), library, usage.to_json())
-    return RunResult(run.path, status, library, tuple(steps), usage.to_json(), message)
+    return RunResult(run.path, status, library, tuple(steps), usage.to_json(), message, learn_view.estimate["total"]["expected"], revised)
+
+
+def _data_rows(plan: Plan, learn: str, base_dir: Path) -> dict[str, DataRows]:
+    """The rows of a learn's datasets as the estimate reads them."""
+    view = plan.learn(learn)
+    rows = {}
+    for name in filter(None, (view.data, view.validate)):
+        questions = load_questions(plan.dataset(name), base_dir, view.seed)
+        rows[name] = DataRows(len(questions), tuple(q.fields for q in questions))
+    return rows
 
 
 def _outcome(run: RunDirectory, step: int) -> StepOutcome:

@@ -8,7 +8,6 @@ and one that formats it for people (`format_show`, `format_log`, `format_diff`,
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 from grpo_dsl.library import Experience, ProvenanceEntry
 from grpo_dsl.library.diff import marked_word_diff
 from grpo_dsl.modules.loader import IndexEntry, ModuleError, PromptModule, read_index
-from grpo_dsl.runs.directory import RunDirectory
+from grpo_dsl.runs.directory import RunDirectory, RunError
 
 __all__ = [
     "Blame",
@@ -198,7 +197,7 @@ def _run_dir(module: PromptModule) -> Path | None:
 def _step_records(run: RunDirectory, step: int, name: str) -> dict[str, Mapping[str, Any]]:
     try:
         records = run.read_step(step, name)
-    except (OSError, json.JSONDecodeError):
+    except RunError:
         return {}
     return {r["group"]: r for r in records if isinstance(r, Mapping) and "group" in r}
 

@@ -81,6 +81,7 @@ class TaskView:
     temperature: float
     top_p: float
     max_tokens: int
+    answer_tokens: int | None
     max_turns: int
     tools: tuple[str, ...]
     variables: tuple[str, ...]
@@ -127,6 +128,8 @@ class LearnView:
     max_failures: float
     budget: BudgetLimits
     schedule: Schedule
+    estimate: Mapping[str, Any]
+    """The compiler's estimate (docs/plan.md "Estimate"): stages, totals, assumptions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,8 @@ class EvaluateView:
     compare: tuple[str, ...]
     seed: int
     max_failures: float
+    estimate: Mapping[str, Any]
+    """The compiler's estimate of the evaluation's cost."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from grpo_dsl.report.data import (
     library_changes,
 )
 from grpo_dsl.runs.directory import RunDirectory
+from grpo_dsl.runs.session import run_status
 
 __all__ = ["RunDataError", "STEP_RESAMPLES", "evaluation_data", "find_evaluation", "read_run"]
 
@@ -126,7 +127,7 @@ def find_evaluation(run_dir: Path) -> Path | None:
     for candidate in runs_root.glob("*/*"):
         if not (candidate / "evaluation.json").is_file() or not is_evaluation_run(candidate):
             continue
-        if RunDirectory(candidate).info().get("status") != "completed":
+        if run_status(candidate) != "completed":
             continue
         try:
             libraries = read_json(candidate / "libraries.json")["libraries"]

@@ -104,15 +104,16 @@ async def ending_cleanly(
         await settle_tasks()
 
 
-async def settle_tasks() -> None:
-    """Cancel and wait for every other task of the loop, so nothing runs after a run ends.
+async def settle_tasks(cancel: bool = True) -> None:
+    """Wait for every other task of the loop, cancelled first unless `cancel` is False,
+    so nothing runs after a run ends.
 
     After a budget stop, an error or Ctrl-C, the sibling tasks of a cancelled
     `gather` may still be running; they must finish before the log is closed.
     """
     current = asyncio.current_task()
     others = [task for task in asyncio.all_tasks() if task is not current]
-    for task in others:
+    for task in others if cancel else ():
         task.cancel()
     await asyncio.gather(*others, return_exceptions=True)
 
@@ -147,7 +148,10 @@ async def client_stack(
     """The run's client and its models as endpoints (local models started and pointed at).
 
     Every endpoint is checked first (`ClientStack.preflight`), so a wrong URL, key or
-    model name fails in seconds, before any step, with an `EndpointError`.
+    model name fails in seconds, before any step, with an `EndpointError`. When a
+    budget stops the run, the calls in flight (allowed by the budget, and being paid
+    for) finish into the cache before the connections close, while every new call is
+    refused: a resumption does not pay for them again.
     """
     async with local_endpoints(model_documents(plan), base_dir=base_dir) as models:
         client = build_client(
@@ -162,6 +166,9 @@ async def client_stack(
             await client.preflight()
             events.append("preflight_passed", models=sorted(endpoints))
             yield EventedClient(client, events, progress), endpoints
+        except BudgetExceeded:
+            await settle_tasks(cancel=False)
+            raise
         finally:
             await client.aclose()
 
@@ -198,6 +205,12 @@ def model_documents(plan: Plan) -> dict[str, Mapping[str, Any]]:
 def structured_mode(models: Mapping[str, Mapping[str, Any]], block: str) -> str:
     """How structured outputs are asked of model `block` of the client stack's `models`."""
     return ModelConfig.from_plan(block, models[block]).structured
+
+
+def judge_fields(plan: Plan, learn: LearnView) -> frozenset[str] | None:
+    """The dataset fields a judge may see in a learn: every one (None), or, without ground
+    truth, only those the task's prompt shows, so no reference answer reaches a prompt."""
+    return None if learn.ground_truth else frozenset(plan.task(learn.task).variables)
 
 
 def run_budget(learn: LearnView) -> Budget:

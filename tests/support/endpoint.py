@@ -6,7 +6,8 @@ the reply text, or a dict that becomes the assistant message (an optional
 `finish_reason` key sets the finish reason), or a dict with `error_status` (and
 optionally `retry_after`, `message`, `code`) to answer with that HTTP error. Without
 a script it echoes the last user message. It fills `usage` with whitespace token
-counts.
+counts, or, with the setting `chars_per_token` (in `faults`), with characters / that
+many, rounded up per message.
 
 Script modules are imported with `tests/` and the repository root on `sys.path`,
 so they are named from `tests/`: `support.worlds:date_world`,
@@ -41,6 +42,7 @@ import contextlib
 import hashlib
 import importlib
 import json
+import math
 import os
 import random
 import subprocess
@@ -68,6 +70,7 @@ DEFAULT_FAULTS: dict[str, float] = {
     "retry_after": 0.05,
     "trickle_ms": 0.0,
     "no_model_list": 0.0,
+    "chars_per_token": 0.0,
     "seed": 0,
 }
 
@@ -80,8 +83,10 @@ def echo(request: Mapping[str, Any], number: int) -> str:
     return f"echo: {users[-1].get('content') if users else ''}"
 
 
-def _whitespace_tokens(value: Any) -> int:
-    return len(value.split()) if isinstance(value, str) else 0
+def _tokens(value: Any, chars_per_token: float) -> int:
+    if not isinstance(value, str):
+        return 0
+    return math.ceil(len(value) / chars_per_token) if chars_per_token else len(value.split())
 
 
 def _load_script(reference: str | None) -> Script:
@@ -142,12 +147,12 @@ def _error(status: int, message: str, code: str, headers: Mapping[str, str] | No
     return web.json_response(body, status=status, headers=headers)
 
 
-def _completion(body: Mapping[str, Any], number: int, reply: str | Mapping[str, Any]) -> dict[str, Any]:
+def _completion(body: Mapping[str, Any], number: int, reply: str | Mapping[str, Any], chars_per_token: float) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply} if isinstance(reply, str) else {"role": "assistant", **reply}
     finish_reason = message.pop("finish_reason", "tool_calls" if message.get("tool_calls") else "stop")
-    prompt_tokens = sum(_whitespace_tokens(m.get("content")) for m in body.get("messages", []))
-    completion_tokens = _whitespace_tokens(message.get("content")) + sum(
-        _whitespace_tokens(call.get("function", {}).get("arguments")) for call in message.get("tool_calls") or []
+    prompt_tokens = sum(_tokens(m.get("content"), chars_per_token) for m in body.get("messages", []))
+    completion_tokens = _tokens(message.get("content"), chars_per_token) + sum(
+        _tokens(call.get("function", {}).get("arguments"), chars_per_token) for call in message.get("tool_calls") or []
     )
     return {
         "id": f"chatcmpl-{number}",
@@ -211,7 +216,7 @@ def _application(server: _Server) -> web.Application:
                 headers = {"Retry-After": str(reply["retry_after"])} if "retry_after" in reply else None
                 return _error(status, str(reply.get("message", "scripted error")), str(reply.get("code", "scripted")), headers)
             server.outcomes["ok"] += 1
-            response = web.json_response(_completion(body, number, reply))
+            response = web.json_response(_completion(body, number, reply, server.faults["chars_per_token"]))
             if server.faults["trickle_ms"]:
                 return await _trickle(request, response, server.faults["trickle_ms"] / 1000)
             digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
