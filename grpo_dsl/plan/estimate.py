@@ -211,7 +211,10 @@ _EXPECTED_ASSUMPTIONS = [
     "expected: an answer is the task's answer_tokens long, or as long as the reference answers the reward reads "
     "(a quarter of max_tokens when it reads none); a tool-using answer takes two turns",
     f"expected: the library grows by max_per_group experiences a step, each of {LESSON_SHARE:.0%} of max_words; "
-    f"every group is kept and proposes one operation; a summary is {SUMMARY_TOKENS} tokens, a judge's reply {JUDGE_TOKENS}",
+    "with ground truth 1 - 2/2^G of the groups are kept (rewards of answers right half the time differ), each proposing "
+    f"one operation; a summary is {SUMMARY_TOKENS} tokens, a judge's reply {JUDGE_TOKENS}; "
+    "the gate pays for the old library's samples only at step 1 (later they come from the cache)",
+    "expected: after step 1, `grpo run` re-estimates the whole run from what that step cost and how the library grew",
 ]
 
 

@@ -21,7 +21,6 @@ cannot be read is a `RunError` naming it, never a traceback.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -88,8 +87,9 @@ class EventLog:
         line = (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8", errors="backslashreplace")
         size = os.fstat(self._fd).st_size
         try:
-            if os.write(self._fd, line) != len(line):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+            rest = memoryview(line)
+            while rest:  # a short write is followed by one that says why it stopped
+                rest = rest[os.write(self._fd, rest) :]
             os.fsync(self._fd)
         except OSError as exc:
             os.ftruncate(self._fd, size)

@@ -23,6 +23,7 @@ __all__ = [
     "judged_world",
     "misleading_world",
     "preamble_world",
+    "quarter_failing_world",
     "tool_world",
     "troubled_world",
     "truncating_world",
@@ -232,4 +233,13 @@ def judged_world(request: Mapping[str, Any], number: int) -> str:
         answer = text.split("<answer>")[1].split("</answer>")[0].strip()
         score = 1 if re.fullmatch(r"\d{4}-\d{2}-\d{2}", answer) else 0
         return json.dumps({"score": score, "reason": "the form of the date"})
+    return date_world(request, number)
+
+
+def quarter_failing_world(request: Mapping[str, Any], number: int) -> str | dict[str, Any]:
+    """The date world whose rollouts fail (HTTP 500) for questions of the years 1, 5, 9, ... modulo 4:
+    half of the held-out questions of `eval_world`."""
+    match = re.search(r"day (\d+) of month (\d+) of (\d+)", _text(request))
+    if match and int(match.group(3)) % 4 == 1 and not _text(request).startswith(LEARNER_OPENINGS):
+        return {"error_status": 500, "message": "scripted failure"}
     return date_world(request, number)
