@@ -122,15 +122,8 @@ _PRICE = (
     AttributeSpec("output", "number", "USD per million completion tokens", default=0.0, minimum=0),
 )
 
-def _max_failures(what: str) -> AttributeSpec:
-    return AttributeSpec(
-        "max_failures",
-        "number",
-        f"the share of {what} calls and rollouts that may fail (after retries) before the run stops as failed",
-        default=0.1,
-        minimum=0,
-        maximum=1,
-    )
+def _max_failures(doc: str) -> AttributeSpec:
+    return AttributeSpec("max_failures", "number", doc, default=0.1, minimum=0, maximum=1)
 
 
 _BUDGET = (
@@ -230,7 +223,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         ),
         AttributeSpec("summarize", "bool", "summarise rollouts before comparing them", default=True),
         AttributeSpec("init", "library", "the library to start from (absent: empty)"),
-        _max_failures("a step's"),
+        _max_failures("the share of a step's rollouts, or learner calls, that may fail (after retries) before the run fails"),
     ),
     "evaluate": (
         AttributeSpec("task", "ref", "the task to evaluate", required=True, refers_to=("task",)),
@@ -240,7 +233,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         AttributeSpec("metrics", "metrics", "what is reported", default=["mean"]),
         AttributeSpec("compare", "libraries", "the libraries compared", default=["none"]),
         AttributeSpec("seed", "integer", "seed of sampling", default=0, minimum=0),
-        _max_failures("each library's"),
+        _max_failures("the share of a library's samples that may fail (after retries) before the evaluation fails"),
     ),
     "emit": (
         AttributeSpec("library", "ref", "the learn whose library is written", required=True, refers_to=("learn",)),
