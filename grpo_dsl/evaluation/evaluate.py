@@ -510,7 +510,7 @@ async def _execute(
                     "library_evaluated",
                     library=source.name,
                     mean=sum(scored) / len(scored) if scored else None,
-                    failures=failures[source.name].to_json().get("samples"),
+                    failures=failures[source.name].of("samples"),
                 )
             sampled = True
             for tally in failures.values():
@@ -594,7 +594,7 @@ def _statistics(
             return (), ()
         rewards[source.name] = {question: [sample.reward for sample in samples] for question, samples in kept.items()}
         summary = summarize_samples([s for samples in kept.values() for s in samples], metrics=metrics, seed=block.seed)
-        results.append(LibraryResult(source, summary, failures[source.name].to_json().get("samples", {"attempted": 0, "failed": 0, "causes": {}})))
+        results.append(LibraryResult(source, summary, failures[source.name].of("samples")))
     baseline = results[0]
     comparisons = []
     for candidate in results[1:]:

@@ -8,6 +8,12 @@ on the held-out set. An `evaluate` samples every question `samples` times per
 compared library. Tokens are estimated as characters / 4 of the prompts rendered
 from each row; completions count the declared `max_tokens` (an upper bound).
 
+Beside these bounds, every stage has its **expected** cost (`expected_learn_steps`,
+`expected_evaluate`): the real templates rendered with the data and a library of
+the expected size, answers as long as the task's `answer_tokens` or the reference
+answers, the share of groups expected to be kept. `reestimate` scales it, once some
+steps have run, by what they really cost (docs/plan.md "The expected cost").
+
 >>> schedule({"batch_size": 8, "epochs": 3}, 20)
 {'rows': 20, 'steps_per_epoch': 3, 'steps': 9, 'last_batch': 4}
 """

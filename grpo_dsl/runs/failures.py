@@ -86,29 +86,19 @@ class Failures:
             if counts.failed > self.limit * counts.attempted:
                 raise TooManyFailures(self._message(kind, counts, counts.attempted), self.to_json())
 
-    @property
-    def failed(self) -> int:
-        """Failures of every kind."""
-        return sum(counts.failed for counts in self.kinds.values())
-
     def count(self, kind: str) -> int:
         """Failures of `kind`."""
         counts = self.kinds.get(kind)
         return counts.failed if counts is not None else 0
 
-    def to_json(self) -> dict[str, Any]:
-        """`{kind: {"attempted", "failed", "causes": {cause: count}}}`."""
-        return {
-            kind: {"attempted": c.attempted, "failed": c.failed, "causes": dict(c.causes.most_common())}
-            for kind, c in self.kinds.items()
-        }
+    def of(self, kind: str) -> dict[str, Any]:
+        """`{"attempted", "failed", "causes": {cause: count}}` of `kind`, the most frequent cause first."""
+        c = self.kinds.get(kind, _Kind())
+        return {"attempted": c.attempted, "failed": c.failed, "causes": dict(c.causes.most_common())}
 
-    def describe(self, kind: str) -> str:
-        """"3 of 16 rollouts failed: 2 x HTTP 500: ..., 1 x ..." (empty when none failed)."""
-        counts = self.kinds.get(kind)
-        if counts is None or not counts.failed:
-            return ""
-        return f"{counts.failed} of {counts.attempted} {kind} failed: {_causes(counts.causes)}"
+    def to_json(self) -> dict[str, Any]:
+        """`of(kind)` for every kind counted."""
+        return {kind: self.of(kind) for kind in self.kinds}
 
     def _message(self, kind: str, counts: _Kind, out_of: int) -> str:
         share = counts.failed / out_of if out_of else 1.0

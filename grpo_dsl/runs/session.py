@@ -29,12 +29,6 @@ from grpo_dsl.runs.failures import TooManyFailures
 from grpo_dsl.runs.progress import Progress
 
 
-def latest_run(runs_root: Path, learn: str) -> Path | None:
-    """The most recent run directory of `learn` under `runs_root`, if any."""
-    runs = _runs(runs_root, learn)
-    return runs[-1] if runs else None
-
-
 def latest_completed_run(runs_root: Path, learn: str) -> tuple[Path | None, list[tuple[Path, str]]]:
     """The most recent *completed* run of `learn` under `runs_root` (None if there is none),
     and the newer runs passed over with their status, newest first."""
