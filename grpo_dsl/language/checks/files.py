@@ -1,6 +1,6 @@
 """Files a program names: dataset files (E0104, E0403), the columns
-`fields` maps to (E0404), datasets with no row (E0405) or two rows with one id
-(E0406), and the files of `python(...)` references (E0105). Every row is read, so
+`fields` maps to (E0404), datasets with no row (E0406) or two rows with one id
+(E0407), and the files of `python(...)` references (E0105). Every row is read, so
 what a run would reject is rejected here. User code is never imported here."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _dataset(info: DatasetInfo) -> Iterator[Diagnostic]:
     elif info.columns is not None:
         if info.rows == 0:
             yield error(
-                "E0405",
+                "E0406",
                 f"dataset `{info.decl.name}` has no rows",
                 source.value.span,
                 f"`{source.value.value}` holds no question to learn or evaluate on",
@@ -41,7 +41,7 @@ def _dataset(info: DatasetInfo) -> Iterator[Diagnostic]:
         if info.duplicate is not None:
             same, first, second = info.duplicate
             yield error(
-                "E0406",
+                "E0407",
                 f"rows {first} and {second} of dataset `{info.decl.name}` have the same id `{same}`",
                 source.value.span,
                 "a row's id is its `id` column, or a hash of its content when it has none; "
