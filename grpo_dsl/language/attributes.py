@@ -132,6 +132,10 @@ _PRICE = (
     AttributeSpec("output", "number", "USD per million completion tokens", default=0.0, minimum=0),
 )
 
+def _max_failures(doc: str) -> AttributeSpec:
+    return AttributeSpec("max_failures", "number", doc, default=0.1, minimum=0, maximum=1)
+
+
 _BUDGET = (
     AttributeSpec("usd", "number", "stop the run cleanly once this much has been spent", minimum=0, exclusive_minimum=True),
     _positive("tokens", "stop after this many tokens (prompt and completion)"),
@@ -185,6 +189,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         AttributeSpec("temperature", "number", "sampling temperature for evaluation and deployment", default=0.7, minimum=0, maximum=2),
         AttributeSpec("top_p", "number", "nucleus sampling", default=1.0, minimum=0, maximum=1, exclusive_minimum=True),
         _positive("max_tokens", "completion tokens per answer", 1024),
+        _positive("answer_tokens", "the usual length of an answer, for the expected cost (absent: the reference answers' length)"),
         AttributeSpec("tools", "words", "tools the model may call", default=[], words=("python",)),
         AttributeSpec("files", "paths", "files the python tool may read, copied read-only into its folder", default=[]),
         _positive("max_turns", "turns of a tool-using answer", 8),
@@ -251,6 +256,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
             default="rollouts",
             words=("rollouts", "reference", "both"),
         ),
+        _max_failures("the share of a step's rollouts, or learner calls, that may fail (after retries) before the run fails"),
     ),
     "evaluate": (
         AttributeSpec("task", "ref", "the task to evaluate", required=True, refers_to=("task",)),
@@ -260,6 +266,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         AttributeSpec("metrics", "metrics", "what is reported", default=["mean"]),
         AttributeSpec("compare", "libraries", "the libraries compared", default=["none"]),
         AttributeSpec("seed", "integer", "seed of sampling", default=0, minimum=0),
+        _max_failures("the share of a library's samples that may fail (after retries) before the evaluation fails"),
     ),
     "emit": (
         AttributeSpec("library", "ref", "the learn whose library is written", required=True, refers_to=("learn",)),

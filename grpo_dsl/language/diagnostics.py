@@ -72,6 +72,8 @@ CODES: dict[str, str] = {
     "E0403": "malformed dataset file",
     "E0404": "field mapped to a missing column",
     "E0405": "template past the render budget",
+    "E0406": "dataset without rows",
+    "E0407": "two dataset rows with one id",
     # semantic rules of learning and evaluation
     "E0501": "group too small to compare",
     "E0502": "reward reads the answer without ground truth",

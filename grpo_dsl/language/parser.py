@@ -21,10 +21,10 @@ from typing import Any
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import BasicLexer, LexerState, LineCounter, PatternStr
-from lark.utils import TextSlice
+from lark.parsers.lalr_analysis import Shift
 from lark.parsers.lalr_interactive_parser import InteractiveParser
 from lark.parsers.lalr_parser_state import ParseConf
-from lark.parsers.lalr_analysis import Shift
+from lark.utils import TextSlice
 
 from grpo_dsl.core.resources import resource_path
 from grpo_dsl.language.ast import DECLARATION_KINDS, Program, Span

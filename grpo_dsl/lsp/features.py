@@ -20,7 +20,12 @@ from lsprotocol import types
 
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.language import ast
-from grpo_dsl.language.attributes import METRIC_NAMES, AttributeSpec, attribute_names, lookup
+from grpo_dsl.language.attributes import (
+    METRIC_NAMES,
+    AttributeSpec,
+    attribute_names,
+    lookup,
+)
 from grpo_dsl.language.builtins import BUILTINS, READ_NAMES
 from grpo_dsl.language.checks.context import Context
 from grpo_dsl.language.cursor import Cursor, cursor_at

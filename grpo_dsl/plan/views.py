@@ -90,6 +90,7 @@ class TaskView:
     temperature: float
     top_p: float
     max_tokens: int
+    answer_tokens: int | None
     max_turns: int
     tools: tuple[str, ...]
     demos_placement: DemosPlacement
@@ -137,8 +138,11 @@ class LearnView:
     summarize: bool
     init: str | None
     demo_source: DemoOrigin
+    max_failures: float
     budget: BudgetLimits
     schedule: Schedule
+    estimate: Mapping[str, Any]
+    """The compiler's estimate (docs/plan.md "Estimate"): stages, totals, assumptions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +157,9 @@ class EvaluateView:
     metrics: tuple[str, ...]
     compare: tuple[str, ...]
     seed: int
+    max_failures: float
+    estimate: Mapping[str, Any]
+    """The compiler's estimate of the evaluation's cost."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,12 @@ from grpo_dsl.clients.protocol import (
     EndpointError,
 )
 from grpo_dsl.plan.views import Sandbox, TaskView
-from grpo_dsl.rollout.sandbox import PYTHON_TOOL, SandboxUnavailable, require_isolation, run_python
+from grpo_dsl.rollout.sandbox import (
+    PYTHON_TOOL,
+    SandboxUnavailable,
+    require_isolation,
+    run_python,
+)
 
 __all__ = ["Rollout", "Tools", "rollout"]
 
@@ -52,7 +57,7 @@ class Rollout:
     """A finished trajectory: the final answer text, its cost in tokens and tool calls.
 
     `error` is set when the rollout failed after the client's retries; such a
-    rollout stays in its group and scores 0.
+    rollout is recorded but has no reward and is counted as a failure.
     """
 
     index: int

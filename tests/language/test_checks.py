@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grpo_dsl.cli import main
-from grpo_dsl.core.datasets import DatasetError, read_columns, read_rows, row_id
+from grpo_dsl.core.datasets import DatasetError, read_rows, read_table, row_id
 from grpo_dsl.language import ast
 from grpo_dsl.language.attributes import (
     SPECS,
@@ -154,10 +154,10 @@ class TestDatasets:
         write(tmp_path, "a.jsonl", '{"id": 1, "q": "x"}\n\n{"q": "y", "a": "z"}\n')
         write(tmp_path, "a.json", '[{"q": "x"}, {"a": "y"}]')
         write(tmp_path, "a.csv", "q,a\nx,1\n")
-        assert read_columns(tmp_path / "a.jsonl") == ("id", "q", "a")
+        assert read_table(tmp_path / "a.jsonl").columns == ("id", "q", "a")
         assert read_rows(tmp_path / "a.jsonl") == [{"id": 1, "q": "x"}, {"q": "y", "a": "z"}]
-        assert read_columns(tmp_path / "a.json") == ("q", "a")
-        assert read_columns(tmp_path / "a.csv") == ("q", "a")
+        assert read_table(tmp_path / "a.json").columns == ("q", "a")
+        assert read_table(tmp_path / "a.csv").columns == ("q", "a")
         assert read_rows(tmp_path / "a.csv") == [{"q": "x", "a": "1"}]
 
     @pytest.mark.parametrize(
@@ -184,9 +184,9 @@ class TestDatasets:
     def test_missing_and_non_utf8_files(self, tmp_path: Path) -> None:
         (tmp_path / "latin.jsonl").write_bytes(b'{"q": "caf\xe9"}\n')
         with pytest.raises(DatasetError, match="not valid UTF-8"):
-            read_columns(tmp_path / "latin.jsonl")
+            read_rows(tmp_path / "latin.jsonl")
         with pytest.raises(DatasetError, match="no such file"):
-            read_columns(tmp_path / "absent.jsonl")
+            read_rows(tmp_path / "absent.jsonl")
 
     def test_row_ids(self) -> None:
         assert row_id({"id": "q7", "q": "x"}) == "q7"

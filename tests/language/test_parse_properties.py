@@ -18,7 +18,13 @@ from lark.lexer import PatternStr
 from grpo_dsl.language.ast import Program
 from grpo_dsl.language.diagnostics import ProgramError
 from grpo_dsl.language.fmt import format_program
-from grpo_dsl.language.parser import _build, _lark, _syntax_diagnostic, parse, parse_bytes
+from grpo_dsl.language.parser import (
+    _build,
+    _lark,
+    _syntax_diagnostic,
+    parse,
+    parse_bytes,
+)
 
 FIXTURES = sorted((Path(__file__).resolve().parents[1] / "fixtures").glob("*.grpo"))
 

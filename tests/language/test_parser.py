@@ -10,7 +10,13 @@ import pytest
 from grpo_dsl.cli import main
 from grpo_dsl.language import ast
 from grpo_dsl.language.diagnostics import ProgramError
-from grpo_dsl.language.parser import MAX_SYNTAX_ERRORS, SYNTAX_EXAMPLES, parse, parse_file, parse_partial
+from grpo_dsl.language.parser import (
+    MAX_SYNTAX_ERRORS,
+    SYNTAX_EXAMPLES,
+    parse,
+    parse_file,
+    parse_partial,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -104,10 +104,13 @@ def resume_run_copy(run_dir: Path, target: Path) -> RunResult:
 
 def test_skipped_groups_and_malformed_learner_replies_do_not_stop_a_step(endpoint: Endpoint, tmp_path: Path) -> None:
     endpoint.configure(script="support.worlds:troubled_world")
-    result = _run(tmp_path, endpoint, questions=6, batch_size=6, group_size=3)
+    program = write_world(tmp_path, endpoint.base_url, questions=6, batch_size=6, group_size=3)
+    program.write_text(program.read_text().replace("  seed       = 3\n", "  seed       = 3\n  max_failures = 0.5\n"))
+    result = start_run(load_plan(program), "date_lessons", base_dir=tmp_path, runs_root=tmp_path / "runs", stream=None)
 
     assert result.status == "completed"
     (outcome,) = result.steps
+    assert outcome.failed_rollouts == 2 * 3
     rewards = json.loads((result.run_dir / "steps/0001/rewards.json").read_text())
     reasons = Counter(g["skip_reason"] for g in rewards)
     assert reasons["every rollout failed"] == 2

@@ -26,7 +26,6 @@ import pytest
 from support.endpoint import RECENT_REQUESTS, Endpoint
 from support.hostile import SNIPPETS, hostile_rows, processes_with, write_rows
 
-
 KEY_NAME = "GRPO_PLANTED_KEY"
 
 PROGRAM = """grpo 1

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+
 from support.debian import apt_install
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

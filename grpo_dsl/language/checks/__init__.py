@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from grpo_dsl.language.ast import Program
 from grpo_dsl.language.checks.attributes import check_attributes
 from grpo_dsl.language.checks.context import Check, Context
 from grpo_dsl.language.checks.expressions import (
@@ -23,7 +24,11 @@ from grpo_dsl.language.checks.expressions import (
     check_reward_cycles,
     check_reward_names,
 )
-from grpo_dsl.language.checks.files import check_data_files, check_python_files, check_tool_files
+from grpo_dsl.language.checks.files import (
+    check_data_files,
+    check_python_files,
+    check_tool_files,
+)
 from grpo_dsl.language.checks.names import check_duplicates, check_references
 from grpo_dsl.language.checks.rules import (
     check_evaluation_reward,
@@ -36,7 +41,6 @@ from grpo_dsl.language.checks.rules import (
 )
 from grpo_dsl.language.checks.templates import check_templates
 from grpo_dsl.language.checks.unused import check_unused
-from grpo_dsl.language.ast import Program
 from grpo_dsl.language.diagnostics import Diagnostic
 from grpo_dsl.language.workspace import Workspace, load_sources
 

@@ -1,6 +1,8 @@
 """Files a program names: dataset files (E0104, E0403), the columns
-`fields` maps to (E0404), the files of `python(...)` references (E0105), and the
-files a task gives its python tool (E0104, E0107). User code is never imported here."""
+`fields` maps to (E0404), datasets with no row (E0406) or two rows with one id
+(E0407), the files of `python(...)` references (E0105), and the files a task gives
+its python tool (E0104, E0107). Every row is read, so what a run would reject is
+rejected here. User code is never imported here."""
 
 from __future__ import annotations
 
@@ -29,6 +31,23 @@ def _dataset(info: DatasetInfo) -> Iterator[Diagnostic]:
         where = f"line {info.problem.line}: " if info.problem.line is not None else ""
         yield error("E0403", f"cannot read dataset `{info.decl.name}`: {where}{info.problem.message}", source.value.span)
     elif info.columns is not None:
+        if info.rows == 0:
+            yield error(
+                "E0406",
+                f"dataset `{info.decl.name}` has no rows",
+                source.value.span,
+                f"`{source.value.value}` holds no question to learn or evaluate on",
+            )
+            return
+        if info.duplicate is not None:
+            same, first, second = info.duplicate
+            yield error(
+                "E0407",
+                f"rows {first} and {second} of dataset `{info.decl.name}` have the same id `{same}`",
+                source.value.span,
+                "a row's id is its `id` column, or a hash of its content when it has none; "
+                "a question twice would be sampled twice in one batch",
+            )
         for name, column in info.mapping.items():
             if column.value not in info.columns:
                 listed = ", ".join(f"`{c}`" for c in info.columns)
