@@ -559,9 +559,11 @@ class Growth:
 class _Library:
     """The expected size of a learn's library: it grows by `max_per_group` experiences a step
     (one consolidated batch), up to its capacity, each of `LESSON_SHARE` of `max_words`;
-    or as `growth` says, when the run has shown it."""
+    or as `growth` says, when the run has shown it. Its `demos` are expected to fill with the
+    first change of the library (a step's winners offer more candidates than slots)."""
 
     def __init__(self, policy: Mapping[str, Any], growth: Growth | None = None):
+        self.demos = int(policy.get("demos", 0))
         self.capacity = int(policy["capacity"])
         self.growth = growth.per_step if growth is not None else float(policy["max_per_group"])
         self.lesson_chars = growth.lesson_chars if growth is not None else round(int(policy["max_words"]) * LESSON_SHARE * _CHARS_PER_WORD)
@@ -573,13 +575,19 @@ class _Library:
         """`size` stand-in experiences of the expected length."""
         return [{"id": f"E{i + 1}", "text": "x" * self.lesson_chars} for i in range(size)]
 
+    def demo_entries(self, size: int, row: Mapping[str, Any], answer_chars: int) -> list[dict[str, Any]]:
+        """Stand-in demos of a library of `size` experiences: the row's fields and an answer of `answer_chars`."""
+        count = self.demos if size > 0 else 0
+        return [{"id": f"D{i + 1}", "fields": dict(row), "answer": "x" * answer_chars} for i in range(count)]
+
 
 class _Rendered:
     """Prompt lengths measured by rendering the real templates: the task's with every row
     of the data, the learner's with the expected lengths of what they show."""
 
-    def __init__(self, task: Mapping[str, Any], data: DataRows, library: _Library, structured: str):
-        self.templates = compose_templates(task["system"], task["prompt"], task["experiences"])
+    def __init__(self, task: Mapping[str, Any], data: DataRows, library: _Library, structured: str, answer: float):
+        self.templates = compose_templates(task["system"], task["prompt"], task["experiences"], task["demos_placement"])
+        self.answer_chars = round(answer * CHARS_PER_TOKEN)
         self.library = library
         self.data = data
         self.question = _mean(data, lambda row: self._chars(compose_templates(task["system"], task["prompt"], "none"), row, 0, user=True))
@@ -590,7 +598,8 @@ class _Rendered:
 
     def _chars(self, templates: PromptTemplates, row: Mapping[str, Any], size: int, user: bool = False) -> int:
         try:
-            messages = render_messages(templates, row, self.library.entries(size))
+            demos = self.library.demo_entries(size, row, self.answer_chars)
+            messages = render_messages(templates, row, self.library.entries(size), demos)
         except TemplateRenderError:
             return len(templates.user) + len(templates.system or "")
         return len(messages[-1]["content"]) if user else sum(len(m["content"]) for m in messages)
@@ -651,10 +660,10 @@ def expected_learn_steps(
     policy = PolicySpec.from_json(learn["policy"])
     library = _Library(learn["policy"], growth)
     model, learner = task["model"], learn["learner"]
-    rendered = _Rendered(task, data, library, str(plan["models"][learner]["structured"]))
-    held = _Rendered(task, validation, library, "json_schema") if validation is not None else None
-    turns = min(TOOL_TURNS, _turns(task))
     answer = answer_tokens(plan, task, learn["reward"], data)
+    rendered = _Rendered(task, data, library, str(plan["models"][learner]["structured"]), answer)
+    held = _Rendered(task, validation, library, "json_schema", answer) if validation is not None else None
+    turns = min(TOOL_TURNS, _turns(task))
     shown = "x" * round(min(answer * CHARS_PER_TOKEN, SHOWN_OUTPUT_CHARS))
     summary = "x" * (SUMMARY_TOKENS * CHARS_PER_TOKEN)
     lesson = "x" * library.lesson_chars
@@ -714,7 +723,7 @@ def expected_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows
                 size = library.size(int(learn["schedule"]["steps"]))
             else:
                 size = library.capacity // 2
-        prompt = _Rendered(task, data, library, "json_schema").task_prompt(size)
+        prompt = _Rendered(task, data, library, "json_schema", answer).task_prompt(size)
         step.setdefault(("evaluate", task["model"]), Expected()).add(answers * turns, prompt, answer / turns)
         _judge_expected(step, plan, evaluate["reward"], data, answers, answer)
     return step

@@ -65,7 +65,9 @@ def _text(request: Mapping[str, Any]) -> str:
 
 def _rollout(request: Mapping[str, Any], number: int) -> str | dict[str, Any]:
     text = _text(request)
-    answer = next((right for question, right in _questions().items() if question in text), None)
+    users = [str(m.get("content") or "") for m in request.get("messages", []) if m.get("role") == "user"]
+    asked = users[-1] if users else text  # earlier user turns are demos: the question is the last one
+    answer = next((right for question, right in _questions().items() if question in asked), None)
     if answer is None:
         return UNSURE
     boxed = "\\boxed" in text
