@@ -32,7 +32,12 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from grpo_dsl.core.templating import sandbox
 from grpo_dsl.prompts.messages import EXPERIENCES_BLOCK
-from grpo_dsl.rollout.sandbox import ISOLATIONS, Isolation, bubblewrap_problem, run_python
+from grpo_dsl.rollout.sandbox import (
+    ISOLATIONS,
+    Isolation,
+    bubblewrap_problem,
+    run_python,
+)
 
 
 def _one_after_another(calls: int, data: Path) -> dict[str, list[float]]:
