@@ -35,10 +35,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("grpo_dsl.testing needs Hypothesis: pip install 'grpo-dsl[testing]'") from exc
 
 from grpo_dsl.library import (
+    LESSON_KINDS,
     ON_FULL_MODES,
     OPERATION_KINDS,
     ApplyContext,
     ApplyReport,
+    Demo,
+    Example,
     Experience,
     Library,
     Operation,
@@ -46,6 +49,7 @@ from grpo_dsl.library import (
     PolicySpec,
     ProvenanceEntry,
     Rule,
+    demo_number,
     id_number,
     normalize_text,
     word_count,
@@ -62,6 +66,8 @@ __all__ = [
     "check_invariant",
     "check_rule",
     "contexts",
+    "demos",
+    "examples",
     "experiences",
     "libraries",
     "operation_lists",
@@ -101,6 +107,11 @@ def _pick(draw: st.DrawFn, items: Sequence[T]) -> T:
     return items[draw(st.integers(0, len(items) - 1))]
 
 
+def _take(draw: st.DrawFn, items: list[T]) -> T:
+    """Remove and return one of `items` (not empty); shrinks towards the first."""
+    return items.pop(draw(st.integers(0, len(items) - 1)))
+
+
 def _variant(draw: st.DrawFn, text: str) -> str:
     """`text` as the learner might repeat it: other case, other spacing."""
     return _pick(draw, (text, text.upper(), "  " + "   ".join(text.split()) + " "))
@@ -123,8 +134,45 @@ def _experience(draw: st.DrawFn, experience_id: str, text: str, max_words: int) 
 
 
 @st.composite
-def libraries(draw: st.DrawFn, max_size: int = 6, max_history: int = 3, max_words: int = 6) -> Library:
-    """A well-formed library: unique ids in creation order, distinct texts, a history of retired ids."""
+def examples(draw: st.DrawFn, question: str | None = None) -> Example:
+    """A demo's example: a question (`q0`..`q9`), its prompt field, an answer and its reward."""
+    asked = question or f"q{draw(st.integers(0, 9))}"
+    answer = _pick(draw, ("2024-01-31", "1999-12-01", "31/01/2024", "Jan 31 2024", "", " "))
+    reward = draw(st.sampled_from((0.5, 1.0)))
+    return Example(asked, {"date": f"date of {asked}"}, answer, reward, _pick(draw, ("rollout", "reference")))
+
+
+@st.composite
+def demos(draw: st.DrawFn, id: str | None = None, question: str | None = None) -> Demo:
+    """A demo with a non-empty answer and a provenance starting with its `add_demo`."""
+    example = draw(examples(question))
+    if not example.answer.strip():
+        example = replace(example, answer="2024-01-31")
+    created = draw(st.integers(0, 20))
+    added = ProvenanceEntry("add", created, (f"{created}:{example.question}",))
+    return Demo(id or f"D{draw(st.integers(1, 20))}", example, (added,), created)
+
+
+def _demo_parts(draw: st.DrawFn, max_demos: int) -> tuple[tuple[Demo, ...], tuple[Demo, ...], int]:
+    """The demo fields of a generated library: live demos of distinct questions, retired ones, next_demo."""
+    live = draw(st.integers(0, max_demos))
+    retired = draw(st.integers(0, 2))
+    numbers = sorted(draw(st.lists(st.integers(1, 12), min_size=live + retired, max_size=live + retired, unique=True)))
+    questions = draw(st.lists(st.integers(0, 9), min_size=live, max_size=live, unique=True))
+    alive = tuple(draw(demos(f"D{n}", f"q{q}")) for n, q in zip(numbers[:live], questions, strict=True))
+    gone = []
+    for number in numbers[live:]:
+        old = draw(demos(f"D{number}"))
+        gone.append(replace(old, provenance=old.provenance + (ProvenanceEntry("delete", old.created_step + 1),)))
+    return alive, tuple(gone), max(numbers, default=0) + 1 + draw(st.integers(0, 2))
+
+
+@st.composite
+def libraries(
+    draw: st.DrawFn, max_size: int = 6, max_history: int = 3, max_words: int = 6, max_demos: int = 3
+) -> Library:
+    """A well-formed library: unique ids in creation order, distinct texts, a history of retired ids,
+    and up to `max_demos` demos of distinct questions."""
     size = draw(st.integers(0, max_size))
     retired = draw(st.integers(0, max_history))
     numbers = draw(
@@ -144,24 +192,30 @@ def libraries(draw: st.DrawFn, max_size: int = 6, max_history: int = 3, max_word
         gone = _experience(draw, f"E{number}", draw(texts(1, max_words)), max_words)
         removal = ProvenanceEntry(_pick(draw, ("delete", "evict")), gone.created_step + 1, gone.provenance[0].groups)
         history.append(replace(gone, provenance=gone.provenance + (removal,)))
+    live_demos, retired_demos, next_demo = _demo_parts(draw, max_demos)
     return Library(
         version=draw(st.integers(0, 9)),
         experiences=live,
         history=tuple(history),
         next_id=max(numbers, default=0) + 1 + draw(st.integers(0, 2)),
+        demos=live_demos,
+        demo_history=retired_demos,
+        next_demo=next_demo,
     )
 
 
 @st.composite
 def policies(draw: st.DrawFn, max_capacity: int = 6, max_words: int = 6) -> PolicySpec:
-    """A policy allowing every op or a random subset, with a small capacity and word limit and any `on_full` mode."""
+    """A policy allowing every lesson op or a random subset, with a small capacity and word limit,
+    any `on_full` mode, and room for 0 to 3 demos."""
     restricted = draw(st.booleans())
     return PolicySpec(
-        ops=tuple(op for op in OPERATION_KINDS if not restricted or draw(st.booleans())),
+        ops=tuple(op for op in LESSON_KINDS if not restricted or draw(st.booleans())),
         max_per_group=draw(st.integers(1, 4)),
         capacity=draw(st.integers(1, max_capacity)),
         max_words=draw(st.integers(1, max_words)),
         on_full=_pick(draw, ON_FULL_MODES),
+        demos=draw(st.integers(0, 3)),
     )
 
 
@@ -180,7 +234,33 @@ def _unknown_id(draw: st.DrawFn, library: Library) -> str:
     return _pick(draw, [unused, *retired])
 
 
-_OPERATION_SHAPES = ("add", "add", "add", "keep", "add long", "add empty", "modify unknown", "delete unknown")
+def _unknown_demo(draw: st.DrawFn, library: Library) -> str:
+    """A demo id that is not live: never issued yet, or deleted before."""
+    retired = [d.id for d in library.demo_history if library.demo(d.id) is None]
+    return _pick(draw, [f"D{library.next_demo + draw(st.integers(0, 3))}", *retired])
+
+
+def _new_question(draw: st.DrawFn, library: Library, taken: set[str] | None = None) -> str | None:
+    """A question no live demo (nor `taken`) answers, or None when all ten are taken."""
+    used = {d.example.question for d in library.demos} | (taken or set())
+    free = [f"q{i}" for i in range(10) if f"q{i}" not in used]
+    return _pick(draw, free) if free else None
+
+
+_OPERATION_SHAPES = (
+    "add",
+    "add",
+    "add",
+    "keep",
+    "add long",
+    "add empty",
+    "modify unknown",
+    "delete unknown",
+    "add_demo",
+    "add_demo",
+    "demo unknown",
+)
+_OPERATION_SHAPES_ON_DEMOS = ("replace_demo", "delete_demo", "demo same question")
 _OPERATION_SHAPES_ON_EXPERIENCES = (
     "modify",
     "modify",
@@ -199,9 +279,22 @@ def operations(draw: st.DrawFn, library: Library, policy: PolicySpec | None = No
     ids, repeating an existing text, with an empty or over-long text, or unchanged."""
     limit = (policy or PolicySpec()).max_words
     shapes = _OPERATION_SHAPES + (_OPERATION_SHAPES_ON_EXPERIENCES if library.experiences else ())
+    shapes += _OPERATION_SHAPES_ON_DEMOS if library.demos else ()
     shape = _pick(draw, shapes)
     if shape == "keep":
         return Operation.keep()
+    if shape == "add_demo":
+        return Operation.add_demo(draw(examples()))
+    if shape == "demo unknown":
+        unknown = _unknown_demo(draw, library)
+        return _pick(draw, (Operation.delete_demo(unknown), Operation.replace_demo(unknown, draw(examples()))))
+    if shape in _OPERATION_SHAPES_ON_DEMOS:
+        target_demo = _pick(draw, library.demos)
+        if shape == "delete_demo":
+            return Operation.delete_demo(target_demo.id)
+        if shape == "replace_demo":
+            return Operation.replace_demo(target_demo.id, draw(examples()))
+        return Operation.add_demo(draw(examples(target_demo.example.question)))
     if shape == "add empty":
         return Operation.add(_pick(draw, ("", "   ")))
     if shape == "delete unknown":
@@ -251,11 +344,27 @@ def _valid_lists(draw: st.DrawFn, library: Library, policy: PolicySpec, max_size
     texts_in_use = {normalize_text(e.text) for e in library.experiences}
     untouched = list(library.ids)
     room = max(policy.capacity - len(library), 0)
+    untouched_demos = [d.id for d in library.demos]
+    demo_room = max(policy.demos - len(library.demos), 0)
+    questions: set[str] = set()
     allowed = [op for op in OPERATION_KINDS if policy.allows(op)]
     result: list[Operation] = []
     for _ in range(draw(st.integers(0, max_size))):
         kind = _pick(draw, allowed)
-        if kind in ("add", "modify"):
+        if kind in ("add_demo", "replace_demo"):
+            question = _new_question(draw, library, questions)
+            if question is None or (kind == "add_demo" and demo_room == 0) or (kind == "replace_demo" and not untouched_demos):
+                continue
+            questions.add(question)
+            example = replace(draw(examples(question)), answer="2024-01-31")
+            if kind == "add_demo":
+                demo_room -= 1
+                result.append(Operation.add_demo(example))
+            else:
+                result.append(Operation.replace_demo(_take(draw, untouched_demos), example))
+        elif kind == "delete_demo" and untouched_demos:
+            result.append(Operation.delete_demo(_take(draw, untouched_demos)))
+        elif kind in ("add", "modify"):
             text = draw(texts(1, policy.max_words))
             if (
                 normalize_text(text) in texts_in_use
@@ -268,9 +377,9 @@ def _valid_lists(draw: st.DrawFn, library: Library, policy: PolicySpec, max_size
                 room -= 1
                 result.append(Operation.add(text))
             else:
-                result.append(Operation.modify(untouched.pop(draw(st.integers(0, len(untouched) - 1))), text))
+                result.append(Operation.modify(_take(draw, untouched), text))
         elif kind == "delete" and untouched:
-            result.append(Operation.delete(untouched.pop(draw(st.integers(0, len(untouched) - 1)))))
+            result.append(Operation.delete(_take(draw, untouched)))
         elif kind == "keep":
             result.append(Operation.keep())
     return result
@@ -282,7 +391,7 @@ def _invalid_lists(draw: st.DrawFn, library: Library, policy: PolicySpec, max_si
     limit = policy.max_words
     changed = [o.id for o in result if o.id is not None]
     untouched = [e for e in library.experiences if e.id not in changed]
-    forbidden = [op for op in OPERATION_KINDS if not policy.allows(op)]
+    forbidden = [op for op in LESSON_KINDS if not policy.allows(op)]
     deletes = sum(o.op == "delete" for o in result)
     shapes = ["add long", "add empty"]
     shapes += ["delete unknown"] if policy.allows("delete") else []
@@ -292,7 +401,22 @@ def _invalid_lists(draw: st.DrawFn, library: Library, policy: PolicySpec, max_si
     shapes += ["modify unchanged"] if untouched and policy.allows("modify") else []
     shapes += ["add to full"] if len(library) - deletes >= policy.capacity and policy.on_full == "reject" else []
     shapes += ["conflict"] if changed else []
+    shapes += ["demo unknown", "demo empty"] if policy.demos else ["demo forbidden"]
+    demo_deletes = sum(o.op == "delete_demo" for o in result)
+    demo_adds = sum(o.op == "add_demo" for o in result)
+    shapes += ["demo to full"] if policy.demos and len(library.demos) - demo_deletes + demo_adds >= policy.demos else []
     shape = _pick(draw, shapes)
+    if shape.startswith("demo"):
+        question = _new_question(draw, library, {o.example.question for o in result if o.example})
+        example = draw(examples(question or "q0"))
+        if shape == "demo unknown":
+            bad = Operation.delete_demo(_unknown_demo(draw, library))
+        elif shape == "demo empty":
+            bad = Operation.add_demo(replace(example, answer=_pick(draw, ("", "  "))))
+        else:
+            bad = Operation.add_demo(replace(example, answer="2024-01-31"))
+        position = draw(st.integers(0, len(result)))
+        return [*result[:position], bad, *result[position:]]
     if shape == "conflict":
         target = _pick(draw, changed)
         second = _pick(draw, (Operation.delete(target), Operation.modify(target, "check check check")))
@@ -345,6 +469,9 @@ class ApplyCase:
             f"  library: version {lib.version}, next_id {lib.next_id}, history [{history}], "
             f"{len(lib)} experience(s)" + (":" if lib.experiences else ""),
             *(f"    [{e.id}] {e.text} (uses {e.uses})" for e in lib.experiences),
+            f"  demos (at most {policy.demos}): next_demo {lib.next_demo}, "
+            f"retired [{', '.join(d.id for d in lib.demo_history) or 'none'}]",
+            *(f"    [{d.id}] {d.example.question}: {d.example.answer!r}" for d in lib.demos),
             f"  operations ({len(self.operations)}):",
             *(f"    {i}. {json.dumps(op.to_json(), ensure_ascii=False)}" for i, op in enumerate(self.operations)),
             f"  context: step {self.context.step}, groups [{', '.join(self.context.groups)}]",
@@ -430,6 +557,16 @@ def _ids_unique_and_never_reused(rule: Rule, case: ApplyCase) -> None:
     highest = max((id_number(e.id) or 0 for e in (*after.experiences, *after.history)), default=0)
     _require(after.next_id >= before.next_id, f"next_id went down from {before.next_id} to {after.next_id}")
     _require(after.next_id > highest, f"next_id {after.next_id} is not above E{highest}")
+    demo_ids = [d.id for d in after.demos]
+    for demo_id in demo_ids:
+        _require(demo_number(demo_id) is not None, f"{demo_id!r} is not a demo id like D2")
+        _require(demo_ids.count(demo_id) == 1, f"{demo_id} is used by {demo_ids.count(demo_id)} demos")
+        if before.demo(demo_id) is None:
+            _require(all(d.id != demo_id for d in before.demo_history), f"{demo_id} was deleted before and is live again")
+            _require((demo_number(demo_id) or 0) >= before.next_demo, f"new demo {demo_id} reuses a number below next_demo")
+    highest_demo = max((demo_number(d.id) or 0 for d in (*after.demos, *after.demo_history)), default=0)
+    _require(after.next_demo >= before.next_demo, f"next_demo went down from {before.next_demo} to {after.next_demo}")
+    _require(after.next_demo > highest_demo, f"next_demo {after.next_demo} is not above D{highest_demo}")
 
 
 def _history_keeps_removed(rule: Rule, case: ApplyCase) -> None:
@@ -447,12 +584,23 @@ def _history_keeps_removed(rule: Rule, case: ApplyCase) -> None:
                 any(e.id == old.id and e.text == old.text for e in added),
                 f"the text {old.id} had before it was modified is not in the history",
             )
+    _require(after.demo_history[: len(before.demo_history)] == before.demo_history, "the demo history was changed")
+    retired = after.demo_history[len(before.demo_history) :]
+    for demo in before.demos:
+        now_demo = after.demo(demo.id)
+        if now_demo is None or now_demo.example != demo.example:
+            _require(
+                any(d.id == demo.id and d.example == demo.example for d in retired),
+                f"demo {demo.id} was removed or replaced but its old version is not in the demo history",
+            )
 
 
 def _respects_capacity(rule: Rule, case: ApplyCase) -> None:
     before, (after, _) = case.library, _run(rule, case)
     limit = max(case.policy.capacity, len(before))
     _require(len(after) <= limit, f"the library holds {len(after)} experiences, the limit is {limit}")
+    demo_limit = max(case.policy.demos, len(before.demos))
+    _require(len(after.demos) <= demo_limit, f"the library holds {len(after.demos)} demos, the limit is {demo_limit}")
 
 
 def _respects_word_limit(rule: Rule, case: ApplyCase) -> None:
@@ -487,6 +635,10 @@ def _respects_allowed_ops(rule: Rule, case: ApplyCase) -> None:
                 policy.allows("delete") or (policy.allows("add") and policy.on_full != "reject"),
                 f"{old.id} was removed but the policy allows neither `delete` nor eviction",
             )
+    _require(
+        policy.demos > 0 or after.demos == before.demos,
+        "the demos changed but the policy holds no demos (demos = 0)",
+    )
 
 
 def _keep_is_identity(rule: Rule, case: ApplyCase) -> None:
@@ -546,11 +698,23 @@ def _provenance_recorded(rule: Rule, case: ApplyCase) -> None:
                 removal is not None and removal.op in ("delete", "evict") and removal.step == step,
                 f"removed {old.id} does not record its `delete` or eviction at step {step} in the history",
             )
+    for demo in after.demos:
+        old_demo, last = before.demo(demo.id), demo.provenance[-1] if demo.provenance else None
+        if old_demo is None:
+            _require(
+                last is not None and last.op == "add" and last.step == step,
+                f"new demo {demo.id} does not record its `add` at step {step}",
+            )
+        elif old_demo.example != demo.example:
+            _require(
+                last is not None and last.op == "modify" and last.step == step and last.replaced == old_demo.example.answer,
+                f"replaced demo {demo.id} does not record a `modify` at step {step} with the answer it replaced",
+            )
 
 
 def _version_follows_changes(rule: Rule, case: ApplyCase) -> None:
     before, (after, _) = case.library, _run(rule, case)
-    if after.experiences == before.experiences:
+    if after.experiences == before.experiences and after.demos == before.demos:
         _require(after == before, "nothing changed, yet the library returned differs from the one given")
     else:
         _require(

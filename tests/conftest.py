@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.debian import require_bubblewrap
 from support.endpoint import Endpoint
 
 from grpo_dsl.clients.local import CACHE_ENV, DEFAULT_MODEL, LocalModelError, cache_dir, model_path
+from grpo_dsl.rollout.sandbox import bubblewrap_problem
 
 
 def _fresh_cache(folder: Path, model: Path) -> Path:
@@ -59,3 +61,19 @@ def endpoint(_endpoint_process: Endpoint) -> Endpoint:
     """
     _endpoint_process.configure()
     return _endpoint_process
+
+
+@pytest.fixture(scope="session")
+def bubblewrap() -> None:
+    """The python tool's sandbox can run: `bubblewrap` is installed (with apt-get when
+    missing) and starts a sandbox here (tests/support/debian.py)."""
+    require_bubblewrap()
+
+
+@pytest.fixture
+def no_bubblewrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """A machine without `bwrap`: a PATH that does not have it."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    bubblewrap_problem.cache_clear()
+    yield
+    bubblewrap_problem.cache_clear()

@@ -6,7 +6,7 @@ Metered              budget check before the call, usage and cost after it
 Router               request.model picks the model block's own chain:
   Batching             (batch = true) one batch job per stage, the rest falls through
   ConcurrencyLimit     at most `concurrency` calls in flight, retries included
-  Retrying             backoff with jitter, Retry-After, fail fast on fatal errors
+  Retrying             backoff with jitter, Retry-After (at most the model's timeout), fail fast on fatal errors
   RateLimit            `rpm` / `tpm` token buckets, per attempt
   HTTPAdapter          one HTTP attempt on the model's connection pool
 ```
@@ -30,7 +30,7 @@ from grpo_dsl.clients.protocol import (
     LLMClient,
     ModelConfig,
 )
-from grpo_dsl.clients.retry import Retrying
+from grpo_dsl.clients.retry import MAX_RETRY_WAIT_S, Retrying
 from grpo_dsl.clients.transport import HTTPAdapter
 
 __all__ = ["ClientStack", "Router", "build_client"]
@@ -74,6 +74,10 @@ class ClientStack:
         """Answer `request` through every layer."""
         return await self.outer.complete(request)
 
+    async def preflight(self) -> None:
+        """Check every endpoint at once (`HTTPAdapter.preflight`); raise the first `EndpointError`."""
+        await asyncio.gather(*(adapter.preflight() for adapter in self.adapters))
+
     async def aclose(self) -> None:
         """Stop waiting for batch jobs, write and close the caches, close every connection."""
         await asyncio.gather(*(layer.aclose() for layer in self.batching))
@@ -111,7 +115,12 @@ def build_client(
         adapters.append(adapter)
         limited = RateLimit(adapter, rpm=config.rpm, tpm=config.tpm)
         retrying = Retrying(
-            limited, model=block, max_retries=config.max_retries, base_delay=retry_base_delay, on_event=on_event
+            limited,
+            model=block,
+            max_retries=config.max_retries,
+            base_delay=retry_base_delay,
+            max_wait=min(MAX_RETRY_WAIT_S, config.timeout),
+            on_event=on_event,
         )
         chains[block] = ConcurrencyLimit(retrying, config.concurrency)
         if config.batch:

@@ -6,7 +6,11 @@ more connections than the model's `concurrency`. It posts the request's canonica
 body (`wire.body`, made once per request) and parses the reply once into a
 `ChatResponse`, so a call costs one JSON encoding and one decoding. Failures
 become `TransientError` (retry) or `EndpointError` (stop, naming the model block
-and what to check).
+and what to check), a connection failure named by its cause (refused, unknown
+host, no answer). An attempt has a total deadline, the model's `timeout`, that
+covers the whole answer: a body trickled a byte at a time trips it too.
+`preflight` checks, before a run spends anything, that the endpoint answers,
+accepts the key and serves the model.
 
 Why not `openai.AsyncOpenAI` for these calls: measured with
 `benchmarks/bench_client.py`, the SDK's request building (options, headers, URL
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import socket
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -37,10 +42,14 @@ from grpo_dsl.clients.protocol import (
 )
 from grpo_dsl.clients.wire import body
 
-__all__ = ["HTTPAdapter", "endpoint_failure", "parse_completion"]
+__all__ = ["HTTPAdapter", "connection_problem", "parse_completion"]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 MISSING_API_KEY = "no-api-key"
+PREFLIGHT_TIMEOUT_S = 15.0
+"""The longest a preflight waits for an endpoint (less when the model's `timeout` is shorter)."""
+NO_MODEL_LISTING = frozenset({404, 405, 501})
+"""Answers of an endpoint without a `GET /models` route."""
 
 
 class HTTPAdapter:
@@ -54,7 +63,8 @@ class HTTPAdapter:
                 model=model.block,
             )
         self.model = model
-        self.url = model.base_url.rstrip("/") + "/chat/completions"
+        self.base_url = model.base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
         self.headers = {
             "Authorization": f"Bearer {model.api_key or MISSING_API_KEY}",
             "Content-Type": "application/json",
@@ -64,28 +74,88 @@ class HTTPAdapter:
         self._session: aiohttp.ClientSession | None = None
 
     def _pool(self) -> aiohttp.ClientSession:
-        # Made on first use: an aiohttp session belongs to the running event loop.
+        # Made on first use: an aiohttp session belongs to the running event loop. Its
+        # own timeouts are off: each exchange has one total deadline (`_exchange`).
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=max(1, self.model.concurrency), ttl_dns_cache=300),
-                timeout=aiohttp.ClientTimeout(total=self.model.timeout),
+                timeout=aiohttp.ClientTimeout(),
                 headers=self.headers,
                 skip_auto_headers=("Accept-Encoding",),
             )
         return self._session
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        """One attempt at a chat completion."""
+        """One attempt at a chat completion, answered in full within the model's `timeout`."""
+        answer = await self._exchange("POST", self.url, body(request, self.model.name))
+        return parse_completion(self._body(*answer))
+
+    async def preflight(self) -> None:
+        """Check that the endpoint answers, accepts the key and serves the model; raise `EndpointError` if not.
+
+        It asks `GET /models` (free); an endpoint without that route gets a one-token
+        chat completion instead. A listing that names other models but not this one
+        is an error; an empty listing is taken on trust, and so is a passing failure
+        (429, 5xx: the calls will retry it).
+        """
+        deadline = min(self.model.timeout, PREFLIGHT_TIMEOUT_S)
+        listing = await self._reach("GET", self.base_url + "/models", None, deadline)
+        if listing[0] in NO_MODEL_LISTING:
+            ping = ChatRequest(model=self.model.block, messages=({"role": "user", "content": "ping"},), max_tokens=1)
+            self._trusted(await self._reach("POST", self.url, body(ping, self.model.name), deadline))
+            return
+        served = _served_models(self._trusted(listing))
+        model = self.model
+        if served and model.name not in served:
+            shown = ", ".join(f"`{name}`" for name in sorted(served)[:10])
+            raise EndpointError(
+                f"model `{model.block}`: `{model.name}` is not served at {model.base_url} (it serves {shown}); "
+                f"check `name` of model `{model.block}`",
+                model=model.block,
+            )
+
+    async def _exchange(
+        self, method: str, url: str, data: bytes | None, deadline: float | None = None
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        """One request and its whole answer (status, body, headers) within `deadline` seconds
+        (the model's `timeout` by default); a failure to get it is a `TransientError`."""
+        limit = self.model.timeout if deadline is None else deadline
         try:
-            async with self._pool().post(self.url, data=body(request, self.model.name)) as response:
-                raw = await response.read()
-                status = response.status
-                headers = response.headers
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise TransientError(f"{type(exc).__name__}: {exc}") from None
+            async with asyncio.timeout(limit):
+                async with self._pool().request(method, url, data=data) as response:
+                    return response.status, await response.read(), response.headers
+        except TimeoutError:
+            why = " (the model's timeout)" if limit == self.model.timeout else ""
+            raise TransientError(f"no complete answer from {self.model.base_url} within {limit:g} s{why}") from None
+        except aiohttp.ClientError as exc:
+            raise TransientError(connection_problem(exc, self.model.base_url or "")) from None
+
+    async def _reach(
+        self, method: str, url: str, data: bytes | None, deadline: float
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        """`_exchange` for the preflight: an endpoint that cannot be reached is an `EndpointError`."""
+        try:
+            return await self._exchange(method, url, data, deadline)
+        except TransientError as exc:
+            model = self.model
+            raise EndpointError(
+                f"model `{model.block}` ({model.name}): {exc}; check `base_url` of model `{model.block}` "
+                "and that the server is running",
+                model=model.block,
+            ) from None
+
+    def _body(self, status: int, raw: bytes, headers: Mapping[str, str]) -> bytes:
+        """The body of a successful answer; an error answer raised as its failure."""
         if status >= 400:
             raise endpoint_failure(self.model, status, raw, headers)
-        return parse_completion(raw)
+        return raw
+
+    def _trusted(self, answer: tuple[int, bytes, Mapping[str, str]]) -> bytes:
+        """The body of a preflight's answer: a fatal error raised, a passing one (429, 5xx) read as empty."""
+        try:
+            return self._body(*answer)
+        except TransientError:
+            return b""
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -100,8 +170,35 @@ def endpoint_failure(model: ModelConfig, status: int, raw: bytes, headers: Mappi
     detail = str(error.get("message") or raw[:200].decode(errors="replace") or f"HTTP {status}")
     code = str(error["code"]) if error.get("code") is not None else None
     if (status in RETRYABLE_STATUSES or status >= 500) and code != "insufficient_quota":
-        return TransientError(f"HTTP {status}: {detail}", retry_after=_retry_after(headers))
+        return TransientError(f"HTTP {status}: {detail}", retry_after=_retry_after(headers), status=status)
     return EndpointError(_explain(model, status, detail, code), model=model.block, status=status)
+
+
+def connection_problem(exc: BaseException, base_url: str) -> str:
+    """What went wrong reaching `base_url`, from the operating system's error behind `exc`:
+    "connection refused at URL", "cannot resolve the host of URL (...)", "cannot reach URL: ..."."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for error in chain:
+        if isinstance(error, ConnectionRefusedError):
+            return f"connection refused at {base_url}"
+        if isinstance(error, socket.gaierror):
+            return f"cannot resolve the host of {base_url} ({error.strerror})"
+    root = chain[-1]
+    if isinstance(root, OSError) and root.strerror:
+        return f"cannot reach {base_url}: {root.strerror}"
+    return f"the connection to {base_url} failed: {root}"
+
+
+def _served_models(listing: bytes) -> set[str]:
+    try:
+        data = json.loads(listing).get("data") or []
+        return {str(item["id"]) for item in data if isinstance(item, dict) and "id" in item}
+    except (ValueError, AttributeError, TypeError):
+        return set()
 
 
 def _explain(model: ModelConfig, status: int, detail: str, code: str | None) -> str:

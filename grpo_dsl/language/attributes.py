@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from grpo_dsl.language.literals import is_name
+
 __all__ = [
     "AttributeSpec",
     "Kind",
@@ -25,6 +27,7 @@ __all__ = [
     "defaults",
     "lookup",
     "required",
+    "written_word",
 ]
 
 Kind = Literal[
@@ -33,12 +36,13 @@ Kind = Literal[
     "template",  # a Jinja2 template over the dataset's fields
     "path",  # a file or folder path, relative to the file that contains it
     "cache_folder",  # a folder path (as `path`) or `false`
+    "paths",  # a list of file paths, each relative to the file that contains it
     "version",  # a semantic version string "MAJOR.MINOR.PATCH"
     "number",
     "integer",
     "bool",
     "ref",  # a reference to a declaration of one of `refers_to`
-    "enum",  # one word of `words`
+    "enum",  # one word of `words` (in quotes when it is not a name, e.g. "unsafe-process")
     "words",  # a list of words of `words`
     "metrics",  # a list of metrics: `mean`, `mean@k`, `pass@k`
     "libraries",  # a list of libraries: `none`, a learn name, or "module/path@version"
@@ -89,9 +93,14 @@ class AttributeSpec:
         if self.kind == "ref":
             return "the name of " + " or ".join(f"a {kind}" for kind in self.refers_to)
         if self.kind in ("enum", "words"):
-            choices = ", ".join(f"`{w}`" for w in self.words)
+            choices = ", ".join(f"`{written_word(w)}`" for w in self.words)
             return f"one of {choices}" if self.kind == "enum" else f"a list of {choices}"
         return _KIND_WORDS[self.kind]
+
+
+def written_word(word: str) -> str:
+    """A word as a program writes it: bare when it is a name, else in quotes."""
+    return word if is_name(word) else f'"{word}"'
 
 
 _KIND_WORDS: dict[str, str] = {
@@ -100,6 +109,7 @@ _KIND_WORDS: dict[str, str] = {
     "template": "a Jinja2 template string",
     "path": "a path string",
     "cache_folder": "a folder path string or `false`",
+    "paths": "a list of path strings",
     "version": 'a version string such as `"1.2.0"`',
     "bool": "`true` or `false`",
     "metrics": "a list of metrics (`mean`, `mean@k`, `pass@k`)",
@@ -126,6 +136,11 @@ _PRICE = (
         "batch_discount", "number", "the share of both prices a batch job takes off", default=0.5, minimum=0, maximum=1
     ),
 )
+
+
+def _max_failures(doc: str) -> AttributeSpec:
+    return AttributeSpec("max_failures", "number", doc, default=0.1, minimum=0, maximum=1)
+
 
 _BUDGET = (
     AttributeSpec("usd", "number", "stop the run cleanly once this much has been spent", minimum=0, exclusive_minimum=True),
@@ -164,6 +179,13 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
             "where answers are shared between runs (absent: the user cache directory; `false`: nowhere)",
         ),
         AttributeSpec("batch", "bool", "send each stage's uncached requests as one provider batch job", default=False),
+        AttributeSpec(
+            "sandbox",
+            "enum",
+            "how the python tool isolates the code this model writes (docs/sandbox.md)",
+            default="bubblewrap",
+            words=("bubblewrap", "unsafe-process"),
+        ),
     ),
     "dataset": (
         AttributeSpec("source", "path", "a `.jsonl`, `.json` or `.csv` file", required=True),
@@ -185,8 +207,17 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         AttributeSpec("temperature", "number", "sampling temperature for evaluation and deployment", default=0.7, minimum=0, maximum=2),
         AttributeSpec("top_p", "number", "nucleus sampling", default=1.0, minimum=0, maximum=1, exclusive_minimum=True),
         _positive("max_tokens", "completion tokens per answer", 1024),
+        _positive("answer_tokens", "the usual length of an answer, for the expected cost (absent: the reference answers' length)"),
         AttributeSpec("tools", "words", "tools the model may call", default=[], words=("python",)),
+        AttributeSpec("files", "paths", "files the python tool may read, copied read-only into its folder", default=[]),
         _positive("max_turns", "turns of a tool-using answer", 8),
+        AttributeSpec(
+            "demos_placement",
+            "enum",
+            "where the library's demos go: earlier turns before the question, or the system turn",
+            default="turns",
+            words=("turns", "system"),
+        ),
     ),
     "reward": (
         AttributeSpec("judge", "ref", "the model that scores an answer", required=True, refers_to=("model",)),
@@ -212,6 +243,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         ),
         AttributeSpec("style", "string", "guidance on phrasing given to the learner"),
         AttributeSpec("rule", "python", "user code replacing the built-in apply step"),
+        AttributeSpec("demos", "integer", "worked examples the library may hold, chosen by group comparison", default=0, minimum=0),
     ),
     "learn": (
         AttributeSpec("task", "ref", "the task to improve", required=True, refers_to=("task",)),
@@ -235,6 +267,14 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         ),
         AttributeSpec("summarize", "bool", "summarise rollouts before comparing them", default=True),
         AttributeSpec("init", "library", "the library to start from (absent: empty)"),
+        AttributeSpec(
+            "demo_source",
+            "enum",
+            "where demos come from: winning rollouts, reference answers of unsolved questions, or both",
+            default="rollouts",
+            words=("rollouts", "reference", "both"),
+        ),
+        _max_failures("the share of a step's rollouts, or learner calls, that may fail (after retries) before the run fails"),
     ),
     "evaluate": (
         AttributeSpec("task", "ref", "the task to evaluate", required=True, refers_to=("task",)),
@@ -244,6 +284,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         AttributeSpec("metrics", "metrics", "what is reported", default=["mean"]),
         AttributeSpec("compare", "libraries", "the libraries compared", default=["none"]),
         AttributeSpec("seed", "integer", "seed of sampling", default=0, minimum=0),
+        _max_failures("the share of a library's samples that may fail (after retries) before the evaluation fails"),
     ),
     "emit": (
         AttributeSpec("library", "ref", "the learn whose library is written", required=True, refers_to=("learn",)),

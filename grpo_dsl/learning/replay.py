@@ -43,6 +43,7 @@ from grpo_dsl.runs.progress import Progress
 from grpo_dsl.runs.session import (
     client_stack,
     ending_cleanly,
+    judge_fields,
     model_documents,
     run_budget,
     structured_mode,
@@ -118,7 +119,7 @@ class ReplayResult:
     @property
     def diff(self) -> ExperienceDiff:
         """From the recorded run's last replayed library to the replay's."""
-        return diff_experiences(self.original_library.prompt_entries(), self.library.prompt_entries())
+        return diff_experiences(self.original_library.listed(), self.library.listed())
 
     @property
     def identical(self) -> bool:
@@ -327,7 +328,7 @@ class _Replay:
                 )
             )
         scorer = await stack.enter_async_context(
-            RewardScorer(self.plan.rewards(), base_dir=self.base_dir, client=client, models=models)
+            RewardScorer(self.plan.rewards(), base_dir=self.base_dir, client=client, models=models, shown=judge_fields(self.plan, learn))
         )
         learner = Learner(
             self.plan,

@@ -24,14 +24,19 @@ from grpo_dsl.library.apply import (
     RuleRef,
     apply,
 )
-from grpo_dsl.library.diff import DiffSegment, marked_word_diff, word_diff
-from grpo_dsl.library.experiences import (
-    LIBRARY_SCHEMA,
-    Experience,
-    Library,
-    ProvenanceEntry,
+from grpo_dsl.library.demos import (
+    DEMO_SOURCES,
+    Demo,
+    DemoSource,
+    Example,
+    demo_number,
+    text_shape,
 )
+from grpo_dsl.library.diff import DiffSegment, marked_word_diff, word_diff
+from grpo_dsl.library.experiences import LIBRARY_SCHEMA, Experience, Library
 from grpo_dsl.library.operations import (
+    DEMO_KINDS,
+    LESSON_KINDS,
     ON_FULL_MODES,
     OPERATION_KINDS,
     OPERATIONS_SCHEMA,
@@ -46,13 +51,20 @@ from grpo_dsl.library.operations import (
     operations_from_json,
     word_count,
 )
+from grpo_dsl.library.provenance import ProvenanceEntry
 from grpo_dsl.library.rules import RuleError, load_rule
 
 __all__ = [
     "ApplyContext",
     "ApplyReport",
+    "DEMO_KINDS",
+    "DEMO_SOURCES",
+    "Demo",
+    "DemoSource",
     "DiffSegment",
+    "Example",
     "Experience",
+    "LESSON_KINDS",
     "LIBRARY_SCHEMA",
     "Library",
     "ON_FULL_MODES",
@@ -71,11 +83,13 @@ __all__ = [
     "RuleRef",
     "apply",
     "cited_ids",
+    "demo_number",
     "id_number",
     "load_rule",
     "marked_word_diff",
     "normalize_text",
     "operations_from_json",
     "word_count",
+    "text_shape",
     "word_diff",
 ]

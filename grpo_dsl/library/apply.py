@@ -6,17 +6,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias, cast
 
+from grpo_dsl.library.demos import Demo, Example
+from grpo_dsl.library.experiences import Experience, Library
 from grpo_dsl.library.operations import (
+    DEMO_KINDS,
+    LESSON_KINDS,
     ON_FULL_MODES,
-    OPERATION_KINDS,
     OnFull,
     Operation,
     OpKind,
-    ProvenanceOp,
     id_number,
     normalize_text,
     word_count,
 )
+from grpo_dsl.library.provenance import ProvenanceEntry, ProvenanceOp
 
 __all__ = [
     "ApplyContext",
@@ -27,7 +30,6 @@ __all__ = [
     "RuleRef",
     "apply",
 ]
-from grpo_dsl.library.experiences import Experience, Library, ProvenanceEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,8 @@ class PolicySpec:
     `keep` is always allowed whatever `ops` says. `max_per_group` limits what one
     group may propose and is enforced before the rule runs; `style` is guidance for
     the learner; the rule enforces `ops`, `capacity`, `max_words` and `on_full`.
+    `demos` is how many demonstrations the library may hold; demo operations are
+    allowed only when it is above 0.
     """
 
     ops: tuple[OpKind, ...] = ("add", "modify", "delete", "keep")
@@ -54,8 +58,11 @@ class PolicySpec:
     on_full: OnFull = "reject"
     style: str | None = None
     rule: RuleRef | None = None
+    demos: int = 0
 
     def allows(self, op: OpKind) -> bool:
+        if op in DEMO_KINDS:
+            return self.demos > 0
         return op == "keep" or op in self.ops
 
     def to_json(self) -> dict[str, Any]:
@@ -67,6 +74,7 @@ class PolicySpec:
             "on_full": self.on_full,
             "style": self.style,
             "rule": {"path": self.rule.path, "function": self.rule.function} if self.rule else None,
+            "demos": self.demos,
         }
 
     @classmethod
@@ -74,7 +82,7 @@ class PolicySpec:
         """Read a plan's policy; absent keys take the defaults, wrong values raise ValueError."""
         default = cls()
         ops = tuple(data.get("ops", default.ops))
-        unknown = [op for op in ops if op not in OPERATION_KINDS]
+        unknown = [op for op in ops if op not in LESSON_KINDS]
         if unknown:
             raise ValueError(f"policy `ops` has unknown operation {unknown[0]!r}")
         numbers = {name: data.get(name, getattr(default, name)) for name in ("max_per_group", "capacity", "max_words")}
@@ -86,6 +94,9 @@ class PolicySpec:
             raise ValueError(f"policy `on_full` must be one of {', '.join(ON_FULL_MODES)}, not {on_full!r}")
         style = data.get("style")
         rule = data.get("rule")
+        demos = data.get("demos", default.demos)
+        if not isinstance(demos, int) or isinstance(demos, bool) or demos < 0:
+            raise ValueError(f"policy `demos` must be a non-negative integer, not {demos!r}")
         return cls(
             ops=cast(tuple[OpKind, ...], ops),
             max_per_group=numbers["max_per_group"],
@@ -94,6 +105,7 @@ class PolicySpec:
             on_full=on_full,
             style=style if isinstance(style, str) else None,
             rule=RuleRef(rule["path"], rule["function"]) if rule else None,
+            demos=demos,
         )
 
 
@@ -174,7 +186,10 @@ class _Step:
     context: ApplyContext
     live: list[Experience]
     next_id: int
+    demos: list[Demo]
+    next_demo: int
     retired: list[Experience] = field(default_factory=list)
+    retired_demos: list[Demo] = field(default_factory=list)
     changed: dict[str, str] = field(default_factory=dict)
     """id -> what happened to it in this step: "added", "modified", "deleted" or "evicted"."""
     outcomes: list[OpOutcome] = field(default_factory=list)
@@ -206,26 +221,41 @@ def apply(
 
     Pure and deterministic. Deletes and modifies are applied first, in list order,
     then adds, in list order, so that room freed by a delete is available to an
-    add of the same step. An operation is rejected, with its reason in the report,
+    add of the same step; demo operations follow the same order. An operation is rejected, with its reason in the report,
     when its kind is not in `policy.ops`; it names an id that is not live; an
     earlier operation of the list already changed that id (the first applied one
     wins); its text is empty, longer than `max_words`, unchanged, or equal to
     another experience's text (compared by `normalize_text`); or it is an add to a
     full library and `on_full` is `reject` (or every experience was changed in
     this step, so none may be evicted). `keep` is always applied and changes nothing.
+    A demo operation is rejected when the policy holds no demos (`demos = 0`); it
+    names a demo id that is not live or was already changed in this step; its answer
+    is empty; its question already has a live demo; or it adds to a full set of demos.
 
     When anything changed the result has `version = library.version + 1`;
     otherwise the very same library is returned. New ids are numbered from
     `library.next_id`; replaced, deleted and evicted experiences go to `history`.
     """
     ops = tuple(operations)
-    state = _Step(library, policy, context, live=list(library.experiences), next_id=library.next_id)
+    state = _Step(
+        library,
+        policy,
+        context,
+        live=list(library.experiences),
+        next_id=library.next_id,
+        demos=list(library.demos),
+        next_demo=library.next_demo,
+    )
     for index, operation in enumerate(ops):
         if operation.op in ("modify", "delete"):
             _change(state, index, operation)
+        elif operation.op in ("replace_demo", "delete_demo"):
+            _change_demo(state, index, operation)
     for index, operation in enumerate(ops):
         if operation.op == "add":
             _add(state, index, operation)
+        elif operation.op == "add_demo":
+            _add_demo(state, index, operation)
         elif operation.op == "keep":
             state.outcomes.append(OpOutcome(index, operation))
     outcomes = sorted(state.outcomes, key=lambda o: o.index)
@@ -240,6 +270,9 @@ def apply(
         experiences=tuple(state.live),
         history=library.history + tuple(state.retired),
         next_id=state.next_id,
+        demos=tuple(state.demos),
+        demo_history=library.demo_history + tuple(state.retired_demos),
+        next_demo=state.next_demo,
     )
     return updated, report
 
@@ -249,17 +282,11 @@ def _change(state: _Step, index: int, operation: Operation) -> None:
     position = state.position(target)
     current = state.live[position] if position is not None else None
     text = (operation.text or "").strip()
-    if not state.policy.allows(operation.op):
-        reason: str | None = f"op `{operation.op}` not allowed by the policy"
-    elif target in state.changed:
-        reason = f"conflicting ops on {target} in one step: it was already {state.changed[target]}"
-    elif current is None:
-        deleted = any(e.id == target for e in state.library.history)
-        reason = f"unknown id {target}" + (" (it was deleted)" if deleted else "")
-    elif operation.op == "modify":
+    retired = {e.id for e in state.library.history}
+    forbidden = f"op `{operation.op}` not allowed by the policy"
+    reason = _target_problem(state, operation, target, current is not None, retired, forbidden, "id")
+    if reason is None and operation.op == "modify":
         reason = state.text_problem(text, current)
-    else:
-        reason = None
     if reason is not None or current is None or position is None:
         state.outcomes.append(OpOutcome(index, operation, id=target, reason=reason))
         return
@@ -302,6 +329,72 @@ def _add(state: _Step, index: int, operation: Operation) -> None:
         state.outcomes.append(OpOutcome(index, operation, id=new_id, evicted=tuple(v.id for v in victims)))
         return
     state.outcomes.append(OpOutcome(index, operation, reason=reason))
+
+
+NO_DEMOS = "the policy holds no demos (demos = 0)"
+
+
+def _target_problem(
+    state: _Step, operation: Operation, target: str, live: bool, retired: set[str], forbidden: str, noun: str
+) -> str | None:
+    """Why an operation on the live item `target` cannot apply: a kind the policy forbids,
+    an item already changed in this step, or one that is not live."""
+    if not state.policy.allows(operation.op):
+        return forbidden
+    if target in state.changed:
+        return f"conflicting ops on {target} in one step: it was already {state.changed[target]}"
+    if not live:
+        return f"unknown {noun} {target}" + (" (it was deleted)" if target in retired else "")
+    return None
+
+
+def _demo_problem(state: _Step, operation: Operation, current: Demo | None = None) -> str | None:
+    """Why a demo operation's example cannot go in, or None."""
+    example = operation.example
+    if not state.policy.allows(operation.op):
+        return NO_DEMOS
+    if example is None or not example.answer.strip():
+        return "empty answer"
+    taken = next((d.id for d in state.demos if d is not current and d.example.question == example.question), None)
+    return f"question {example.question} already has demo {taken}" if taken else None
+
+
+def _change_demo(state: _Step, index: int, operation: Operation) -> None:
+    target = cast(str, operation.id)
+    position = next((i for i, d in enumerate(state.demos) if d.id == target), None)
+    current = state.demos[position] if position is not None else None
+    retired = {d.id for d in state.library.demo_history}
+    reason = _target_problem(state, operation, target, current is not None, retired, NO_DEMOS, "demo")
+    if reason is None and operation.op == "replace_demo":
+        reason = _demo_problem(state, operation, current)
+    if reason is not None or current is None or position is None:
+        state.outcomes.append(OpOutcome(index, operation, id=target, reason=reason))
+        return
+    if operation.op == "delete_demo":
+        state.retired_demos.append(replace(current, provenance=current.provenance + (state.entry("delete", operation),)))
+        del state.demos[position]
+        state.changed[target] = "deleted"
+    else:
+        state.retired_demos.append(current)
+        entry = state.entry("modify", operation, replaced=current.example.answer)
+        example = cast(Example, operation.example)
+        state.demos[position] = replace(current, example=example, provenance=current.provenance + (entry,))
+        state.changed[target] = "modified"
+    state.outcomes.append(OpOutcome(index, operation, id=target))
+
+
+def _add_demo(state: _Step, index: int, operation: Operation) -> None:
+    reason = _demo_problem(state, operation)
+    if reason is None and len(state.demos) >= state.policy.demos:
+        reason = f"the demos are full ({state.policy.demos}): replace one instead"
+    if reason is not None or operation.example is None:
+        state.outcomes.append(OpOutcome(index, operation, reason=reason))
+        return
+    new_id = f"D{state.next_demo}"
+    state.next_demo += 1
+    state.demos.append(Demo(new_id, operation.example, (state.entry("add", operation),), created_step=state.context.step))
+    state.changed[new_id] = "added"
+    state.outcomes.append(OpOutcome(index, operation, id=new_id))
 
 
 def _eviction_order(on_full: OnFull) -> Callable[[Experience], tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""The library value: experiences with stable ids and provenance, retired ones kept in `history`."""
+"""The library value: experiences and demos with stable ids and provenance, retired ones kept in history."""
 
 from __future__ import annotations
 
@@ -11,50 +11,20 @@ from typing import Any, cast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from grpo_dsl.library.demos import DEMO_JSON, Demo, demo_number
 from grpo_dsl.library.operations import (
     _ID_PATTERN,
-    _PROVENANCE_OPS,
-    ProvenanceOp,
     id_number,
 )
+from grpo_dsl.library.provenance import PROVENANCE_JSON, ProvenanceEntry
 
 __all__ = [
     "Experience",
     "LIBRARY_SCHEMA",
     "Library",
-    "ProvenanceEntry",
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class ProvenanceEntry:
-    """One event in an experience's life: created, modified, deleted or evicted, when, by which groups, why."""
-
-    op: ProvenanceOp
-    step: int
-    groups: tuple[str, ...] = ()
-    rationale: str | None = None
-    replaced: str | None = None
-    """For `modify`: the text this change replaced."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "op": self.op,
-            "step": self.step,
-            "groups": list(self.groups),
-            "rationale": self.rationale,
-            "replaced": self.replaced,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ProvenanceEntry:
-        return cls(
-            op=data["op"],
-            step=data["step"],
-            groups=tuple(data["groups"]),
-            rationale=data["rationale"],
-            replaced=data["replaced"],
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,18 +61,6 @@ class Experience:
         )
 
 
-_PROVENANCE_JSON = {
-    "type": "object",
-    "properties": {
-        "op": {"enum": list(_PROVENANCE_OPS)},
-        "step": {"type": "integer", "minimum": 0},
-        "groups": {"type": "array", "items": {"type": "string"}},
-        "rationale": {"type": ["string", "null"]},
-        "replaced": {"type": ["string", "null"]},
-    },
-    "required": ["op", "step", "groups", "rationale", "replaced"],
-    "additionalProperties": False,
-}
 _EXPERIENCE_JSON = {
     "type": "object",
     "properties": {
@@ -110,7 +68,7 @@ _EXPERIENCE_JSON = {
         "text": {"type": "string"},
         "created_step": {"type": "integer", "minimum": 0},
         "uses": {"type": "integer", "minimum": 0},
-        "provenance": {"type": "array", "items": _PROVENANCE_JSON},
+        "provenance": {"type": "array", "items": PROVENANCE_JSON},
     },
     "required": ["id", "text", "created_step", "uses", "provenance"],
     "additionalProperties": False,
@@ -126,6 +84,9 @@ LIBRARY_SCHEMA: dict[str, Any] = {
         "content_hash": {"type": "string"},
         "experiences": {"type": "array", "items": _EXPERIENCE_JSON},
         "history": {"type": "array", "items": _EXPERIENCE_JSON},
+        "demos": {"type": "array", "items": DEMO_JSON},
+        "demo_history": {"type": "array", "items": DEMO_JSON},
+        "next_demo": {"type": "integer", "minimum": 1},
     },
     "required": ["schema", "version", "next_id", "experiences", "history"],
     "additionalProperties": False,
@@ -141,12 +102,18 @@ class Library:
     every experience that was deleted or evicted (with its last provenance entry
     saying so) and every text a `modify` replaced (the experience as it was).
     `next_id` is the number of the next id to hand out: ids are never reused.
+    `demos` are the live demonstrations in prompt order, `demo_history` the retired
+    ones (and every version a `replace_demo` replaced), `next_demo` the number of the
+    next demo id. A library without demos reads and writes as it did before demos.
     """
 
     version: int = 0
     experiences: tuple[Experience, ...] = ()
     history: tuple[Experience, ...] = ()
     next_id: int = 1
+    demos: tuple[Demo, ...] = ()
+    demo_history: tuple[Demo, ...] = ()
+    next_demo: int = 1
 
     @classmethod
     def empty(cls) -> Library:
@@ -156,6 +123,10 @@ class Library:
     def get(self, experience_id: str) -> Experience | None:
         """The live experience with this id, or None."""
         return next((e for e in self.experiences if e.id == experience_id), None)
+
+    def demo(self, demo_id: str) -> Demo | None:
+        """The live demo with this id, or None."""
+        return next((d for d in self.demos if d.id == demo_id), None)
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -172,9 +143,22 @@ class Library:
         """`{"id", "text"}` for each experience, the form prompt templates receive."""
         return tuple({"id": e.id, "text": e.text} for e in self.experiences)
 
+    def listed(self) -> tuple[dict[str, str], ...]:
+        """Every live experience and demo as `{"id", "text"}`, for diffs and listings; a
+        demo's text is its answer and the question it answers."""
+        return self.prompt_entries() + tuple({"id": d.id, "text": d.listing()} for d in self.demos)
+
+    def demo_entries(self) -> tuple[dict[str, Any], ...]:
+        """`{"id", "fields", "answer"}` for each demo, the form message rendering receives."""
+        return tuple(d.prompt_entry() for d in self.demos)
+
     def content_hash(self) -> str:
-        """sha256 of what a prompt sees (the ids and texts, in order); versions and statistics are left out."""
-        canonical = json.dumps(self.prompt_entries(), ensure_ascii=False, separators=(",", ":"))
+        """sha256 of what a prompt sees (the ids and texts, and the demos, in order);
+        versions and statistics are left out. Without demos it is the hash of the lessons alone."""
+        seen: object = self.prompt_entries()
+        if self.demos:
+            seen = {"experiences": seen, "demos": self.demo_entries()}
+        canonical = json.dumps(seen, ensure_ascii=False, separators=(",", ":"), sort_keys=bool(self.demos))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def record_uses(self, experience_ids: Iterable[str]) -> Library:
@@ -201,6 +185,14 @@ class Library:
             "content_hash": self.content_hash(),
             "experiences": [e.to_json() for e in self.experiences],
             "history": [e.to_json() for e in self.history],
+            **(self._demos_json() if self.demos or self.demo_history or self.next_demo != 1 else {}),
+        }
+
+    def _demos_json(self) -> dict[str, Any]:
+        return {
+            "demos": [d.to_json() for d in self.demos],
+            "demo_history": [d.to_json() for d in self.demo_history],
+            "next_demo": self.next_demo,
         }
 
     @classmethod
@@ -216,14 +208,20 @@ class Library:
             experiences=tuple(Experience.from_json(e) for e in document["experiences"]),
             history=tuple(Experience.from_json(e) for e in document["history"]),
             next_id=document["next_id"],
+            demos=tuple(Demo.from_json(d) for d in document.get("demos", ())),
+            demo_history=tuple(Demo.from_json(d) for d in document.get("demo_history", ())),
+            next_demo=document.get("next_demo", 1),
         )
-        ids = library.ids
+        ids = library.ids + tuple(d.id for d in library.demos)
         duplicated = sorted({i for i in ids if ids.count(i) > 1})
         if duplicated:
-            raise ValueError(f"not a valid library: the id {duplicated[0]} is used by two experiences")
+            raise ValueError(f"not a valid library: the id {duplicated[0]} is used by two items")
         highest = max((id_number(e.id) or 0 for e in (*library.experiences, *library.history)), default=0)
         if library.next_id <= highest:
             raise ValueError(f"not a valid library: next_id is {library.next_id} but E{highest} exists")
+        highest_demo = max((demo_number(d.id) or 0 for d in (*library.demos, *library.demo_history)), default=0)
+        if library.next_demo <= highest_demo:
+            raise ValueError(f"not a valid library: next_demo is {library.next_demo} but D{highest_demo} exists")
         recorded = document.get("content_hash")
         if recorded is not None and recorded != library.content_hash():
             raise ValueError("not a valid library: its content_hash does not match its experiences")

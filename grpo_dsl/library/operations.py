@@ -1,4 +1,10 @@
-"""Typed operations on the experience library: the learner's proposals, their JSON Schema and parsing."""
+"""Typed operations on the experience library: the learner's proposals, their JSON Schema and parsing.
+
+The learner proposes lesson operations (`add`, `modify`, `delete`, `keep`). Demo
+operations (`add_demo`, `replace_demo`, `delete_demo`) are never asked of the
+learner: the learning step derives them from the group comparison. Both kinds go
+through the same update rule and the same report.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from typing import Any, Literal, TypeAlias, cast, get_args
 from jsonschema import Draft202012Validator
 
 __all__ = [
+    "DEMO_KINDS",
+    "LESSON_KINDS",
     "ON_FULL_MODES",
     "OPERATIONS_SCHEMA",
     "OPERATION_KINDS",
@@ -27,13 +35,17 @@ __all__ = [
 ]
 from jsonschema.exceptions import ValidationError, best_match
 
-OpKind: TypeAlias = Literal["add", "modify", "delete", "keep"]
+from grpo_dsl.library.demos import Example
+
+OpKind: TypeAlias = Literal["add", "modify", "delete", "keep", "add_demo", "replace_demo", "delete_demo"]
 OnFull: TypeAlias = Literal["reject", "evict_oldest", "evict_least_used"]
-ProvenanceOp: TypeAlias = Literal["add", "modify", "delete", "evict"]
 
 OPERATION_KINDS: tuple[OpKind, ...] = get_args(OpKind)
+LESSON_KINDS: tuple[OpKind, ...] = ("add", "modify", "delete", "keep")
+"""The operations a learner may propose (and a policy's `ops` may list)."""
+DEMO_KINDS: tuple[OpKind, ...] = ("add_demo", "replace_demo", "delete_demo")
+"""The operations on demonstrations, derived by the learning step."""
 ON_FULL_MODES: tuple[OnFull, ...] = get_args(OnFull)
-_PROVENANCE_OPS: tuple[ProvenanceOp, ...] = get_args(ProvenanceOp)
 
 _ID_PATTERN = "^E[1-9][0-9]*$"
 _ID_IN_TEXT = re.compile(r"\bE([1-9][0-9]*)\b")
@@ -86,12 +98,17 @@ _FIELDS_OF: dict[OpKind, tuple[str, ...]] = {
     "modify": ("id", "text"),
     "delete": ("id",),
     "keep": (),
+    "add_demo": ("example",),
+    "replace_demo": ("id", "example"),
+    "delete_demo": ("id",),
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """One change the learner proposes: `add {text}`, `modify {id, text}`, `delete {id}` or `keep`.
+    """One change to the library: `add {text}`, `modify {id, text}`, `delete {id}` or `keep`
+    (proposed by the learner), or `add_demo {example}`, `replace_demo {id, example}`,
+    `delete_demo {id}` (derived by the learning step).
 
     The constructor checks the shape (which fields each kind has); whether the
     operation makes sense against a library and a policy is the rule's decision.
@@ -102,15 +119,16 @@ class Operation:
     text: str | None = None
     rationale: str | None = None
     source: OperationSource | None = None
+    example: Example | None = None
 
     def __post_init__(self) -> None:
         if self.op not in OPERATION_KINDS:
             raise ValueError(f"unknown operation `{self.op}`; expected one of {', '.join(OPERATION_KINDS)}")
         needed = _FIELDS_OF[self.op]
-        for name in ("id", "text"):
+        for name, kind in (("id", str), ("text", str), ("example", Example)):
             value = getattr(self, name)
-            if name in needed and not isinstance(value, str):
-                raise ValueError(f"`{self.op}` needs a string `{name}`")
+            if name in needed and not isinstance(value, kind):
+                raise ValueError(f"`{self.op}` needs {'a string' if kind is str else 'an'} `{name}`")
             if name not in needed and value is not None:
                 raise ValueError(f"`{self.op}` takes no `{name}`")
 
@@ -132,6 +150,20 @@ class Operation:
     def keep(cls, rationale: str | None = None, source: OperationSource | None = None) -> Operation:
         return cls("keep", rationale=rationale, source=source)
 
+    @classmethod
+    def add_demo(cls, example: Example, rationale: str | None = None, source: OperationSource | None = None) -> Operation:
+        return cls("add_demo", example=example, rationale=rationale, source=source)
+
+    @classmethod
+    def replace_demo(
+        cls, id: str, example: Example, rationale: str | None = None, source: OperationSource | None = None
+    ) -> Operation:
+        return cls("replace_demo", id=id, example=example, rationale=rationale, source=source)
+
+    @classmethod
+    def delete_demo(cls, id: str, rationale: str | None = None, source: OperationSource | None = None) -> Operation:
+        return cls("delete_demo", id=id, rationale=rationale, source=source)
+
     def to_json(self) -> dict[str, Any]:
         """The learner's JSON form, plus `source` when known; absent fields are left out."""
         data: dict[str, Any] = {"op": self.op}
@@ -140,12 +172,15 @@ class Operation:
                 data[name] = getattr(self, name)
         if self.source is not None:
             data["source"] = self.source.to_json()
+        if self.example is not None:
+            data["example"] = self.example.to_json()
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Operation:
         """Read back an operation written by `to_json`; raises ValueError on a malformed one."""
         source = data.get("source")
+        example = data.get("example")
         try:
             return cls(
                 op=data["op"],
@@ -153,6 +188,7 @@ class Operation:
                 text=data.get("text"),
                 rationale=data.get("rationale"),
                 source=OperationSource.from_json(source) if source is not None else None,
+                example=Example.from_json(example) if example is not None else None,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed operation {data!r}") from exc
@@ -173,7 +209,7 @@ def _operation_schema(op: OpKind) -> dict[str, Any]:
     }
 
 
-_OPERATION_SCHEMAS: dict[OpKind, dict[str, Any]] = {op: _operation_schema(op) for op in OPERATION_KINDS}
+_OPERATION_SCHEMAS: dict[OpKind, dict[str, Any]] = {op: _operation_schema(op) for op in LESSON_KINDS}
 
 OPERATIONS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -233,8 +269,8 @@ def _parse_operation(position: int, item: object, source: OperationSource | None
         return f"operation {position}: expected an object, got {json.dumps(item)}"
     kind = item.get("op")
     kind = kind.strip().lower() if isinstance(kind, str) else kind
-    if kind not in OPERATION_KINDS:
-        return f"operation {position}: unknown op {json.dumps(kind)}; expected one of {', '.join(OPERATION_KINDS)}"
+    if kind not in LESSON_KINDS:
+        return f"operation {position}: unknown op {json.dumps(kind)}; expected one of {', '.join(LESSON_KINDS)}"
     op = cast(OpKind, kind)
     known = {
         name: item[name]

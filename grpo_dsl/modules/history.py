@@ -8,17 +8,16 @@ and one that formats it for people (`format_show`, `format_log`, `format_diff`,
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grpo_dsl.library import Experience, ProvenanceEntry
+from grpo_dsl.library import Demo, Experience, ProvenanceEntry
 from grpo_dsl.library.diff import marked_word_diff
 from grpo_dsl.modules.loader import IndexEntry, ModuleError, PromptModule, read_index
-from grpo_dsl.runs.directory import RunDirectory
+from grpo_dsl.runs.directory import RunDirectory, RunError
 
 __all__ = [
     "Blame",
@@ -122,7 +121,7 @@ class ModuleDiff:
 
 def diff_modules(before: PromptModule, after: PromptModule) -> ModuleDiff:
     """Compare two loaded versions (of one module or of two)."""
-    return ModuleDiff(before, after, diff_experiences(before.library.prompt_entries(), after.library.prompt_entries()))
+    return ModuleDiff(before, after, diff_experiences(before.library.listed(), after.library.listed()))
 
 
 # ---------------------------------------------------------------------- blame
@@ -134,7 +133,8 @@ class GroupEvidence:
 
     group: str
     question: str | None
-    rewards: tuple[float, ...]
+    rewards: tuple[float | None, ...]
+    """One per rollout; None for a rollout that failed."""
     kept: bool
     skip_reason: str | None
     proposals: tuple[Mapping[str, Any], ...]
@@ -163,13 +163,25 @@ class Blame:
 
 
 def _find(module: PromptModule, experience_id: str) -> tuple[Experience, bool]:
-    live = module.library.get(experience_id)
-    if live is not None:
-        return live, True
-    retired = [e for e in module.library.history if e.id == experience_id]
-    if retired:
-        return retired[-1], False
-    ids = ", ".join(module.library.ids) or "none"
+    """The experience (or demo, as an item whose text is its answer) with this id, and whether it is live."""
+    library = module.library
+
+    def items(demos: Sequence[Demo]) -> list[Experience]:
+        return [Experience(d.id, d.example.answer, d.provenance, d.created_step) for d in demos]
+
+    for found_in, live in (
+        (library.experiences, True),
+        (items(library.demos), True),
+        (library.history[::-1], False),
+        (items(library.demo_history)[::-1], False),
+    ):
+        found = next((e for e in found_in if e.id == experience_id), None)
+        if found is not None:
+            return found, live
+    if experience_id.startswith("D"):
+        demos = ", ".join(d.id for d in library.demos) or "none"
+        raise ModuleError(f"{module.name}@{module.version} has no demo {experience_id} (its demos: {demos})")
+    ids = ", ".join(library.ids) or "none"
     raise ModuleError(f"{module.name}@{module.version} has no experience {experience_id} (its experiences: {ids})")
 
 
@@ -197,7 +209,7 @@ def _run_dir(module: PromptModule) -> Path | None:
 def _step_records(run: RunDirectory, step: int, name: str) -> dict[str, Mapping[str, Any]]:
     try:
         records = run.read_step(step, name)
-    except (OSError, json.JSONDecodeError):
+    except RunError:
         return {}
     return {r["group"]: r for r in records if isinstance(r, Mapping) and "group" in r}
 
@@ -271,6 +283,9 @@ def format_show(module: PromptModule) -> str:
         lines += _evaluation_lines(name, record)
     lines.append(f"experiences ({len(module.experiences)}):")
     lines += [f"  [{e.id}] {e.text}" for e in module.experiences] or ["  (none)"]
+    if module.demos:
+        lines.append(f"demos ({len(module.demos)}, placed as {module.templates.demos}):")
+        lines += [f"  [{d.id}] {d.listing()}" for d in module.demos]
     return "\n".join(lines)
 
 
@@ -343,7 +358,7 @@ def format_blame(result: Blame) -> str:
         elif event.text is not None and entry.op == "add":
             lines.append(f"  text: {event.text}")
         for evidence in event.evidence:
-            rewards = ", ".join(f"{r:.3g}" for r in evidence.rewards)
+            rewards = ", ".join("failed" if r is None else f"{r:.3g}" for r in evidence.rewards)
             kept = "kept" if evidence.kept else f"skipped: {evidence.skip_reason}"
             lines.append(f"  group {evidence.group} (question {evidence.question}): rewards {rewards}; {kept}")
             for proposal in evidence.proposals:

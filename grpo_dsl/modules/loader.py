@@ -26,7 +26,7 @@ from jsonschema.exceptions import best_match
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import sha256_bytes
 from grpo_dsl.core.resources import resource_path
-from grpo_dsl.library import Experience, Library
+from grpo_dsl.library import Demo, Experience, Library
 from grpo_dsl.modules.versioning import (
     Bump,
     ModuleContent,
@@ -250,10 +250,15 @@ class PromptModule:
     def templates(self) -> PromptTemplates:
         """The composed templates: the task's, with the library placed as the run placed it."""
         templates = self.manifest["templates"]
-        return PromptTemplates(system=templates["system"], user=templates["user"])
+        return PromptTemplates(system=templates["system"], user=templates["user"], demos=templates.get("demos", "turns"))
+
+    @property
+    def demos(self) -> tuple[Demo, ...]:
+        """The demos the prompt carries, in prompt order, with their provenance."""
+        return self.library.demos
 
     def content(self) -> ModuleContent:
-        return ModuleContent(self.templates, self.model, self.library.prompt_entries())
+        return ModuleContent(self.templates, self.model, self.library.prompt_entries(), self.library.demo_entries())
 
     def render(self, /, **fields: Any) -> list[dict[str, str]]:
         """The OpenAI chat messages for one question, e.g. `render(question="What is 2 + 2?")`.
@@ -262,7 +267,7 @@ class PromptModule:
         a `TemplateRenderError` naming it. Fields the templates do not use are ignored.
         """
         try:
-            return render_messages(self.templates, fields, self.library.prompt_entries())
+            return render_messages(self.templates, fields, self.library.prompt_entries(), self.library.demo_entries())
         except TemplateRenderError as exc:
             missing = [f for f in self.fields if f not in fields]
             if not missing:

@@ -1,13 +1,16 @@
 """Version numbers of prompt modules: what changed, which number follows, which version a range selects.
 
 The content of a version is what decides the messages it renders: the composed
-templates, the model name and the experiences (ids and texts, in order). Against
-the previous version a change is
+templates (with the demos' placement), the model name, the experiences (ids and
+texts, in order) and the demos (ids, fields and answers, in order). Against the
+previous version a change is
 
-- **major** when a template or the model changed (whatever happened to the experiences);
-- otherwise **minor** when at least one experience was added (even if others were
-  also edited or deleted in the same change);
-- otherwise **patch** when experiences were only edited, deleted or reordered;
+- **major** when a template, the demos' placement or the model changed (whatever
+  happened to the experiences and demos);
+- otherwise **minor** when at least one experience or demo was added (even if others
+  were also edited or deleted in the same change);
+- otherwise **patch** when experiences or demos were only edited (a demo replaced),
+  deleted or reordered;
 - otherwise no change at all: the same content, and no new version.
 
 The first version is 1.0.0. A forced version must be higher than the latest one.
@@ -66,18 +69,35 @@ def version_key(text: str) -> tuple[int, int, int]:
 
 @dataclass(frozen=True, slots=True)
 class ModuleContent:
-    """What a version renders with: the composed templates, the model name, the experiences."""
+    """What a version renders with: the composed templates, the model name, the experiences
+    and the demos. A version without demos, placing them by default, has the content (and
+    the hash) it had before demos existed."""
 
     templates: PromptTemplates
     model: str
     experiences: tuple[Mapping[str, str], ...]
+    demos: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "templates": {"system": self.templates.system, "user": self.templates.user},
+        templates: dict[str, Any] = {"system": self.templates.system, "user": self.templates.user}
+        if self.templates.demos != "turns":
+            templates["demos"] = self.templates.demos
+        content: dict[str, Any] = {
+            "templates": templates,
             "model": self.model,
             "experiences": [{"id": e["id"], "text": e["text"]} for e in self.experiences],
         }
+        if self.demos:
+            content["demos"] = [{"id": d["id"], "fields": dict(d["fields"]), "answer": d["answer"]} for d in self.demos]
+        return content
+
+    def items(self) -> dict[str, str]:
+        """Every experience and demo by id, as the text a version diff compares."""
+        texts = {e["id"]: e["text"] for e in self.experiences}
+        for demo in self.demos:
+            shown = {"fields": dict(demo["fields"]), "answer": demo["answer"]}
+            texts[demo["id"]] = json.dumps(shown, sort_keys=True, ensure_ascii=False)
+        return texts
 
     def sha256(self) -> str:
         """The content sha256: of the canonical JSON of `to_json()` (sorted keys, no spaces)."""
@@ -113,9 +133,9 @@ class Change:
 def compare_content(previous: ModuleContent | None, new: ModuleContent) -> Change:
     """The change from `previous` (None for a first version) to `new`, with its bump (see the module doc)."""
     if previous is None:
-        return Change("initial", added=tuple(e["id"] for e in new.experiences))
-    old_text = {e["id"]: e["text"] for e in previous.experiences}
-    new_text = {e["id"]: e["text"] for e in new.experiences}
+        return Change("initial", added=tuple(new.items()))
+    old_text = previous.items()
+    new_text = new.items()
     added = tuple(i for i in new_text if i not in old_text)
     removed = tuple(i for i in old_text if i not in new_text)
     modified = tuple(i for i in new_text if i in old_text and old_text[i] != new_text[i])

@@ -309,6 +309,9 @@ class _Compiler:
                 return self.path(decl, _string(value))
             case "cache_folder":
                 return False if isinstance(value, ast.Bool) else self.path(decl, _string(value))
+            case "paths":
+                assert isinstance(value, ast.ListExpr)
+                return list(dict.fromkeys(self.path(decl, _string(item)) for item in value.items))
             case "number":
                 assert isinstance(value, ast.Number)
                 return float(value.value)

@@ -2,15 +2,17 @@
 
 Training rollouts, evaluation and emitted prompt modules all render their chat
 messages with `compose_templates` and `render_messages`, so the library is placed
-identically everywhere: in the system turn, in the user turn, or nowhere, as the
-task's `experiences` attribute says.
+identically everywhere: its lessons in the system turn, in the user turn, or
+nowhere, as the task's `experiences` attribute says; its demos as earlier
+user/assistant turns before the question, or in the system turn, as the task's
+`demos_placement` says.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 from jinja2 import TemplateError
 
@@ -18,7 +20,9 @@ from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.templating import compiled
 
 __all__ = [
+    "DEMOS_BLOCK",
     "EXPERIENCES_BLOCK",
+    "DemosPlacement",
     "PromptTemplates",
     "TemplateRenderError",
     "compose_templates",
@@ -32,53 +36,75 @@ EXPERIENCES_BLOCK = (
     "{% endif %}"
 )
 
+DEMOS_BLOCK = "Examples of good answers:\n{% for d in demos %}\nInput: {{ d.input }}\nOutput: {{ d.answer }}\n{% endfor %}"
+"""The demos in the system turn (`demos_placement = system`), after the system text and
+the lessons: each demo's rendered prompt and its answer."""
+
+DemosPlacement: TypeAlias = Literal["turns", "system"]
+
 
 class TemplateRenderError(GrpoError):
-    """A template could not be rendered (a missing field or a template error)."""
+    """A template could not be rendered: a missing field, a template error, or a render
+    past its budget (`core.templating.RenderBudget`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class PromptTemplates:
-    """The composed Jinja sources of a task: `system` (or None) and `user`."""
+    """The composed Jinja sources of a task: `system` (or None) and `user`, and where
+    demos go: as earlier `turns` (rendered with `user`) or in the `system` turn."""
 
     system: str | None
     user: str
+    demos: DemosPlacement = "turns"
 
 
-def compose_templates(system: str | None, prompt: str, placement: str) -> PromptTemplates:
+def compose_templates(
+    system: str | None, prompt: str, placement: str, demos: DemosPlacement = "turns"
+) -> PromptTemplates:
     """Compose a task's `system` and `prompt` sources with the library placement.
 
-    With `placement == "system"` the library follows the system text (a system turn
-    is created when there was none and the library is not empty); with `"user"` it
-    precedes the prompt; with `"none"` the library is never shown.
+    With `placement == "system"` the lessons follow the system text (a system turn
+    is created when there was none and the library is not empty); with `"user"` they
+    precede the prompt; with `"none"` they are never shown. Demos are placed when the
+    messages are rendered (`render_messages`): as earlier turns, or (`demos ==
+    "system"`) at the end of the system turn.
     """
     if placement == "system":
-        head = system or ""
         gap = "{% if experiences %}\n\n{% endif %}" if system else ""
-        return PromptTemplates(system=head + gap + EXPERIENCES_BLOCK, user=prompt)
+        return PromptTemplates(system=(system or "") + gap + EXPERIENCES_BLOCK, user=prompt, demos=demos)
     if placement == "user":
-        return PromptTemplates(system=system, user=EXPERIENCES_BLOCK + "{% if experiences %}\n{% endif %}" + prompt)
-    return PromptTemplates(system=system, user=prompt)
+        return PromptTemplates(system=system, user=EXPERIENCES_BLOCK + "{% if experiences %}\n{% endif %}" + prompt, demos=demos)
+    return PromptTemplates(system=system, user=prompt, demos=demos)
 
 
 def render_messages(
     templates: PromptTemplates,
     fields: Mapping[str, Any],
     experiences: Sequence[Mapping[str, str]] = (),
+    demos: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, str]]:
     """Render the chat messages for one question.
 
-    `experiences` is a sequence of `{"id": ..., "text": ...}`; an empty system turn is
-    left out. Raises `TemplateRenderError` naming the missing field.
+    `experiences` is a sequence of `{"id": ..., "text": ...}` and `demos` of
+    `{"id": ..., "fields": {...}, "answer": ...}`; a demo's prompt is the user template
+    rendered with the demo's fields and no lessons. An empty system turn is left out.
+    Raises `TemplateRenderError` naming the missing field.
     """
-    values = {**fields, "experiences": [dict(e) for e in experiences]}
     try:
+        user = compiled(templates.user)
+        shown = [(user.render({**d["fields"], "experiences": []}).rstrip("\n"), str(d["answer"])) for d in demos]
+        values = {**fields, "experiences": [dict(e) for e in experiences]}
+        system = compiled(templates.system).render(values).rstrip("\n") if templates.system is not None else ""
+        if shown and templates.demos == "system":
+            examples = compiled(DEMOS_BLOCK).render(demos=[{"input": q, "answer": a} for q, a in shown])
+            system = "\n\n".join(part for part in (system, examples.rstrip("\n")) if part.strip())
         messages: list[dict[str, str]] = []
-        if templates.system is not None:
-            system = compiled(templates.system).render(values)
-            if system.strip():
-                messages.append({"role": "system", "content": system.rstrip("\n")})
-        messages.append({"role": "user", "content": compiled(templates.user).render(values).rstrip("\n")})
+        if system.strip():
+            messages.append({"role": "system", "content": system})
+        if templates.demos == "turns":
+            for prompt, answer in shown:
+                messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+        messages.append({"role": "user", "content": user.render(values).rstrip("\n")})
     except TemplateError as exc:
         raise TemplateRenderError(str(exc)) from exc
     return messages

@@ -1,5 +1,6 @@
 """A run killed with SIGKILL at random points resumes to the library of an uninterrupted run,
-and pays for no answer it had already received."""
+and pays for no answer it had already received: lessons (the date world) and demos (the
+demo world) alike."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.endpoint import Endpoint
@@ -38,7 +40,7 @@ def _grpo(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "grpo_dsl.cli", *map(str, args)]
 
 
-def _library(run_dir: Path) -> object:
+def _library(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "library.json").read_text())
 
 
@@ -60,13 +62,15 @@ def _kill_after(args: list[str], run_dir: Path | None, new_events: int) -> tuple
     return run_dir, None
 
 
+@pytest.mark.parametrize(("script", "demos"), [("date_world", 0), ("demo_world", 2)], ids=["lessons", "demos"])
 def test_killed_runs_resume_to_the_same_library_and_pay_nothing_twice(
-    slow_world: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    slow_world: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str, demos: int
 ) -> None:
+    slow_world.configure(script=f"support.worlds:{script}", faults={"latency_ms": 40})
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     straight.mkdir()
     killed.mkdir()
-    world = {"questions": 16, "batch_size": 4, "group_size": 4}
+    world = {"questions": 16, "batch_size": 4, "group_size": 4, "demos": demos}
 
     program = write_world(straight, slow_world.base_url, **world)
     subprocess.run(_grpo("run", program, "--runs", straight / "runs"), check=True, capture_output=True)
@@ -91,6 +95,7 @@ def test_killed_runs_resume_to_the_same_library_and_pay_nothing_twice(
     subprocess.run(_grpo("run", "--resume", run_dir), check=True, capture_output=True)
 
     assert _library(run_dir) == _library(reference_run)
+    assert len(_library(run_dir).get("demos", [])) == demos
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
     ledger = slow_world.ledger()
     assert {entry["sha256"] for entry in ledger} == set(reference_bodies)

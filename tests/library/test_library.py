@@ -252,7 +252,7 @@ def test_json_round_trip_is_exact() -> None:
             lambda d: d["experiences"][0].update(id="G1"),
             "not a valid library: at experiences/0/id: 'G1' does not match",
         ),
-        (lambda d: d["experiences"][1].update(id="E1"), "not a valid library: the id E1 is used by two experiences"),
+        (lambda d: d["experiences"][1].update(id="E1"), "not a valid library: the id E1 is used by two items"),
         (lambda d: d.update(next_id=2), "not a valid library: next_id is 2 but E2 exists"),
         (lambda d: d["experiences"][0].update(text="edited"), "not a valid library: its content_hash does not match"),
     ],
@@ -391,10 +391,11 @@ def test_policy_from_plan_json() -> None:
         "on_full": "evict_least_used",
         "style": "imperative",
         "rule": {"path": "rules.py", "function": "apply"},
+        "demos": 2,
     }
     policy = PolicySpec.from_json(plan_policy)
     assert policy == PolicySpec(
-        ("add", "modify"), 3, 10, 20, "evict_least_used", "imperative", RuleRef("rules.py", "apply")
+        ("add", "modify"), 3, 10, 20, "evict_least_used", "imperative", RuleRef("rules.py", "apply"), demos=2
     )
     assert policy.to_json() == plan_policy
     assert PolicySpec.from_json({}) == PolicySpec()

@@ -37,7 +37,13 @@ learn date_lessons {
   group_size = GROUP_SIZE
   batch_size = BATCH_SIZE
   epochs     = EPOCHS
-  seed       = 3
+  seed       = 3POLICY
+}
+"""
+
+DEMO_POLICY = """
+policy with_demos {
+  demos = DEMOS
 }
 """
 
@@ -51,10 +57,12 @@ def write_world(
     batch_size: int = 4,
     epochs: int = 1,
     model_extra: str = "",
+    demos: int = 0,
 ) -> Path:
     """Write `world.grpo` and `dates.jsonl` into `folder`; return the program's path.
 
-    `model_extra` is added to the model block (e.g. `batch = true`)."""
+    `model_extra` is added to the model block (e.g. `batch = true`). With `demos`, the
+    learn's policy holds that many demonstrations."""
     rows = []
     for i in range(questions):
         day, month, year = 1 + (7 * i) % 28, 1 + (5 * i) % 12, 1990 + 3 * i
@@ -66,7 +74,10 @@ def write_world(
         .replace("BATCH_SIZE", str(batch_size))
         .replace("EPOCHS", str(epochs))
         .replace("MODEL_EXTRA", f"  {model_extra}\n" if model_extra else "")
+        .replace("POLICY", "\n  policy     = with_demos" if demos else "")
     )
+    if demos:
+        program += DEMO_POLICY.replace("DEMOS", str(demos))
     path = folder / "world.grpo"
     path.write_text(program)
     return path

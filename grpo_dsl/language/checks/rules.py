@@ -1,4 +1,4 @@
-"""The semantic rules of learning and evaluation (E0501-E0504, W0002-W0004)."""
+"""The semantic rules of learning and evaluation (E0501-E0504, W0002-W0005)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ __all__ = [
     "check_evaluation_reward",
     "check_validation_set",
     "check_secrets",
+    "check_unsafe_sandbox",
 ]
 
 
@@ -102,11 +103,22 @@ def _prompt_variables(context: Context, task: str | None) -> set[str]:
 
 
 def check_ground_truth(context: Context) -> Iterator[Diagnostic]:
-    """`ground_truth = false` with a reward that reads a field the prompt does not show."""
+    """`ground_truth = false` with a reward that reads a field the prompt does not show,
+    or with demos taken from reference answers."""
     for learn in _learns(context):
         flag = _value(learn, "ground_truth")
+        if not (isinstance(flag, ast.Bool) and not flag.value):
+            continue
+        source = _value(learn, "demo_source")
+        if isinstance(source, ast.Name) and source.name in ("reference", "both"):
+            yield error(
+                "E0505",
+                f"`demo_source = {source.name}` shows reference answers, but `ground_truth = false`",
+                source.span,
+                "without ground truth there are no reference answers to show: use `demo_source = rollouts`",
+            )
         reward = reference(learn, "reward")
-        if not (isinstance(flag, ast.Bool) and not flag.value) or reward is None:
+        if reward is None:
             continue
         shown = _prompt_variables(context, reference(learn, "task"))
         hidden = [f for f in _reward_fields(context, reward, set()) if f not in shown]
@@ -178,4 +190,18 @@ def check_secrets(context: Context) -> Iterator[Diagnostic]:
                 "`api_key` is written in the source",
                 key.span,
                 'read it from the environment: `api_key = env("API_KEY")`',
+            )
+
+
+def check_unsafe_sandbox(context: Context) -> Iterator[Diagnostic]:
+    """`sandbox = "unsafe-process"`: the python tool would run without isolation."""
+    for decl in context.workspace.all_declarations():
+        value = _value(decl, "sandbox") if isinstance(decl, ast.Model) else None
+        if isinstance(value, ast.String) and value.value == "unsafe-process":
+            yield warning(
+                "W0005",
+                f"model `{decl.name}` runs the python tool's code without isolation",
+                value.span,
+                "model-written code in a plain process can read the API key, your files and the dataset's "
+                "answers; keep the default `bubblewrap` wherever it can run (docs/sandbox.md)",
             )
