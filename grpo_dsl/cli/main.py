@@ -222,15 +222,14 @@ def _print_summary(result: RunResult) -> None:
         print(f"  {result.message}", file=out)
     if result.steps:
         demos = any(s.demos for s in result.steps)
-        print("  step  reward  kept  applied  rejected  library" + ("  demos" if demos else ""), file=out)
         failures = any(s.failed_rollouts or s.failed_calls for s in result.steps)
-        print("  step  reward  kept  applied  rejected  library" + ("  failed" if failures else ""), file=out)
+        header = "  step  reward  kept  applied  rejected  library" + ("  demos" if demos else "") + ("  failed" if failures else "")
+        print(header, file=out)
         for s in result.steps:
-            failed = f"  {s.failed_rollouts + s.failed_calls:>6}" if failures else ""
             print(
                 f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}"
-                + (f"  {s.demos:>5}" if demos else ""),
-                f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}{failed}",
+                + (f"  {s.demos:>5}" if demos else "")
+                + (f"  {s.failed_rollouts + s.failed_calls:>6}" if failures else ""),
                 file=out,
             )
     usage = result.usage.get("total", {})

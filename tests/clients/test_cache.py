@@ -17,6 +17,7 @@ from support.endpoint import Endpoint
 from grpo_dsl.clients import ChatRequest, ChatResponse, Usage, build_client
 from grpo_dsl.clients.cache import CACHE_FILE, RunRecord, cache_directory, cache_info, prune_cache
 from grpo_dsl.clients.local import cache_dir
+from grpo_dsl.prompts.messages import DemosPlacement, compose_templates, render_messages
 
 
 def model(endpoint: Endpoint | str, **overrides: Any) -> dict[str, Any]:
@@ -85,6 +86,25 @@ def test_validation_samples_never_answer_training_rollouts(endpoint: Endpoint, t
     info = cache_info(tmp_path)
     assert info is not None
     assert dict(info.namespaces) == {"gate/train": 5, "rollout/held_out": 5, "rollout/train": 5}
+
+
+def test_the_demos_a_prompt_shows_are_part_of_its_key(endpoint: Endpoint, tmp_path: Path) -> None:
+    models = {"m": model(endpoint)}
+    shared = {"m": tmp_path}
+    demo = {"id": "d1", "fields": {"question": "2 + 2"}, "answer": "4"}
+    asked: list[list[ChatRequest]] = []
+    placements: tuple[DemosPlacement, ...] = ("turns", "system")
+    for placement in placements:
+        templates = compose_templates("Answer briefly.", "Q: {{ question }}", "system", placement)
+        for demos in ((), (demo,)):
+            messages = tuple(render_messages(templates, {"question": "3 + 4"}, demos=demos))
+            asked.append([ChatRequest("m", messages, stage="rollout", sample_key="1/q1/0", split="train")])
+
+    answers = [answer(models, requests, shared=shared)[0] for requests in asked]
+
+    assert endpoint.stats()["total"] == 3, "without demos, then with demos shown as turns or in the system turn"
+    assert [a.cached for a in answers] == [False, False, True, False], "without demos the placement changes nothing"
+    assert [a.cached for a in answer(models, [r for requests in asked for r in requests], shared=shared)] == [True] * 4
 
 
 def test_a_run_answers_from_its_record_after_the_shared_cache_is_pruned(endpoint: Endpoint, tmp_path: Path) -> None:
