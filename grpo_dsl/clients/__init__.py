@@ -22,6 +22,7 @@ from grpo_dsl.clients.protocol import (
     EndpointError,
     LLMClient,
     RetriesExhausted,
+    StorageError,
     StructuredOutputError,
     derive_seed,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "EndpointError",
     "LLMClient",
     "RetriesExhausted",
+    "StorageError",
     "StructuredOutputError",
     "Usage",
     "build_client",

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grpo_dsl.clients.local import cache_dir as user_cache_dir
-from grpo_dsl.clients.protocol import ChatRequest, ChatResponse, LLMClient, ModelConfig, namespace
+from grpo_dsl.clients.protocol import ChatRequest, ChatResponse, LLMClient, ModelConfig, StorageError, namespace
 from grpo_dsl.clients.wire import body, canonical_json, request_key
 from grpo_dsl.core.errors import GrpoError
 
@@ -366,11 +366,17 @@ class ResponseCache:
 
     def _store(self, request: ChatRequest, key: str, model_id: str, response: ChatResponse) -> None:
         text = canonical_json(response.to_json())
-        if self.record is not None:
-            self.record.add(key, request, model_id, response, text)
         shared = self.shared.get(request.model)
-        if shared is not None:
-            shared.put(key, namespace(request), model_id, text)
+        try:
+            if self.record is not None:
+                self.record.add(key, request, model_id, response, text)
+            if shared is not None:
+                shared.put(key, namespace(request), model_id, text)
+        except OSError as exc:  # only the record writes files directly
+            where = exc.filename or (self.record.path if self.record is not None else "the run's record")
+            raise StorageError(f"cannot write {where}: {exc.strerror or exc}") from None
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot write the response cache {shared.path if shared else ''}: {exc}") from None
 
     def _hit(self, request: ChatRequest, response: ChatResponse) -> ChatResponse:
         hit = ChatResponse(

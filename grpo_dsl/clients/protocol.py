@@ -24,6 +24,7 @@ __all__ = [
     "EndpointError",
     "TransientError",
     "RetriesExhausted",
+    "StorageError",
     "BudgetExceeded",
     "StructuredOutputError",
     "derive_seed",
@@ -195,6 +196,11 @@ class TransientError(GrpoError):
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
+
+
+class StorageError(GrpoError):
+    """An answer cannot be kept: the run's record or the shared cache cannot be written
+    (a full disk, a file size limit). The run cannot go on without paying twice, so it stops."""
 
 
 class RetriesExhausted(GrpoError):

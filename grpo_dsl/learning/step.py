@@ -30,6 +30,7 @@ from grpo_dsl.clients.protocol import (
     ChatRequest,
     EndpointError,
     LLMClient,
+    StorageError,
     StructuredOutputError,
     derive_seed,
 )
@@ -83,7 +84,7 @@ REPLY_SHAPE = {"type": "object", "required": ["operations"], "properties": {"ope
 
 NOT_A_RULE = "it describes the attempts shown to the learner, not a general rule"
 TRUNCATED_REPLY = "the learner's reply stopped at max_tokens"
-PASSED_THROUGH = (BudgetExceeded, EndpointError, TooManyFailures)
+PASSED_THROUGH = (BudgetExceeded, EndpointError, StorageError, TooManyFailures)
 """What a learner call lets through: these end the run; any other failure is counted and recorded."""
 
 

@@ -59,6 +59,7 @@ from grpo_dsl.clients.protocol import (
     ChatRequest,
     EndpointError,
     LLMClient,
+    StorageError,
 )
 from grpo_dsl.clients.structured import complete_json
 from grpo_dsl.core.resources import resource_path
@@ -554,7 +555,7 @@ class RewardScorer:
         structured = str(self.models.get(model, {}).get("structured") or "json_schema")
         try:
             reply = await complete_json(self.client, request, JUDGE_SCHEMA, structured=structured)
-        except (BudgetExceeded, EndpointError):
+        except (BudgetExceeded, EndpointError, StorageError):
             raise
         except Exception as exc:
             return RewardResult(0.0, f"judge `{model}` failed: {exc}")

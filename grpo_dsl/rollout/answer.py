@@ -13,6 +13,7 @@ from grpo_dsl.clients.protocol import (
     ChatRequest,
     ChatResponse,
     EndpointError,
+    StorageError,
 )
 from grpo_dsl.plan.views import Sandbox, TaskView
 from grpo_dsl.rollout.sandbox import (
@@ -133,7 +134,7 @@ async def rollout(
                     {"role": "tool", "tool_call_id": tool_call.get("id", ""), "content": await _run_tool(tool_call, tools)}
                 )
         return finish("", "the trajectory reached max_turns")
-    except (BudgetExceeded, EndpointError, SandboxUnavailable):
+    except (BudgetExceeded, EndpointError, StorageError, SandboxUnavailable):
         raise
     except Exception as exc:
         return finish("", f"{type(exc).__name__}: {exc}")

@@ -22,6 +22,7 @@ from grpo_dsl.clients.protocol import (
     EndpointError,
     LLMClient,
     ModelConfig,
+    StorageError,
 )
 from grpo_dsl.clients.stack import build_client
 from grpo_dsl.core.files import read_json
@@ -79,7 +80,7 @@ async def ending_cleanly(
     settled before the block ends.
     """
     end = RunEnd()
-    fatal: tuple[type[Exception], ...] = (EndpointError, TooManyFailures, *failures)
+    fatal: tuple[type[Exception], ...] = (EndpointError, StorageError, TooManyFailures, *failures)
     try:
         yield end
     except BudgetExceeded as exc:

@@ -76,7 +76,9 @@ def test_a_learn_is_compared_through_its_newest_completed_run(endpoint: Endpoint
     program = _program(tmp_path, endpoint)
     completed = learn(tmp_path, program, endpoint)
     endpoint.configure(script="support.worlds:half_failing_world")
-    failed = start_run(load_plan(program), "date_lessons", base_dir=tmp_path, runs_root=tmp_path / "runs", stream=None)
+    failed = start_run(
+        load_plan(program), "date_lessons", base_dir=tmp_path, runs_root=tmp_path / "runs", stream=None, shared_cache=False
+    )  # the completed run's answers in the shared cache would let it succeed
     assert failed.status == "failed" and failed.run_dir.name > completed.run_dir.name
     endpoint.configure(script="support.worlds:date_world")
 

@@ -112,7 +112,8 @@ def test_a_completed_run_with_a_damaged_library_writes_it_again(copy: Path) -> N
 
 
 def test_two_resumptions_of_one_run_never_run_together(tmp_path: Path) -> None:
-    endpoint = Endpoint(script="support.worlds:date_world", faults={"latency_ms": 100})
+    # slow enough that the first run is still going when the second process has started on a loaded machine
+    endpoint = Endpoint(script="support.worlds:date_world", faults={"latency_ms": 300})
     try:
         program = write_world(tmp_path, endpoint.base_url)
         first = subprocess.Popen([sys.executable, "-m", "grpo_dsl.cli", "run", str(program), "--runs", str(tmp_path / "runs")],
@@ -136,14 +137,22 @@ def test_two_resumptions_of_one_run_never_run_together(tmp_path: Path) -> None:
         endpoint.stop()
 
 
-def test_a_full_disk_during_a_run_fails_it_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (("--no-cache",), ("cannot write", "File too large")),
+        ((), ("responses.sqlite3 cannot be used as the response cache",)),
+    ],
+    ids=["run files", "shared cache"],
+)
+def test_a_full_disk_during_a_run_fails_it_cleanly(tmp_path: Path, options: tuple[str, ...], words: tuple[str, ...]) -> None:
     endpoint = Endpoint(script="support.worlds:date_world")
     try:
         program = write_world(tmp_path, endpoint.base_url)
-        done = grpo("run", program, "--runs", tmp_path / "runs", limit_file_size=12_000)
+        done = grpo("run", program, "--runs", tmp_path / "runs", *options, limit_file_size=12_000)
     finally:
         endpoint.stop()
-    _refused(done, "run failed", "cannot write", "File too large")
+    _refused(done, "run failed", *words)
     (run_dir,) = (tmp_path / "runs" / "date_lessons").iterdir()
     lines = (run_dir / "events.jsonl").read_bytes().splitlines()
     assert all(json.loads(line) for line in lines), "no half line"

@@ -57,7 +57,9 @@ def test_a_library_emptied_by_failures_never_replaces_one_with_experiences(endpo
     program, _ = _program(again, endpoint, "max_failures = 1")
     program.write_text(program.read_text().replace("max_retries = 8", "max_retries = 0"))
     failing_plan = load_plan(program)
-    failing = start_run(failing_plan, "date_lessons", base_dir=again, runs_root=again / "runs", stream=None)
+    failing = start_run(  # without the good run's answers, which the shared cache would give it
+        failing_plan, "date_lessons", base_dir=again, runs_root=again / "runs", stream=None, shared_cache=False
+    )
     assert failing.status == "completed" and not failing.library.experiences and failing.steps[0].failed_rollouts == 16
 
     with pytest.raises(ModuleError, match=r"the library is empty after 48 failed calls and rollouts, and would replace version 1\.0\.0"):

@@ -196,7 +196,7 @@ def _files_with(folder: Path, text: str) -> list[str]:
 
 def test_the_key_is_in_no_file_of_the_run_and_no_request(attack: Attack) -> None:
     run_files = [p for p in attack.run_dir.rglob("*") if p.is_file()]
-    assert any(p.parent.name == "cache" or "cache" in p.parts for p in run_files), "the run has a cache"
+    assert any(p.name == "responses.jsonl" for p in run_files), "the run has its record of every answer"
     assert _files_with(attack.run_dir, attack.key) == []
     assert attack.total_requests <= RECENT_REQUESTS, "every request body was recorded"
     assert attack.total_requests == len(attack.requests)
