@@ -299,6 +299,7 @@ class Learner:
                 self.events.append("reward_failed", step=step, question=question.id, index=r.index, error=res.error)
         for error in group.reward_errors:
             self.failures.attempt("rollouts", error)
+        self.progress.rewards(group.rewards)
         scored = [reward for _, reward in group.scored]
         if not scored:
             group.skip_reason = "every rollout failed"
