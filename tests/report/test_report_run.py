@@ -13,13 +13,18 @@ from pathlib import Path
 import pytest
 from support.browser import ARTIFACTS, MEASURE, Browser, visit
 from support.endpoint import Endpoint
-from support.eval_world import write_program
+from markupsafe import escape
+from support.eval_world import write_held_out, write_program
+from support.learn_world import write_world
 from support.worlds import LESSONS
 
 from grpo_dsl.cli import main
+from grpo_dsl.learning.replay import replay_run
 from grpo_dsl.learning.run import start_run
 from grpo_dsl.plan import load_plan
+from grpo_dsl.report import render_report
 from grpo_dsl.report.rundata import find_evaluation, read_run
+from grpo_dsl.runs.directory import read_events
 
 
 @dataclass(frozen=True)
@@ -232,3 +237,40 @@ def test_the_report_drill_down_and_labels_in_chromium_at_1400_px(runs: Runs, bro
     assert measured["group_rows"] == len(groups[0]["rollouts"])
     proposals = json.loads((runs.learn_run / "steps/0001/proposals.json").read_text())
     assert len(measured["proposals"]) == len(proposals[0]["operations"])
+
+
+def test_rejected_operations_and_the_gate_come_from_the_run_files(endpoint: Endpoint, tmp_path: Path) -> None:
+    endpoint.configure(script="support.worlds:revising_world")
+    program = write_world(tmp_path, endpoint.base_url)
+    write_held_out(tmp_path)
+    program.write_text(program.read_text() + 'dataset held {\n  source = "held.jsonl"\n}\n')
+    program.write_text(program.read_text().replace("  seed       = 3\n", "  seed       = 3\n  validate   = held\n"))
+    (tmp_path / "policies.grpo").write_text("grpo 1\n\npolicy add_only {\n  ops = [add]\n}\n")
+    learned = start_run(load_plan(program), "date_lessons", base_dir=tmp_path, runs_root=tmp_path / "runs", stream=None)
+    assert learned.status == "completed", learned.message
+    replayed = replay_run(learned.run_dir, tmp_path / "policies.grpo", "add_only", runs_root=tmp_path / "replays", stream=None)
+    assert replayed.status == "completed", replayed.message
+
+    gates = {e["step"]: e for e in read_events(learned.run_dir / "events.jsonl") if e["event"] == "gate"}
+    assert gates, "the run never gated a change"
+    for step in read_run(learned.run_dir, find=False).steps:
+        event = gates.get(step.step)
+        if event is None:
+            assert step.gate is None
+            continue
+        assert step.gate is not None and step.gate.decision == event["decision"]
+        result = event["result"]
+        assert (step.gate.questions, step.gate.old_mean, step.gate.new_mean) == (result["questions"], result["old_mean"], result["new_mean"])
+        assert (step.gate.difference, step.gate.low, step.gate.high, step.gate.p_value) == (result["difference"], result["low"], result["high"], result["p_value"])
+
+    data = read_run(replayed.run_dir, find=False)
+    shown = [(r.op, r.text, r.reason) for s in data.steps for r in s.rejected]
+    recorded = [
+        (o["op"]["op"], o["op"].get("text") or o["op"].get("id"), o["reason"])
+        for s in data.steps
+        for o in json.loads((replayed.run_dir / f"steps/{s.step:04d}/report.json").read_text())["rejected"]
+    ]
+    assert recorded and shown == recorded
+    html = render_report(data)
+    for _, text, reason in shown:
+        assert str(escape(reason)) in html and str(escape(text)) in html
