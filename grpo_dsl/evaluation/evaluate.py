@@ -506,13 +506,13 @@ async def _execute(
                     seed=block.seed,
                     temperature=task.temperature,
                     stage=STAGE,
+                    on_result=lambda question: progress.rewards(question.rewards),
                 )
                 records.extend(_records(source.name, results, costs.usd))
                 atomic_write_text(run.path / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
                 for error in (e for q in results for e in q.errors):
                     failures[source.name].attempt("samples", error)
                 scored = [r for q in results for r in q.scored]
-                progress.rewards(scored)
                 progress.step_finished(f"{len(scored)} of {len(questions) * block.samples} samples scored")
                 events.append(
                     "library_evaluated",
