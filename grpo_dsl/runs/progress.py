@@ -14,7 +14,8 @@ stage still expects calls (learner calls after the rollouts, the gate, the
 consolidation) the ETA is not zero.
 
 On a terminal the display is drawn with `rich` (docs/learning.md "Progress"); it is
-redrawn four times a second and stays on screen when the work ends.
+redrawn four times a second and stays on screen when the work ends. `rich` is
+imported only then, so commands that show no progress do not pay for it.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.live import Live
 
 __all__ = ["Progress", "StageCount", "format_cost", "format_duration"]
 
@@ -230,6 +230,10 @@ class Progress:
         return self.stages.setdefault(name, StageCount())
 
     def _render(self) -> Group:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(box=None, padding=(0, 2, 0, 0), header_style="bold")
         for column in ("stage", "done/expected", "cached", "retries", "failed"):
             table.add_column(column, justify="left" if column == "stage" else "right")
@@ -245,6 +249,9 @@ class Progress:
         if not self.interactive or self.stream is None:
             return
         if self._live is None:
+            from rich.console import Console
+            from rich.live import Live
+
             console = Console(file=self.stream, force_terminal=True)
             self._live = Live(get_renderable=self._render, console=console, refresh_per_second=4, transient=False)
             self._live.start()
