@@ -25,6 +25,7 @@ from grpo_dsl.clients.stack import build_client
 from grpo_dsl.plan import LearnView, Plan
 from grpo_dsl.runs.directory import EventLog, RunDirectory, read_events
 from grpo_dsl.runs.progress import Progress
+from grpo_dsl.runs.tracing import TracedClient
 
 
 def latest_run(runs_root: Path, learn: str) -> Path | None:
@@ -122,7 +123,7 @@ async def client_stack(
         )
         endpoints: dict[str, Mapping[str, Any]] = dict(models)
         try:
-            yield EventedClient(client, events, progress), endpoints
+            yield TracedClient(EventedClient(client, events, progress), client.models), endpoints
         finally:
             await client.aclose()
 
