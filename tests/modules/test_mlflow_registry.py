@@ -15,24 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mlflow import MlflowClient
 from support.mlflow_server import MlflowServer
-from support.sample_modules import emit_sample
+from support.sample_modules import EVALUATION, emit_sample
 
 from grpo_dsl import load_module
 from grpo_dsl.cli import main
 from grpo_dsl.modules import ModuleError, RegisteredVersion, export_to_mlflow, read_index, record_evaluation
 from grpo_dsl.modules.mlflow_registry import mlflow_template
 
-EVALUATION = {
-    "library": "dates@1.0.1",
-    "run": "../runs/eval/1",
-    "reward": "correct",
-    "confidence": 0.95,
-    "questions": 30,
-    "samples": 4,
-    "metrics": {"mean": {"estimate": 0.9, "low": 0.8, "high": 0.97}},
-    "baseline": None,
-    "comparisons": [],
-}
 
 pytestmark = pytest.mark.slow
 

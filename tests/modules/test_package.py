@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.sample_modules import PLACEMENTS, emit_sample
+from support.sample_modules import EVALUATION, PLACEMENTS, emit_sample
 
 from grpo_dsl import load_module
 from grpo_dsl.cli import main
@@ -33,17 +33,6 @@ for line in sys.stdin:
     print(json.dumps(reply), flush=True)
 """
 
-EVALUATION = {
-    "library": "prompts/dates@1.0.0",
-    "run": "../runs/eval/1",
-    "reward": "correct",
-    "confidence": 0.95,
-    "questions": 30,
-    "samples": 4,
-    "metrics": {"mean": {"estimate": 0.9, "low": 0.8, "high": 0.97}},
-    "baseline": "none",
-    "comparisons": [],
-}
 
 
 class Venv:

@@ -12,6 +12,18 @@ LESSONS = (
     "Pad the month and the day with zeros; {{ braces }} and {% tags %} are text here.",
 )
 DEMO_QUESTIONS = (("d1", {"day": 3, "month": 4, "style": "ISO"}, "2024-04-03"), ("d2", {"day": 31, "month": 12, "style": "ISO"}, "2024-12-31"))
+EVALUATION = {
+    "library": "dates@1.0.1",
+    "run": "../runs/eval/1",
+    "reward": "correct",
+    "confidence": 0.95,
+    "questions": 30,
+    "samples": 4,
+    "metrics": {"mean": {"estimate": 0.9, "low": 0.8, "high": 0.97}},
+    "baseline": None,
+    "comparisons": [],
+}
+"""An evaluation record (`evaluation_record`'s form) to record with a sample version."""
 PLACEMENTS = tuple((lessons, demos) for lessons in ("system", "user") for demos in ("turns", "system"))
 """(lesson placement, demo placement) of every sample with demos."""
 
