@@ -37,10 +37,10 @@ from grpo_dsl.learning.replay import format_replay, replay_run
 from grpo_dsl.learning.run import RunResult, resume_run, start_run
 from grpo_dsl.modules import (
     ModuleError,
-    export_to_mlflow,
     blame,
     diff_modules,
     emit_from_run,
+    export_to_mlflow,
     format_blame,
     format_diff,
     format_log,

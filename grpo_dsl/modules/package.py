@@ -4,15 +4,15 @@
 NAME-VERSION-py3-none-any.whl
   PACKAGE/__init__.py       render(**fields), experiences, demos, metadata, library
   PACKAGE/_chat.py          grpo_dsl/prompts/chat.py, copied: the message renderer
-  PACKAGE/_templating.py    grpo_dsl/core/templating.py, copied: the sandboxed Jinja environment
   PACKAGE/prompt.json       the composed templates, the lessons and demos in prompt order
   PACKAGE/module.json       the version's manifest, as emitted
   PACKAGE/experiences.json  the library with its provenance, as emitted
 ```
 
-The two renderer files are the very files grpo-dsl renders with, so the installed
-module's `render` returns the messages `load_module(...).render(...)` returns, byte
-for byte. The wheel is built from a generated project by the `build` frontend with
+`_chat.py` is the very file grpo-dsl renders messages with, and `__init__.py` renders
+in a sandboxed, strict jinja2 environment with the options of `core.templating.sandbox`
+(without its render budget, which only ever stops a render), so the installed module's
+`render` returns the messages `load_module(...).render(...)` returns, byte for byte. The wheel is built from a generated project by the `build` frontend with
 the hatchling backend, both from the `package` extra.
 """
 
@@ -34,8 +34,8 @@ from grpo_dsl.modules.loader import EXPERIENCES_FILE, MANIFEST_FILE, ModuleError
 __all__ = ["import_name", "package_module"]
 
 _PROJECT_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
-_COPIED = {"_chat.py": "prompts/chat.py", "_templating.py": "core/templating.py"}
-"""The files of grpo-dsl the wheel carries, by their name in the wheel."""
+_RENDERER = "prompts/chat.py"
+"""The file of grpo-dsl the wheel carries as `_chat.py`."""
 
 
 def import_name(name: str) -> str:
@@ -114,7 +114,7 @@ def _write_project(project: Path, name: str, package: str, module: PromptModule)
         f"{package}/prompt.json": json.dumps(_prompt(module), indent=2, ensure_ascii=False) + "\n",
         f"{package}/{MANIFEST_FILE}": json.dumps(dict(module.manifest), indent=2, sort_keys=True, ensure_ascii=False) + "\n",
         f"{package}/{EXPERIENCES_FILE}": (folder / EXPERIENCES_FILE).read_text(encoding="utf-8"),
-        **{f"{package}/{copy}": resource_path(source).read_text(encoding="utf-8") for copy, source in _COPIED.items()},
+        f"{package}/_chat.py": resource_path(_RENDERER).read_text(encoding="utf-8"),
     }
     for relative, text in files.items():
         target = project / relative

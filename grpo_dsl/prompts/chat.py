@@ -1,9 +1,9 @@
 """Render one question's chat messages from composed templates, lessons and demos.
 
 This file imports only `jinja2` (the environment is passed in): `grpo module package`
-copies it, with `core/templating.py`, into every packaged prompt module, so that a
-module installed without grpo-dsl renders exactly the messages `load_module` renders.
-Keep it free of any other import.
+copies it into every packaged prompt module, so that a module installed without
+grpo-dsl renders exactly the messages `load_module` renders. Keep it free of any
+other import.
 """
 
 from __future__ import annotations

@@ -146,7 +146,9 @@ def test_package_takes_a_version_and_the_cli_prints_the_wheel(tmp_path: Path, ca
         metadata = archive.read("dates_prompts-1.0.0.dist-info/METADATA").decode()
         prompt = json.loads(archive.read("dates_prompts/prompt.json"))
         chat = archive.read("dates_prompts/_chat.py").decode()
-    assert {"dates_prompts/__init__.py", "dates_prompts/_templating.py", "dates_prompts/module.json", "dates_prompts/experiences.json"} <= names
+    assert names == {f"dates_prompts/{f}" for f in ("__init__.py", "_chat.py", "prompt.json", "module.json", "experiences.json")} | {
+        f"dates_prompts-1.0.0.dist-info/{f}" for f in ("METADATA", "WHEEL", "RECORD")
+    }
     assert [line for line in metadata.splitlines() if line.startswith("Requires-Dist")] == ["Requires-Dist: jinja2>=3.1"]
     assert len(prompt["demos"]) == 2 and prompt["experiences"][0]["text"].startswith("Write every date as YYYY-MM-DD, e.g.")
     assert chat == (Path(__file__).resolve().parents[2] / "grpo_dsl" / "prompts" / "chat.py").read_text()
