@@ -1,7 +1,7 @@
 """The interpreter of an `evaluate` block: every compared library on the same questions.
 
 `start_evaluation` resolves the libraries of `compare` (`none`, a `learn` name
-meaning the library of its latest run, a module path with a version), creates
+meaning the library of its newest completed run, a module path with a version), creates
 `runs/<evaluate>/<run-id>/` and samples the task `samples` times on every question
 with each library in turn, through the run's client stack (cached, budgeted) and
 with the same per-sample seeds for every library (`evaluation.sample_library`), so
@@ -23,7 +23,10 @@ that version's `module.json` under the evaluate's name (`emit.record_evaluation`
 
 The statistics are `stats.summarize_samples` per library and
 `stats.paired_difference` of every other library against the first (the baseline),
-per reward metric, over per-question values.
+per reward metric, over per-question values. A sample whose calls or reward failed
+is counted as a failure of its library and left out of the statistics (never
+scored 0); a library with more than `max_failures` of its samples failed fails
+the evaluation (status `failed`, exit 1), its table still printed.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from grpo_dsl.core.files import atomic_write_json, atomic_write_text, read_json
 from grpo_dsl.evaluation.results import Comparison, EvaluationData, LibraryEvaluation
 from grpo_dsl.evaluation.sampling import QuestionResult, sample_library
 from grpo_dsl.evaluation.stats import (
+    SMALL_SAMPLE,
     EvaluationSummary,
     Sample,
     mean_at_k,
@@ -67,14 +71,15 @@ from grpo_dsl.plan import Plan
 from grpo_dsl.plan.views import EvaluateView
 from grpo_dsl.prompts.messages import compose_templates
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Call
+from grpo_dsl.rollout.answer import Call, Tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
+from grpo_dsl.runs.failures import Failures, TooManyFailures
 from grpo_dsl.runs.progress import Progress
 from grpo_dsl.runs.session import (
     client_stack,
     ending_cleanly,
-    latest_run,
+    latest_completed_run,
     usage_from_events,
 )
 
@@ -137,13 +142,16 @@ class LibrarySource:
 
 @dataclass(frozen=True, slots=True)
 class LibraryResult:
-    """A library's evaluation: where it came from and its summary over questions."""
+    """A library's evaluation: where it came from, its summary over questions, and its failed samples."""
 
     source: LibrarySource
     summary: EvaluationSummary
+    failures: Mapping[str, Any]
+    """`{"attempted", "failed", "causes": {cause: count}}` of its samples."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "failures": dict(self.failures),
             "name": self.source.name,
             "kind": self.source.kind,
             "origin": self.source.origin,
@@ -179,7 +187,7 @@ class EvaluationResult:
     def report_data(self) -> EvaluationData:
         """The evaluation as the HTML report shows it."""
         return EvaluationData(
-            libraries=tuple(LibraryEvaluation.from_summary(r.source.name, r.summary) for r in self.libraries),
+            libraries=tuple(LibraryEvaluation.from_summary(r.source.name, r.summary, r.failures) for r in self.libraries),
             comparisons=self.comparisons,
             confidence=CONFIDENCE,
         )
@@ -224,6 +232,15 @@ EVALUATION_SCHEMA: dict[str, Any] = {
                 "required": ["name", "kind", "content_hash", "questions", "samples", "metrics", "per_question"],
                 "properties": {
                     "name": {"type": "string"},
+                    "failures": {
+                        "type": "object",
+                        "required": ["attempted", "failed", "causes"],
+                        "properties": {
+                            "attempted": {"type": "integer", "minimum": 0},
+                            "failed": {"type": "integer", "minimum": 0},
+                            "causes": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        },
+                    },
                     "kind": {"enum": ["none", "learn", "module"]},
                     "origin": {"type": ["string", "null"]},
                     "questions": {"type": "integer", "minimum": 1},
@@ -256,21 +273,26 @@ def _validated(document: Any, where: Path) -> Any:
 # ---------------------------------------------------------------------- the libraries
 
 
-def _learn_library(name: str, runs_root: Path) -> LibrarySource:
-    run_dir = latest_run(runs_root, name)
+def _learn_library(name: str, runs_root: Path) -> tuple[LibrarySource, str]:
+    """The library of the newest completed run of learn `name`, and a note saying which run it is."""
+    run_dir, passed = latest_completed_run(runs_root, name)
+    listing = ", ".join(f"{run.name} ({status})" for run, status in passed[:3])
     if run_dir is None:
+        if not passed:
+            raise EvaluationError(
+                f"`{name}` has no run under {runs_root}: run it first (`grpo run FILE --learn {name}`), "
+                "or point --runs at the folder that holds its runs"
+            )
         raise EvaluationError(
-            f"`{name}` has no run under {runs_root}: run it first (`grpo run FILE --learn {name}`), "
-            "or point --runs at the folder that holds its runs"
+            f"`{name}` has no completed run under {runs_root} (its newest: {listing}): finish one with "
+            "`grpo run --resume RUN_DIR`, or compare a module version instead"
         )
-    if not (run_dir / "library.json").is_file():
-        raise EvaluationError(f"the latest run of `{name}`, {run_dir}, has not completed a step: it has no library yet")
     try:
         library = Library.from_json(read_json(run_dir / "library.json"))
-        status = RunDirectory(run_dir).info().get("status")
     except (OSError, ValueError) as exc:
         raise EvaluationError(f"the library of `{name}` in {run_dir} cannot be read: {exc}") from None
-    return LibrarySource(name, "learn", library, str(run_dir), status)
+    note = f"`{name}`: the library of its newest completed run, {run_dir}"
+    return LibrarySource(name, "learn", library, str(run_dir), "completed"), note + (f" (newer runs passed over: {listing})" if passed else "")
 
 
 def _module_library(reference: str, base_dir: Path, model: str) -> tuple[LibrarySource, str | None]:
@@ -287,11 +309,12 @@ def _module_library(reference: str, base_dir: Path, model: str) -> tuple[Library
 
 
 def resolve_libraries(plan: Plan, evaluate: str, *, base_dir: Path, runs_root: Path) -> tuple[list[LibrarySource], list[str]]:
-    """The libraries of `compare`, in order, and any warnings (a module learned with another model).
+    """The libraries of `compare`, in order, and notes about them: which run a learn's
+    library comes from, a module learned with another model (a warning).
 
-    `none` is the empty library, a `learn` name the library of its latest run under
-    `runs_root`, anything else a prompt module `PATH[@VERSION]` relative to `base_dir`.
-    Raises `EvaluationError` when one cannot be found.
+    `none` is the empty library, a `learn` name the library of its newest completed
+    run under `runs_root`, anything else a prompt module `PATH[@VERSION]` relative to
+    `base_dir`. Raises `EvaluationError` when one cannot be found.
     """
     block, _ = _block(plan, evaluate)
     model = resolve_env(plan.model(plan.task(block.task).model).name)
@@ -301,11 +324,13 @@ def resolve_libraries(plan: Plan, evaluate: str, *, base_dir: Path, runs_root: P
         if name == "none":
             sources.append(LibrarySource("none", "none", Library.empty()))
         elif name in plan.names("learn"):
-            sources.append(_learn_library(name, runs_root))
+            source, note = _learn_library(name, runs_root)
+            sources.append(source)
+            notes.append(note)
         else:
             source, warning = _module_library(name, base_dir, model)
             sources.append(source)
-            notes.extend([warning] if warning else [])
+            notes.extend([f"warning: {warning}"] if warning else [])
     return sources, notes
 
 
@@ -339,9 +364,11 @@ def start_evaluation(
 
     `on_start` is told the run directory as soon as it exists; warnings about the
     libraries go to `stream`. Raises `EvaluationError` before anything is created
-    when a library cannot be found.
+    when a library cannot be found, and `SandboxUnavailable` when the task's python
+    tool cannot run here.
     """
     sources, notes = resolve_libraries(plan, evaluate, base_dir=base_dir, runs_root=runs_root)
+    Tools.of(plan.task(plan.evaluate(evaluate).task), base_dir)
     run = RunDirectory.create(
         runs_root,
         evaluate,
@@ -359,7 +386,7 @@ def start_evaluation(
         on_start(run.path)
     if stream is not None:
         for note in notes:
-            stream.write(f"warning: {note}\n")
+            stream.write(f"{note}\n")
     return asyncio.run(_execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream))
 
 
@@ -415,6 +442,7 @@ class _SampleCosts:
 
 
 def _records(name: str, results: Sequence[QuestionResult], costs: Mapping[str, float]) -> list[dict[str, Any]]:
+    """One record per sample; a failed sample's reward is None."""
     return [
         {
             "library": name,
@@ -449,10 +477,14 @@ async def _execute(
     questions = load_questions(plan.dataset(block.data), base_dir, block.seed)
     templates = compose_templates(task.system, task.prompt, task.experiences, task.demos_placement)
     records: list[dict[str, Any]] = []
+    advice = f"Fix the cause and continue with `grpo eval --resume {run.path}`, or raise `max_failures` of evaluate `{evaluate}`."
+    failures = {source.name: Failures(block.max_failures, f"library `{source.name}`", advice) for source in sources}
+    sampled = False
     events.append("evaluation_started", evaluate=evaluate, libraries=[s.name for s in sources], questions=len(questions))
     async with ending_cleanly(events, f"grpo eval --resume {run.path}", (EvaluationError,)) as end:
         if not questions:
             raise EvaluationError(f"the data set `{block.data}` has no questions")
+        tools = Tools.of(task, base_dir)
         async with (
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
@@ -464,6 +496,7 @@ async def _execute(
                     costs.complete,
                     scorer,
                     task=task,
+                    tools=tools,
                     templates=templates,
                     reward=reward,
                     questions=questions,
@@ -475,20 +508,31 @@ async def _execute(
                 )
                 records.extend(_records(source.name, results, costs.usd))
                 atomic_write_text(run.path / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-                events.append("library_evaluated", library=source.name, mean=sum(q.mean for q in results) / len(results))
+                for error in (e for q in results for e in q.errors):
+                    failures[source.name].attempt("samples", error)
+                scored = [r for q in results for r in q.scored]
+                events.append(
+                    "library_evaluated",
+                    library=source.name,
+                    mean=sum(scored) / len(scored) if scored else None,
+                    failures=failures[source.name].of("samples"),
+                )
+            sampled = True
+            for tally in failures.values():
+                tally.check()
     status, message = end.status, end.message
     atomic_write_json(run.usage_path, usage.to_json())
     libraries: tuple[LibraryResult, ...] = ()
     comparisons: tuple[Comparison, ...] = ()
-    if status == "completed":
-        libraries, comparisons = _statistics(sources, records, block)
+    if sampled and (status == "completed" or isinstance(end.error, TooManyFailures)):
+        libraries, comparisons = _statistics(sources, records, block, failures)
     result = EvaluationResult(
         run.path, evaluate, status, reward, block.metrics, libraries, comparisons, usage.to_json(), message
     )
+    if libraries:
+        atomic_write_json(run.path / "evaluation.json", _validated(result.to_json(), run.path / "evaluation.json"))
     if status == "completed":
-        document = _validated(result.to_json(), run.path / "evaluation.json")
-        atomic_write_json(run.path / "evaluation.json", document)
-        _record_in_modules(document, sources, base_dir, events, stream)
+        _record_in_modules(result.to_json(), sources, base_dir, events, stream)
     events.append("evaluation_" + ("finished" if status == "completed" else status), message=message)
     events.close()
     run.update_info(status=status, message=message)
@@ -518,54 +562,60 @@ def _record_in_modules(
 # ---------------------------------------------------------------------- statistics
 
 
-def question_scores(metric: str, summary: EvaluationSummary, rewards: Mapping[str, Sequence[float]]) -> list[float]:
-    """The per-question values of a reward metric (`mean`, `mean@k`, `pass@k`), in the summary's question order."""
+def question_scores(metric: str, summary: EvaluationSummary, rewards: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """The per-question values of a reward metric (`mean`, `mean@k`, `pass@k`), by question id, in the summary's order."""
     kind, _, k = metric.partition("@")
-    scores = []
+    scores = {}
     for question in summary.questions:
         if kind == "pass":
-            scores.append(pass_at_k(question.samples, question.correct, int(k)))
+            scores[question.question_id] = pass_at_k(question.samples, question.correct, int(k))
         elif k:
-            scores.append(mean_at_k(rewards[question.question_id], int(k)))
+            scores[question.question_id] = mean_at_k(rewards[question.question_id], int(k))
         else:
-            scores.append(question.mean_reward)
+            scores[question.question_id] = question.mean_reward
     return scores
 
 
 def _statistics(
-    sources: Sequence[LibrarySource], records: Sequence[Mapping[str, Any]], block: EvaluateView
+    sources: Sequence[LibrarySource], records: Sequence[Mapping[str, Any]], block: EvaluateView, failures: Mapping[str, Failures]
 ) -> tuple[tuple[LibraryResult, ...], tuple[Comparison, ...]]:
+    """Each library's summary over its scored samples and the paired comparisons with the first.
+
+    Failed samples are left out; so is, for a library, a question left with fewer
+    scored samples than the largest k of the metrics. Comparisons pair the questions
+    both libraries kept. None when some library kept no question.
+    """
     metrics = list(block.metrics)
+    needed = max((int(m.partition("@")[2] or 1) for m in metrics), default=1)
     results = []
     rewards: dict[str, dict[str, list[float]]] = {}
     for source in sources:
-        samples = [
-            Sample(r["question"], r["sample"], r["reward"], r["tokens"], r["tool_calls"], r["cost"])
-            for r in records
-            if r["library"] == source.name
-        ]
-        per_question: dict[str, list[float]] = defaultdict(list)
-        for sample in samples:
-            per_question[sample.question_id].append(sample.reward)
-        rewards[source.name] = per_question
-        results.append(LibraryResult(source, summarize_samples(samples, metrics=metrics, seed=block.seed)))
+        per_question: dict[str, list[Sample]] = defaultdict(list)
+        for r in records:
+            if r["library"] == source.name and r["reward"] is not None:
+                per_question[r["question"]].append(Sample(r["question"], r["sample"], r["reward"], r["tokens"], r["tool_calls"], r["cost"]))
+        kept = {question: samples for question, samples in per_question.items() if len(samples) >= needed}
+        if not kept:
+            return (), ()
+        rewards[source.name] = {question: [sample.reward for sample in samples] for question, samples in kept.items()}
+        summary = summarize_samples([s for samples in kept.values() for s in samples], metrics=metrics, seed=block.seed)
+        results.append(LibraryResult(source, summary, failures[source.name].of("samples")))
     baseline = results[0]
-    comparisons = tuple(
-        Comparison.from_paired(
-            metric,
-            candidate.source.name,
-            baseline.source.name,
-            paired_difference(
-                question_scores(metric, candidate.summary, rewards[candidate.source.name]),
-                question_scores(metric, baseline.summary, rewards[baseline.source.name]),
-                confidence=CONFIDENCE,
-                seed=block.seed,
-            ),
-        )
-        for candidate in results[1:]
-        for metric in metrics
-    )
-    return tuple(results), comparisons
+    comparisons = []
+    for candidate in results[1:]:
+        for metric in metrics:
+            ours = question_scores(metric, candidate.summary, rewards[candidate.source.name])
+            theirs = question_scores(metric, baseline.summary, rewards[baseline.source.name])
+            common = [question for question in theirs if question in ours]
+            comparisons.append(
+                Comparison.from_paired(
+                    metric,
+                    candidate.source.name,
+                    baseline.source.name,
+                    paired_difference([ours[q] for q in common], [theirs[q] for q in common], confidence=CONFIDENCE, seed=block.seed),
+                )
+            )
+    return tuple(results), tuple(comparisons)
 
 
 # ---------------------------------------------------------------------- text
@@ -584,7 +634,11 @@ def _digits(metric: str) -> int:
 
 
 def format_evaluation(document: Mapping[str, Any]) -> str:
-    """The evaluation (`EvaluationResult.to_json()` or `evaluation.json`) as a table and sentences."""
+    """The evaluation (`EvaluationResult.to_json()` or `evaluation.json`) as a table and sentences.
+
+    A `failed` column appears when some library had failed samples; a comparison of
+    fewer than `SMALL_SAMPLE` questions says that its sample is small.
+    """
     libraries = document["libraries"]
     if not libraries:
         return f"evaluate {document['evaluate']}: {document['status']}" + (f": {document['message']}" if document.get("message") else "")
@@ -596,9 +650,12 @@ def format_evaluation(document: Mapping[str, Any]) -> str:
         "tool calls, tokens (completion) and USD are per answer",
     ]
     names = list(first["metrics"])
-    cells = [["library", *(_LABELS.get(n, n) for n in names)]]
+    failed = any(_failed(library) for library in libraries)
+    cells = [["library", *(_LABELS.get(n, n) for n in names), *(["failed"] if failed else [])]]
     for library in libraries:
-        cells.append([library["name"], *(_interval(library["metrics"][n], digits=_digits(n)) for n in names)])
+        counts = library.get("failures") or {}
+        shown = [f"{counts.get('failed', 0)}/{counts.get('attempted', 0)}"] if failed else []
+        cells.append([library["name"], *(_interval(library["metrics"][n], digits=_digits(n)) for n in names), *shown])
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     lines += ["", *("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)]
     for library in libraries:
@@ -606,21 +663,37 @@ def format_evaluation(document: Mapping[str, Any]) -> str:
             where = f" ({library['status']})" if library.get("status") not in (None, "completed") else ""
             demos = f" and {library['demos']} demos" if library.get("demos") else ""
             lines.append(f"  {library['name']}: {library['experiences']} experiences{demos} from {library['origin']}{where}")
+            lines.append(f"  {library['name']}: {library['experiences']} experiences from {library['origin']}{where}")
+    for library in libraries:
+        if _failed(library):
+            causes = "; ".join(f"{n} x {cause}" for cause, n in library["failures"]["causes"].items())
+            lines.append(f"  {library['name']}: {library['failures']['failed']} failed samples, left out of the numbers: {causes}")
     for comparison in document["comparisons"]:
         lines += ["", _sentence(comparison, confidence)]
     return "\n".join(lines) + "\n"
 
 
+def _failed(library: Mapping[str, Any]) -> int:
+    return int((library.get("failures") or {}).get("failed", 0))
+
+
 def _sentence(comparison: Mapping[str, Any], confidence: int) -> str:
+    """The comparison and its one verdict: the interval excludes zero exactly when p < 1 − confidence."""
     candidate, baseline, metric = comparison["candidate"], comparison["baseline"], comparison["metric"]
     difference = {"estimate": comparison["difference"], "low": comparison["low"], "high": comparison["high"]}
+    questions = comparison["better"] + comparison["worse"] + comparison["ties"]
     head = (
         f"{candidate} - {baseline} on {metric}: {_interval(difference, signed=True)}, p = {comparison['p_value']:.3g} "
         f"(better on {comparison['better']} questions, worse on {comparison['worse']}, tied on {comparison['ties']})"
     )
     if comparison["low"] <= 0.0 <= comparison["high"]:
-        verdict = f"the interval includes zero: no evidence of a difference at {confidence} %"
+        verdict = f"no evidence of a difference at {confidence} % (the interval includes zero)"
     else:
         direction = "higher" if comparison["difference"] > 0 else "lower"
-        verdict = f"the interval excludes zero: {candidate} scores {direction} than {baseline} at {confidence} %"
-    return f"{head}\n  {verdict}"
+        verdict = f"{candidate} scores {direction} than {baseline} at {confidence} % (the interval excludes zero)"
+    small = (
+        f"\n  the sample is small ({questions} questions, under {SMALL_SAMPLE}): the interval is wide and a few questions decide it"
+        if questions < SMALL_SAMPLE
+        else ""
+    )
+    return f"{head}\n  {verdict}{small}"

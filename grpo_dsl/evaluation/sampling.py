@@ -2,6 +2,8 @@
 
 Every library compared on the same questions gets the same per-sample seeds, so
 results are paired; requests go through the run's client stack (cached, budgeted).
+A sample whose calls or reward failed has no reward (None): it is counted as a
+failure, never as a score of 0.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from grpo_dsl.library import Library
 from grpo_dsl.plan.views import TaskView
 from grpo_dsl.prompts.messages import PromptTemplates, render_messages
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Call, rollout
+from grpo_dsl.rollout.answer import Call, Tools, rollout
 from grpo_dsl.rollout.questions import Question
 
 __all__ = ["QuestionResult", "sample_library", "gate_decision"]
@@ -25,18 +27,25 @@ __all__ = ["QuestionResult", "sample_library", "gate_decision"]
 
 @dataclass(frozen=True, slots=True)
 class QuestionResult:
-    """The samples of one question under one library."""
+    """The samples of one question under one library; `rewards[i]` is None when sample i failed."""
 
     question: str
-    rewards: tuple[float, ...]
+    rewards: tuple[float | None, ...]
     tokens: tuple[int, ...]
     tool_calls: tuple[int, ...]
     errors: tuple[str | None, ...]
     outputs: tuple[str, ...]
 
     @property
-    def mean(self) -> float:
-        return sum(self.rewards) / len(self.rewards) if self.rewards else 0.0
+    def scored(self) -> list[float]:
+        """The rewards of the samples that did not fail."""
+        return [r for r in self.rewards if r is not None]
+
+    @property
+    def mean(self) -> float | None:
+        """The mean reward of the samples that did not fail (None when all failed)."""
+        scored = self.scored
+        return sum(scored) / len(scored) if scored else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +63,7 @@ async def sample_library(
     scorer: RewardScorer,
     *,
     task: TaskView,
+    tools: Tools,
     templates: PromptTemplates,
     reward: str,
     questions: Sequence[Question],
@@ -78,6 +88,7 @@ async def sample_library(
                     call,
                     task,
                     messages,
+                    tools=tools,
                     index=i,
                     temperature=temperature,
                     seed=derive_seed(seed, f"{stage}:{question.id}", i),
@@ -90,12 +101,13 @@ async def sample_library(
         scores = await asyncio.gather(
             *(scorer.score(reward, r.output, question.fields, tokens=r.tokens, tool_calls=r.tool_calls) for r in rollouts)
         )
+        errors = tuple(r.error or s.error for r, s in zip(rollouts, scores))
         return QuestionResult(
             question=question.id,
-            rewards=tuple(0.0 if r.error else s.value for r, s in zip(rollouts, scores)),
+            rewards=tuple(None if error else s.value for error, s in zip(errors, scores)),
             tokens=tuple(r.tokens for r in rollouts),
             tool_calls=tuple(r.tool_calls for r in rollouts),
-            errors=tuple(r.error or s.error for r, s in zip(rollouts, scores)),
+            errors=errors,
             outputs=tuple(r.output for r in rollouts),
         )
 
@@ -105,13 +117,19 @@ async def sample_library(
 def gate_decision(old: Sequence[QuestionResult], new: Sequence[QuestionResult], seed: int) -> tuple[bool, dict[str, Any]]:
     """Accept the new library unless it is worse than the old beyond noise.
 
-    "Worse beyond noise" means the 95 % paired-bootstrap interval of (new − old),
-    over per-question mean rewards, lies entirely below zero.
+    "Worse beyond noise" means the 95 % paired interval of (new − old), over
+    per-question mean rewards, lies entirely below zero (`paired_difference`). A
+    question where either library has no scored sample is left out; with none left,
+    the new library is accepted (nothing shows it is worse).
     """
-    result = paired_difference([q.mean for q in new], [q.mean for q in old], seed=seed)
+    pairs = [(n.mean, o.mean) for n, o in zip(new, old) if n.mean is not None and o.mean is not None]
+    if not pairs:
+        return True, {"old_mean": None, "new_mean": None, "questions": 0}
+    result = paired_difference([n for n, _ in pairs], [o for _, o in pairs], seed=seed)
     summary = {
-        "old_mean": sum(q.mean for q in old) / len(old) if old else 0.0,
-        "new_mean": sum(q.mean for q in new) / len(new) if new else 0.0,
+        "old_mean": sum(o for _, o in pairs) / len(pairs),
+        "new_mean": sum(n for n, _ in pairs) / len(pairs),
+        "questions": len(pairs),
         "difference": result.difference,
         "low": result.low,
         "high": result.high,

@@ -43,6 +43,7 @@ from grpo_dsl.runs.progress import Progress
 from grpo_dsl.runs.session import (
     client_stack,
     ending_cleanly,
+    judge_fields,
     model_documents,
     run_budget,
     structured_mode,
@@ -312,7 +313,7 @@ class _Replay:
                 client_stack(self.plan, self.base_dir, self.replay, self.usage, budget, self.events, progress)
             )
         scorer = await stack.enter_async_context(
-            RewardScorer(self.plan.rewards(), base_dir=self.base_dir, client=client, models=models)
+            RewardScorer(self.plan.rewards(), base_dir=self.base_dir, client=client, models=models, shown=judge_fields(self.plan, learn))
         )
         learner = Learner(
             self.plan,

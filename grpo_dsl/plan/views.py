@@ -18,6 +18,7 @@ from grpo_dsl.prompts.messages import DemosPlacement
 
 __all__ = [
     "BudgetLimits",
+    "CostEstimate",
     "DatasetView",
     "DemoOrigin",
     "EmitView",
@@ -25,6 +26,7 @@ __all__ = [
     "Experiences",
     "LearnView",
     "ModelView",
+    "Sandbox",
     "Schedule",
     "TaskView",
     "read_view",
@@ -32,6 +34,7 @@ __all__ = [
 
 Experiences: TypeAlias = Literal["system", "user", "none"]
 DemoOrigin: TypeAlias = Literal["rollouts", "reference", "both"]
+Sandbox: TypeAlias = Literal["bubblewrap", "unsafe-process"]
 View = TypeVar("View")
 
 
@@ -54,6 +57,7 @@ class ModelView:
     api_key: Any
     structured: str
     gguf: str | None
+    sandbox: Sandbox
     document: Mapping[str, Any]
     """The block as JSON, for the client stack (whose `ModelConfig` reads it)."""
 
@@ -74,7 +78,9 @@ class DatasetView:
 
 @dataclass(frozen=True, slots=True)
 class TaskView:
-    """A `task` block: the model that answers, its templates and sampling."""
+    """A `task` block: the model that answers, its templates and sampling, its tools
+    with the `files` they mount (relative to the program's folder), and the
+    `sandbox` of its model, which isolates the python tool."""
 
     name: str
     model: str
@@ -84,9 +90,12 @@ class TaskView:
     temperature: float
     top_p: float
     max_tokens: int
+    answer_tokens: int | None
     max_turns: int
     tools: tuple[str, ...]
     demos_placement: DemosPlacement
+    files: tuple[str, ...]
+    sandbox: Sandbox
     variables: tuple[str, ...]
 
 
@@ -129,8 +138,11 @@ class LearnView:
     summarize: bool
     init: str | None
     demo_source: DemoOrigin
+    max_failures: float
     budget: BudgetLimits
     schedule: Schedule
+    estimate: Mapping[str, Any]
+    """The compiler's estimate (docs/plan.md "Estimate"): stages, totals, assumptions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +157,9 @@ class EvaluateView:
     metrics: tuple[str, ...]
     compare: tuple[str, ...]
     seed: int
+    max_failures: float
+    estimate: Mapping[str, Any]
+    """The compiler's estimate of the evaluation's cost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +173,17 @@ class EmitView:
     name: str
     version: str | None
 
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    """The estimated total of a `learn` or `evaluate` block (docs/plan.md "Estimate"):
+    LLM calls (`max_calls` counts every tool turn), tokens and USD; `upper_bound`
+    when a stage is counted at its most."""
+
+    calls: int
+    max_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    usd: float
+    upper_bound: bool

@@ -38,6 +38,7 @@ from grpo_dsl.report.data import (
     library_changes,
 )
 from grpo_dsl.runs.directory import RunDirectory
+from grpo_dsl.runs.session import run_status
 
 __all__ = ["RunDataError", "STEP_RESAMPLES", "evaluation_data", "find_evaluation", "read_run"]
 
@@ -73,8 +74,9 @@ def _library(path: Path) -> Library:
 def _step(run: RunDirectory, step: int, before: Library | None, after: Library) -> StepData:
     groups = _read(run.step_dir(step) / "rewards.json")
     report = _read(run.step_dir(step) / "report.json")
-    group_means = [fmean(g["rewards"]) for g in groups if g["rewards"]]
-    rewards = [r for g in groups for r in g["rewards"]]
+    scored = [[r for r in g["rewards"] if r is not None] for g in groups]
+    group_means = [fmean(rewards) for rewards in scored if rewards]
+    rewards = [r for group in scored for r in group]
     band = bootstrap_ci(group_means, resamples=STEP_RESAMPLES, seed=step) if group_means else None
     changes: tuple[ExperienceChange, ...] = library_changes(_contents(before), _contents(after)) if before is not None else ()
     return StepData(
@@ -124,6 +126,8 @@ def find_evaluation(run_dir: Path) -> Path | None:
     found = []
     for candidate in runs_root.glob("*/*"):
         if not (candidate / "evaluation.json").is_file() or not is_evaluation_run(candidate):
+            continue
+        if run_status(candidate) != "completed":
             continue
         try:
             libraries = read_json(candidate / "libraries.json")["libraries"]
