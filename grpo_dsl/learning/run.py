@@ -37,6 +37,7 @@ from grpo_dsl.runs.session import (
     structured_mode,
     usage_from_events,
 )
+from grpo_dsl.runs.tracing import traced_run
 
 __all__ = [
     "RunResult",
@@ -171,6 +172,10 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
     events.append("run_resumed" if completed else "run_started", learn=learn, completed_steps=len(completed))
     async with ending_cleanly(events, f"grpo run --resume {run.path}") as end:
         async with (
+            traced_run(
+                f"learn {learn}",
+                {"grpo.learn": learn, "grpo.run_dir": str(run.path), "grpo.plan_sha256": plan.sha256, "grpo.completed_steps": len(completed)},
+            ),
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view)) as scorer,
         ):

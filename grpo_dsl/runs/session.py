@@ -27,6 +27,7 @@ from grpo_dsl.plan import LearnView, Plan
 from grpo_dsl.runs.directory import EventLog, RunDirectory, read_events
 from grpo_dsl.runs.failures import TooManyFailures
 from grpo_dsl.runs.progress import Progress
+from grpo_dsl.runs.tracing import TracedClient, span
 
 
 def latest_completed_run(runs_root: Path, learn: str) -> tuple[Path | None, list[tuple[Path, str]]]:
@@ -158,10 +159,11 @@ async def client_stack(
         )
         endpoints: dict[str, Mapping[str, Any]] = dict(models)
         try:
-            await client.preflight()
+            with span("preflight", {"grpo.models": sorted(endpoints)}, client=True):  # a wrong URL or key shows in the trace
+                await client.preflight()
             events.append("preflight_passed", models=sorted(endpoints))
             events.observe(progress.event)
-            yield EventedClient(client, events), endpoints
+            yield TracedClient(EventedClient(client, events), client.models), endpoints
         except BudgetExceeded:
             await settle_tasks(cancel=False)
             raise
