@@ -60,6 +60,7 @@ _SYMBOL_KINDS = {
     "model": types.SymbolKind.Class,
     "dataset": types.SymbolKind.Struct,
     "task": types.SymbolKind.Function,
+    "tool": types.SymbolKind.Method,
     "reward": types.SymbolKind.Function,
     "policy": types.SymbolKind.Object,
     "learn": types.SymbolKind.Event,
