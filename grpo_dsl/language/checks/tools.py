@@ -15,16 +15,20 @@ from grpo_dsl.language.toolschema import ToolSchemaError, function_schema
 __all__ = ["check_tools"]
 
 
+_WRITTEN = {"function": 'function = python("file.py:name")', "mcp": 'mcp { command = ["python3", "server.py"] }', "command": 'command = ["python3", "server.py"]', "url": 'url = "http://host/mcp"'}
+
+
 def _one_of(decl: ast.Declaration, owner: str, block: ast.Block | ast.Declaration, names: tuple[str, str], code: str) -> Iterator[Diagnostic]:
+    """Exactly one of the attributes `names` is set in `block`."""
     given = [name for name in names if any(a.name == name for a in block.attributes)]
     if len(given) == 1:
         return
     first, second = names
     if given:
         where = next(a for a in block.attributes if a.name == second).name_span
-        yield error(code, f"{owner} sets both `{first}` and `{second}`", where, f"keep one of them; declare another tool for the other")
+        yield error(code, f"{owner} sets both `{first}` and `{second}`", where, "keep one of them; declare another tool for the other")
     else:
-        yield error(code, f"{owner} sets neither `{first}` nor `{second}`", decl.name_span, f"add `{first} = ...` or `{second} = ...`")
+        yield error(code, f"{owner} sets neither `{first}` nor `{second}`", decl.name_span, f"add `{_WRITTEN[first]}` or `{_WRITTEN[second]}`")
 
 
 def _function(context: Context, decl: ast.Decl) -> Iterator[Diagnostic]:
