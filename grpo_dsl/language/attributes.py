@@ -49,6 +49,7 @@ Kind = Literal[
     "libraries",  # a list of libraries: `none`, a learn name, or "module/path@version"
     "library",  # one learn name or "module/path@version"
     "python",  # python("file.py:function")
+    "schema",  # schema("file.json"): a JSON schema file
     "block",  # a nested block with its own attributes
     "mapping",  # a nested block of `name = "string"` with free names
 ]
@@ -118,6 +119,7 @@ _KIND_WORDS: dict[str, str] = {
     "libraries": '`none`, a learn name, or a module `"path@version"`, in a list',
     "library": 'a learn name or a module `"path@version"`',
     "python": '`python("file.py:function")`',
+    "schema": '`schema("file.json")`',
     "block": "a block",
     "mapping": 'a block of `name = "column"`',
 }
@@ -202,6 +204,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         AttributeSpec("tools", "tools", "tools the model may call: `python` or declared tools", default=[]),
         AttributeSpec("files", "paths", "files the python tool may read, copied read-only into its folder", default=[]),
         _positive("max_turns", "turns of a tool-using answer", 8),
+        AttributeSpec("response", "schema", "the answer is JSON following this JSON schema (absent: text)"),
         AttributeSpec(
             "demos_placement",
             "enum",

@@ -155,6 +155,8 @@ def _value(kind: str, name: str, value: Value) -> ast.Expr | ast.Block:
             return _items(value, _metric)
         case "python" if isinstance(value, str):
             return python(value)
+        case "schema" if isinstance(value, str):
+            return ast.Call("schema", (ast.String(value),))
     return expr(value)
 
 

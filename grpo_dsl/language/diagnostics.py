@@ -53,6 +53,7 @@ CODES: dict[str, str] = {
     "E0108": "a Python tool whose function cannot be offered",
     "E0109": "a tool that is neither or both of a function and an MCP server",
     "E0110": "an MCP server without one way to reach it",
+    "E0111": "a response schema that is not a JSON schema",
     # references
     "E0201": "reference to a declaration of the wrong kind",
     "E0202": "unknown name in a reward expression",

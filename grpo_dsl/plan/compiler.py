@@ -350,6 +350,12 @@ class _Compiler:
                 return words if spec.kind == "libraries" else list(dict.fromkeys(words))
             case "python":
                 return self.python(decl, value)
+            case "schema":
+                assert isinstance(value, ast.Call)
+                written = _string(value.args[0])
+                location = self.workspace.folder_of(decl) / written
+                schema = json.loads(location.read_text(encoding="utf-8"))
+                return {"path": self.path(decl, written), "sha256": sha256_file(location), "schema": schema}
         assert isinstance(value, ast.String | ast.Number | ast.Bool)
         return value.value
 

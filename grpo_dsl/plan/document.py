@@ -137,6 +137,7 @@ class Plan:
             section,
             name=name,
             sandbox=self.data["models"][section["model"]]["sandbox"],
+            structured=self.data["models"][section["model"]]["structured"],
             declared=tuple(self.tool(tool) for tool in section["tools"] if tool != "python"),
         )
 

@@ -113,11 +113,15 @@ class TaskView:
     max_tokens: int
     answer_tokens: int | None
     max_turns: int
+    response: Mapping[str, Any] | None
+    """The JSON schema the answer follows (`path`, `sha256`, `schema`), or None for text."""
     tools: tuple[str, ...]
     demos_placement: DemosPlacement
     files: tuple[str, ...]
     sandbox: Sandbox
     variables: tuple[str, ...]
+    structured: str = "json_schema"
+    """How the model is asked for a `response` schema (its model's `structured`)."""
     declared: tuple[ToolView, ...] = ()
     """The declared tools among `tools` (all but the built-in `python`), in order."""
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 
 from grpo_dsl.clients.protocol import (
     BudgetExceeded,
@@ -13,6 +16,7 @@ from grpo_dsl.clients.protocol import (
     ChatResponse,
     EndpointError,
 )
+from grpo_dsl.clients.structured import parse_json_reply, response_format
 from grpo_dsl.plan.views import TaskView
 from grpo_dsl.rollout.sandbox import SandboxUnavailable
 from grpo_dsl.rollout.tools import ToolBox, Tools
@@ -92,8 +96,14 @@ async def rollout(
     `sample_key` ends with the turn), so the client's cache answers a resumed
     rollout turn by turn. Budget, fatal endpoint and sandbox errors propagate; any
     other failure becomes a failed rollout.
+
+    A task with a `response` schema asks for JSON (as its model's `structured`
+    setting says); the answer is parsed and validated, and its output is the JSON
+    value written compactly. An answer that does not follow the schema is a failed
+    rollout that says why.
     """
     offered = tools.definitions
+    schema = task.response["schema"] if task.response is not None else None
     turns = task.max_turns if offered else 1
     conversation: list[dict[str, Any]] = [dict(m) for m in messages]
     tool_calls = 0
@@ -112,14 +122,21 @@ async def rollout(
                 max_tokens=task.max_tokens,
                 seed=seed,
                 tools=offered,
+                response_format=response_format(schema, task.structured) if schema is not None else None,
                 stage=stage,
                 sample_key=f"{key}/{turn}",
             )
             response = await call(request)
             tokens += response.completion_tokens
             if not response.tool_calls:
-                conversation.append({"role": "assistant", "content": response.content or ""})
-                return finish(response.content or "", None)
+                content = response.content or ""
+                conversation.append({"role": "assistant", "content": content})
+                if schema is None:
+                    return finish(content, None)
+                value, problem = _structured(content, schema)
+                if problem is not None:
+                    return finish(content, f"the answer does not follow the response schema: {problem}")
+                return finish(json.dumps(value, ensure_ascii=False, separators=(",", ":")), None)
             conversation.append({"role": "assistant", "content": response.content, "tool_calls": list(response.tool_calls)})
             for tool_call in response.tool_calls:
                 tool_calls += 1
@@ -131,3 +148,16 @@ async def rollout(
         raise
     except Exception as exc:
         return finish("", f"{type(exc).__name__}: {exc}")
+
+
+def _structured(content: str, schema: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """The JSON value of an answer, and why it does not follow `schema` (None when it does)."""
+    try:
+        value = parse_json_reply(content)
+    except ValueError as exc:
+        return None, str(exc)
+    problem = best_match(Draft202012Validator(schema).iter_errors(value))
+    if problem is None:
+        return value, None
+    where = "/".join(str(p) for p in problem.absolute_path)
+    return value, f"{where + ': ' if where else ''}{problem.message}"

@@ -27,6 +27,7 @@ from grpo_dsl.language.checks.expressions import (
 from grpo_dsl.language.checks.files import (
     check_data_files,
     check_python_files,
+    check_response_schemas,
     check_tool_files,
 )
 from grpo_dsl.language.checks.names import check_duplicates, check_references
@@ -54,6 +55,7 @@ CHECKS: tuple[Check, ...] = (
     check_data_files,
     check_python_files,
     check_tool_files,
+    check_response_schemas,
     check_tools,
     check_functions,
     check_reward_names,

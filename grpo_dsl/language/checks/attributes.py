@@ -206,6 +206,9 @@ def _value(attribute: str, spec: AttributeSpec, value: ast.Expr | ast.Block, kin
                 yield _type_error(attribute, spec, value)
         case "python":
             yield from _python_call(attribute, spec, value)
+        case "schema":
+            if not (isinstance(value, ast.Call) and value.function == "schema" and len(value.args) == 1 and isinstance(value.args[0], ast.String)):
+                yield _type_error(attribute, spec, value, 'write `response = schema("answer.schema.json")`')
 
 
 def _mapping(attribute: str, block: ast.Block) -> Iterator[Diagnostic]:
