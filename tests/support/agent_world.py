@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from support.worlds import _consolidate, _draw, _text
+from support.worlds import _draw, _text, learner_reply
 
 __all__ = ["AGENT_LESSONS", "agent_world", "write_agent_world"]
 
@@ -124,14 +124,6 @@ def write_agent_world(
     return path
 
 
-def _advantage(text: str) -> dict[str, Any]:
-    library = text.split("The current library:")[1].split("State it as")[0]
-    for lesson in AGENT_LESSONS:
-        if lesson not in library:
-            return {"operations": [{"op": "add", "text": lesson, "rationale": "the better attempts did this"}]}
-    return {"operations": [{"op": "keep"}]}
-
-
 def _answer(request: Mapping[str, Any]) -> str | dict[str, Any]:
     messages = list(request.get("messages", []))
     users = [m for m in messages if m.get("role") == "user"]
@@ -157,14 +149,5 @@ def _answer(request: Mapping[str, Any]) -> str | dict[str, Any]:
 
 def agent_world(request: Mapping[str, Any], number: int) -> str | dict[str, Any]:
     """Answer a rollout (over several turns) or a learner request of the agent world."""
-    text = _text(request)
-    if text.startswith("You are reviewing one attempt"):
-        attempt = text.split("<attempt>")[1].split("</attempt>")[0].strip()
-        return f"The attempt went: {attempt}"
-    if text.startswith("Two attempts at the same task"):
-        return "A rule that B breaks is to call the lookup tool only for glossary terms."
-    if text.startswith("Several attempts at the same task"):
-        return json.dumps(_advantage(text))
-    if text.startswith("You maintain a small library"):
-        return json.dumps(_consolidate(text))
-    return _answer(request)
+    reply = learner_reply(_text(request), AGENT_LESSONS, "to call the lookup tool only for glossary terms")
+    return reply if reply is not None else _answer(request)
