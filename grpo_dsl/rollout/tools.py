@@ -139,7 +139,7 @@ class ToolBox:
             return f"{ERROR}the arguments of `{name}` must be a JSON object"
         try:
             result = await handler(arguments)
-        except (SandboxUnavailable, asyncio.CancelledError):
+        except SandboxUnavailable:
             raise
         except Exception as exc:  # a tool's failure is the model's to read, never the run's
             return f"{ERROR}`{name}` failed: {exc}"

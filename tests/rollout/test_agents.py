@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from support.agent_world import AGENT_LESSONS, write_agent_world
 from support.endpoint import Endpoint
+from support.glossary import define
 
 from grpo_dsl.cli import main
 from grpo_dsl.evaluation.evaluate import start_evaluation
 from grpo_dsl.learning.run import start_run
 from grpo_dsl.plan import load_plan
 from grpo_dsl.runs.directory import read_events
-from support.glossary import define
 
 
 @pytest.mark.slow
@@ -39,6 +39,8 @@ def test_the_loop_learns_when_to_call_an_mcp_tool_and_the_evaluation_counts_the_
     assert define("zorp0") in results, "the definition comes only from the MCP server"
     answered = [r for r in rollouts if r["tool_calls"] and r["output"].startswith("def-")]
     assert answered and all([m["role"] for m in r["trajectory"]] == ["assistant", "tool", "assistant"] for r in answered)
+    summaries = [s for g in json.loads((learned.run_dir / "steps/0001/summaries.json").read_text()) for s in g["summaries"]]
+    assert any("[calls lookup({" in s and "[result: def-" in s for s in summaries), "the learner reads the tool calls"
     sent = [r["body"] for r in endpoint.stats()["requests"] if r["body"].get("tools")]
     assert sent and all(body["tools"][0]["function"]["name"] == "lookup" for body in sent)
     assert "term" in sent[0]["tools"][0]["function"]["parameters"]["properties"]
