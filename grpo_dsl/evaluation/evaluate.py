@@ -71,7 +71,8 @@ from grpo_dsl.plan import Plan
 from grpo_dsl.plan.views import EvaluateView
 from grpo_dsl.prompts.messages import compose_templates
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Call, Tools
+from grpo_dsl.rollout.answer import Call
+from grpo_dsl.rollout.tools import Tools, open_tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.failures import Failures, TooManyFailures
@@ -485,10 +486,10 @@ async def _execute(
     async with ending_cleanly(events, f"grpo eval --resume {run.path}", (EvaluationError,)) as end:
         if not questions:
             raise EvaluationError(f"the data set `{block.data}` has no questions")
-        tools = Tools.of(task, base_dir)
         async with (
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
+            open_tools(task, base_dir, scorer, run, events) as tools,
         ):
             for number, source in enumerate(sources, 1):
                 progress.unit_started(f"library {source.name}", number, f"{source.name}: {len(questions)} questions x {block.samples} samples")

@@ -19,7 +19,8 @@ from grpo_dsl.library import Library
 from grpo_dsl.plan.views import TaskView
 from grpo_dsl.prompts.messages import PromptTemplates, render_messages
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Call, Tools, rollout
+from grpo_dsl.rollout.answer import Call, rollout
+from grpo_dsl.rollout.tools import ToolBox
 from grpo_dsl.rollout.questions import Question
 
 __all__ = ["QuestionResult", "sample_library", "gate_decision"]
@@ -63,7 +64,7 @@ async def sample_library(
     scorer: RewardScorer,
     *,
     task: TaskView,
-    tools: Tools,
+    tools: ToolBox,
     templates: PromptTemplates,
     reward: str,
     questions: Sequence[Question],

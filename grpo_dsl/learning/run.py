@@ -24,7 +24,7 @@ from grpo_dsl.library import Library
 from grpo_dsl.plan import Plan, PlanError
 from grpo_dsl.plan.estimate import DataRows, Growth, reestimate
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Tools
+from grpo_dsl.rollout.tools import Tools, open_tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory, RunError
 from grpo_dsl.runs.progress import Progress, format_cost
@@ -178,6 +178,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
             ),
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view)) as scorer,
+            open_tools(plan.task(learn_view.task), base_dir, scorer, run, events) as tools,
         ):
             learner = Learner(
                 plan,
@@ -188,6 +189,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                 scorer=scorer,
                 events=events,
                 progress=progress,
+                tools=tools,
                 structured=structured_mode(models, learn_view.learner),
             )
             progress.expect(learn_view.estimate, learner.total_steps, usage.to_json()["by_stage"])
