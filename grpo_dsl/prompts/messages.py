@@ -17,7 +17,8 @@ from typing import Any, Literal, TypeAlias
 from jinja2 import TemplateError
 
 from grpo_dsl.core.errors import GrpoError
-from grpo_dsl.core.templating import compiled
+from grpo_dsl.core.templating import compiled, sandbox
+from grpo_dsl.prompts.chat import DEMOS_BLOCK, render_chat
 
 __all__ = [
     "DEMOS_BLOCK",
@@ -36,9 +37,8 @@ EXPERIENCES_BLOCK = (
     "{% endif %}"
 )
 
-DEMOS_BLOCK = "Examples of good answers:\n{% for d in demos %}\nInput: {{ d.input }}\nOutput: {{ d.answer }}\n{% endfor %}"
-"""The demos in the system turn (`demos_placement = system`), after the system text and
-the lessons: each demo's rendered prompt and its answer."""
+_ENV = sandbox()
+"""The environment of `render_messages`; its templates are compiled once (`compiled`)."""
 
 DemosPlacement: TypeAlias = Literal["turns", "system"]
 
@@ -91,20 +91,8 @@ def render_messages(
     Raises `TemplateRenderError` naming the missing field.
     """
     try:
-        user = compiled(templates.user)
-        shown = [(user.render({**d["fields"], "experiences": []}).rstrip("\n"), str(d["answer"])) for d in demos]
-        values = {**fields, "experiences": [dict(e) for e in experiences]}
-        system = compiled(templates.system).render(values).rstrip("\n") if templates.system is not None else ""
-        if shown and templates.demos == "system":
-            examples = compiled(DEMOS_BLOCK).render(demos=[{"input": q, "answer": a} for q, a in shown])
-            system = "\n\n".join(part for part in (system, examples.rstrip("\n")) if part.strip())
-        messages: list[dict[str, str]] = []
-        if system.strip():
-            messages.append({"role": "system", "content": system})
-        if templates.demos == "turns":
-            for prompt, answer in shown:
-                messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-        messages.append({"role": "user", "content": user.render(values).rstrip("\n")})
+        return render_chat(
+            _ENV, templates.system, templates.user, templates.demos, fields, experiences, demos, compile_source=compiled
+        )
     except TemplateError as exc:
         raise TemplateRenderError(str(exc)) from exc
-    return messages
