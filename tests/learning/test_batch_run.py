@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from support.endpoint import Endpoint
+from support.agent_world import write_agent_world
 from support.learn_world import write_world
 
 from grpo_dsl.runs.directory import read_events
@@ -121,3 +122,40 @@ def test_a_run_killed_while_a_job_is_in_flight_resumes_without_submitting_twice(
     assert stats["repeated_lines"] == 0, "no request was submitted twice"
     assert stats["created"] == len(files) == len({e["file"] for e in files})
     assert sum(e["event"] == "batch_resumed" for e in events) >= 3, "each resumed run waited for the job in flight"
+
+
+def test_multi_turn_rollouts_with_a_tool_go_turn_by_turn_through_jobs_and_the_shared_cache(
+    endpoint: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint.configure(script="support.agent_world:agent_world")
+    runs: dict[str, Path] = {}
+    for name, extra in (("interactive", ""), ("batched", "batch = true")):
+        folder = tmp_path / name
+        folder.mkdir()
+        monkeypatch.setenv("GRPO_CACHE_DIR", str(tmp_path / f"{name}-cache"))
+        program = write_agent_world(folder, endpoint.base_url, tool="python", questions=8, model_extra=extra)
+        done = subprocess.run(_grpo("run", program, "--runs", folder / "runs"), capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        (runs[name],) = (folder / "runs" / "glossary_lessons").iterdir()
+        if name == "interactive":
+            endpoint.reset()
+
+    assert _library(runs["batched"]) == _library(runs["interactive"])
+    stats = endpoint.stats()
+    assert stats["total"] == 0, "every turn was answered by a job"
+    events = read_events(runs["batched"] / "events.jsonl")
+    rollout_calls = [e for e in events if e["event"] == "call" and e["stage"] == "rollout"]
+    later_turns = [e for e in rollout_calls if not e["sample_key"].endswith("/0")]
+    assert later_turns and all(e["batched"] for e in rollout_calls), "a tool result's next turn is its own batched request"
+    rollout_jobs = [e for e in events if e["event"] == "batch_finished" and e["stage"] == "rollout"]
+    assert len(rollout_jobs) > 2, "each turn of a step's rollouts waits for the job of the turn before"
+
+    endpoint.reset()
+    again = tmp_path / "again"
+    again.mkdir()
+    program = write_agent_world(again, endpoint.base_url, tool="python", questions=8, model_extra="batch = true")
+    done = subprocess.run(_grpo("run", program, "--runs", again / "runs"), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    (rerun,) = (again / "runs" / "glossary_lessons").iterdir()
+    assert _library(rerun) == _library(runs["batched"])
+    assert endpoint.stats()["total"] == 0 and endpoint.stats()["batches"]["created"] == 0, "the second run costs nothing"

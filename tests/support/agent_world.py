@@ -42,6 +42,7 @@ model agent {
   name        = "agent"
   concurrency = 16
   max_retries = 8
+  MODEL_EXTRA
 }
 
 dataset questions {
@@ -103,10 +104,18 @@ def _rows(start: int, count: int) -> list[dict[str, Any]]:
 
 
 def write_agent_world(
-    folder: Path, base_url: str, *, tool: str = "mcp", questions: int = 8, group_size: int = 4, batch_size: int = 4
+    folder: Path,
+    base_url: str,
+    *,
+    tool: str = "mcp",
+    questions: int = 8,
+    group_size: int = 4,
+    batch_size: int = 4,
+    model_extra: str = "",
 ) -> Path:
     """Write `agent.grpo`, its data and its glossary tool (`tool`: `mcp` or `python`) into
-    `folder`; return the program's path."""
+    `folder`; return the program's path. `model_extra` is added to the model block (e.g.
+    `batch = true`)."""
     import sys
 
     for name in ("glossary.py", "glossary_server.py"):
@@ -118,6 +127,7 @@ def write_agent_world(
         .replace("TOOL", TOOLS[tool].replace("PYTHON", sys.executable))
         .replace("GROUP_SIZE", str(group_size))
         .replace("BATCH_SIZE", str(batch_size))
+        .replace("MODEL_EXTRA", model_extra)
     )
     path = folder / "agent.grpo"
     path.write_text(program)
