@@ -233,6 +233,14 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
             default="rollouts",
             words=("rollouts", "reference", "both"),
         ),
+        AttributeSpec(
+            "prune",
+            "enum",
+            "at the validation gate, delete the lessons and demos whose measured utility is below zero beyond noise",
+            default="none",
+            words=("none", "hurting"),
+        ),
+        _positive("repeats", "learn this many times, with seeds `seed`, `seed + 1`, ...", 1),
     ),
     "evaluate": (
         AttributeSpec("task", "ref", "the task to evaluate", required=True, refers_to=("task",)),
@@ -242,6 +250,14 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         AttributeSpec("metrics", "metrics", "what is reported", default=["mean"]),
         AttributeSpec("compare", "libraries", "the libraries compared", default=["none"]),
         AttributeSpec("seed", "integer", "seed of sampling", default=0, minimum=0),
+        AttributeSpec(
+            "ablate",
+            "enum",
+            "how `grpo ablate` measures each lesson's and demo's utility: leave one out, or Shapley values",
+            default="loo",
+            words=("loo", "shapley"),
+        ),
+        _positive("subsets", "the most library subsets a Shapley ablation evaluates (all of them when they fit)", 64),
     ),
     "emit": (
         AttributeSpec("library", "ref", "the learn whose library is written", required=True, refers_to=("learn",)),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jinja2 import Template
@@ -35,6 +35,7 @@ from grpo_dsl.prompts.messages import EXPERIENCES_BLOCK
 __all__ = [
     "CHARS_PER_TOKEN",
     "DataRows",
+    "estimate_ablation",
     "estimate_evaluate",
     "estimate_learn",
     "schedule",
@@ -273,7 +274,6 @@ def estimate_learn(plan: Mapping[str, Any], learn: Mapping[str, Any], rows: Mapp
     validation = rows[learn["validate"]] if learn["validate"] is not None else None
     gate_answers = 2 * group * steps["steps"]
     scored = [(data, epochs * group)] + ([(validation, gate_answers)] if validation is not None else [])
-    stages += _judge_stages(plan, learn["reward"], scored, max_tokens, "rollouts" + (" and validation" if validation else ""))
     summary = LEARNER_MAX_TOKENS["summary"]
     if learn["summarize"]:
         fixed = _learner_template_chars("summary") + shown_output + library
@@ -352,14 +352,73 @@ def estimate_learn(plan: Mapping[str, Any], learn: Mapping[str, Any], rows: Mapp
                 f"2 libraries x {group} answers x {validation.count} questions x {steps['steps']} steps",
             )
         )
+        validated = validation.total(_tokens(prompts.messages(row) + in_prompt) for row in validation.fields)
+        if learn["prune"] == "hurting":
+            items = _items(policy)
+            pruned = items * group * steps["steps"]
+            scored.append((validation, pruned))
+            stages.append(
+                _Stage(
+                    "prune",
+                    model,
+                    pruned * validation.count,
+                    pruned * validation.count * turns,
+                    items * group * validation.count,
+                    pruned * validated,
+                    pruned * validation.count * max_tokens,
+                    True,
+                    f"the library without each of its {items} items x {group} answers x {validation.count} questions"
+                    f" x {steps['steps']} steps",
+                )
+            )
+    repeats = int(learn["repeats"])
+    if repeats > 1:
+        stages = [_repeated(stage, repeats) for stage in stages]
+        scored = [(rows_, answers * repeats) for rows_, answers in scored]
+        if validation is not None:
+            scored.append((validation, repeats * group))
+            ranked = repeats * group * validation.count
+            stages.append(
+                _Stage(
+                    "rank",
+                    model,
+                    ranked,
+                    ranked * turns,
+                    None,
+                    repeats * group * validated,
+                    ranked * max_tokens,
+                    False,
+                    f"each repeat's library: {repeats} repeats x {group} answers x {validation.count} questions",
+                )
+            )
+    stages[1:1] = _judge_stages(plan, learn["reward"], scored, max_tokens, "rollouts" + (" and validation" if validation else ""))
     assumptions = _assumptions(
         policy=policy,
         turns=turns,
         validate=validation is not None,
         judged=any(s.stage == "judge" for s in stages),
         summarize=bool(learn["summarize"]),
+        prune=learn["prune"] == "hurting",
+        repeats=repeats,
     )
     return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions)
+
+
+def _items(policy: Mapping[str, Any]) -> int:
+    """The most items (lessons and demos) a library under `policy` holds."""
+    return int(policy["capacity"]) + int(policy.get("demos", 0))
+
+
+def _repeated(stage: _Stage, repeats: int) -> _Stage:
+    """A stage of one learn, made `repeats` times."""
+    return replace(
+        stage,
+        calls=stage.calls * repeats,
+        max_calls=stage.max_calls * repeats,
+        prompt_tokens=stage.prompt_tokens * repeats,
+        completion_tokens=stage.completion_tokens * repeats,
+        formula=f"({stage.formula}) x {repeats} repeats",
+    )
 
 
 def estimate_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> dict[str, Any]:
@@ -404,13 +463,80 @@ def estimate_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows
     return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions)
 
 
+def _ablated_subsets(method: str, items: int, budget: int) -> int:
+    """Library subsets an ablation of `items` items evaluates: the full library and each
+    without one item (leave-one-out), or every subset up to `budget` (Shapley)."""
+    if method == "loo":
+        return items + 1
+    return min(2**items, budget) if items < 64 else budget
+
+
+def estimate_ablation(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> dict[str, Any]:
+    """The calls, tokens and USD of `grpo ablate` on each library an `evaluate` compares (but `none`)."""
+    task = plan["tasks"][evaluate["task"]]
+    data = rows[evaluate["data"]]
+    samples = int(evaluate["samples"])
+    prompts = _Prompts(task)
+    turns = _turns(task)
+    max_tokens = int(task["max_tokens"])
+    method = evaluate["ablate"]
+    stages = []
+    for library in dict.fromkeys(evaluate["compare"]):
+        if library == "none":
+            continue
+        learned = library in plan["learns"]
+        policy = plan["learns"][library]["policy"] if learned else defaults("policy")
+        shown = _shown_chars(policy, task, prompts, rows[plan["learns"][library]["data"]] if learned else data)
+        items = _items(policy)
+        subsets = _ablated_subsets(method, items, int(evaluate["subsets"]))
+        answers = subsets * data.count * samples
+        what = (
+            f"libraries (the full one and each without one of {items} items)"
+            if method == "loo"
+            else f"subsets of {items} items (Shapley)"
+        )
+        stages.append(
+            _Stage(
+                "ablate",
+                task["model"],
+                answers,
+                answers * turns,
+                None,
+                subsets * samples * data.total(_tokens(prompts.messages(row) + shown) for row in data.fields),
+                answers * max_tokens,
+                True,
+                f"{library}: {subsets} {what} x {data.count} questions x {samples} samples",
+            )
+        )
+    subsets_scored = sum(stage.calls for stage in stages) // max(1, data.count)
+    stages += _judge_stages(plan, evaluate["reward"], [(data, subsets_scored)], max_tokens, "ablation")
+    assumptions = [
+        "tokens are characters / 4; prompts are the task's templates rendered with each row",
+        "completion tokens are the task's max_tokens, an upper bound",
+        "a learned library is counted full (its policy's capacity and demos), a module's at the default capacity;"
+        " a smaller library needs fewer subsets",
+        "leave-one-out evaluates the full library and the library without each item"
+        if method == "loo"
+        else f"Shapley evaluates every subset when they are at most subsets = {evaluate['subsets']}, otherwise"
+        " sampled permutations of the items until that many distinct subsets",
+        "the cache answers a subset already evaluated by an earlier ablation of the same evaluate for free",
+    ]
+    if turns > 1:
+        assumptions.append(_TOOLS_ASSUMPTION.format(turns=turns))
+    if any(stage.stage == "judge" for stage in stages):
+        assumptions.append(_JUDGE_ASSUMPTION)
+    return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions)
+
+
 _TOOLS_ASSUMPTION = (
     "a tool-using answer makes one call per turn, up to {turns}: `calls` and the tokens count one turn, `max_calls` every turn"
 )
 _JUDGE_ASSUMPTION = f"a judge is called for every scored answer (an upper bound) and replies in about {JUDGE_REPLY_TOKENS} tokens"
 
 
-def _assumptions(*, policy: Mapping[str, Any], turns: int, validate: bool, judged: bool, summarize: bool) -> list[str]:
+def _assumptions(
+    *, policy: Mapping[str, Any], turns: int, validate: bool, judged: bool, summarize: bool, prune: bool, repeats: int
+) -> list[str]:
     notes = [
         "tokens are characters / 4; prompts are the task's templates rendered with each row",
         "completion tokens are the declared max_tokens, an upper bound; learner calls: "
@@ -425,6 +551,16 @@ def _assumptions(*, policy: Mapping[str, Any], turns: int, validate: bool, judge
     ]
     if validate:
         notes.append("the gate samples the old and the new library every step; it runs only when the library changed")
+    if prune:
+        notes.append(
+            "pruning samples the library without each of its items every step (the full library is the gate's);"
+            " a library that did not change since the last step is answered from the cache"
+        )
+    if repeats > 1:
+        notes.append(
+            f"the learn runs {repeats} times with seeds seed .. seed + {repeats - 1}"
+            + ("; each repeat's last library is then sampled on the validation set to rank them" if validate else "")
+        )
     if turns > 1:
         notes.append(_TOOLS_ASSUMPTION.format(turns=turns))
     if judged:

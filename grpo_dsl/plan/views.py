@@ -17,6 +17,7 @@ from grpo_dsl.library import PolicySpec
 from grpo_dsl.prompts.messages import DemosPlacement
 
 __all__ = [
+    "AblationMethod",
     "BudgetLimits",
     "DatasetView",
     "DemoOrigin",
@@ -25,6 +26,7 @@ __all__ = [
     "Experiences",
     "LearnView",
     "ModelView",
+    "Pruning",
     "Schedule",
     "TaskView",
     "read_view",
@@ -32,6 +34,8 @@ __all__ = [
 
 Experiences: TypeAlias = Literal["system", "user", "none"]
 DemoOrigin: TypeAlias = Literal["rollouts", "reference", "both"]
+Pruning: TypeAlias = Literal["none", "hurting"]
+AblationMethod: TypeAlias = Literal["loo", "shapley"]
 View = TypeVar("View")
 
 
@@ -129,6 +133,8 @@ class LearnView:
     summarize: bool
     init: str | None
     demo_source: DemoOrigin
+    prune: Pruning
+    repeats: int
     budget: BudgetLimits
     schedule: Schedule
 
@@ -145,6 +151,8 @@ class EvaluateView:
     metrics: tuple[str, ...]
     compare: tuple[str, ...]
     seed: int
+    ablate: AblationMethod
+    subsets: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from grpo_dsl.language.checks.rules import (
     check_ground_truth,
     check_group_contrast,
     check_metric_samples,
+    check_pruning,
     check_secrets,
     check_validation_set,
 )
@@ -53,6 +54,7 @@ CHECKS: tuple[Check, ...] = (
     check_metric_samples,
     check_evaluation_reward,
     check_validation_set,
+    check_pruning,
     check_secrets,
     check_unused,
 )
