@@ -18,6 +18,7 @@ from typing import Literal, TextIO
 from grpo_dsl._version import __version__
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_text
+from grpo_dsl.evaluation.ablation import format_ablation, start_ablation
 from grpo_dsl.evaluation.evaluate import (
     EvaluationResult,
     format_evaluation,
@@ -202,11 +203,13 @@ def _print_summary(result: RunResult) -> None:
         print(f"  {result.message}", file=out)
     if result.steps:
         demos = any(s.demos for s in result.steps)
-        print("  step  reward  kept  applied  rejected  library" + ("  demos" if demos else ""), file=out)
+        pruned = any(s.pruned for s in result.steps)
+        print("  step  reward  kept  applied  rejected  library" + ("  demos" if demos else "") + ("  pruned" if pruned else ""), file=out)
         for s in result.steps:
             print(
                 f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}"
-                + (f"  {s.demos:>5}" if demos else ""),
+                + (f"  {s.demos:>5}" if demos else "")
+                + (f"  {s.pruned:>6}" if pruned else ""),
                 file=out,
             )
     usage = result.usage.get("total", {})
@@ -442,6 +445,50 @@ def evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
 
 
+def _ablate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="a .grpo program")
+    parser.add_argument("--evaluate", metavar="NAME", help="the evaluate block whose questions measure (needed when there are several)")
+    parser.add_argument(
+        "--library",
+        metavar="LEARN|MODULE@VERSION",
+        help="the library to ablate: a learn (LEARN#R for one repeat) or a module (default: the one the block compares)",
+    )
+    parser.add_argument("--runs", metavar="DIR", default="runs", help="where runs are found and written (default: ./runs)")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="a table, or JSON")
+
+
+def ablate(args: argparse.Namespace) -> int:
+    """`grpo ablate FILE [--evaluate NAME] [--library LEARN|MODULE@VERSION] [--runs DIR] [--format text|json]`."""
+    if _missing_files([args.file]):
+        return _usage_error(f"no such file: {args.file}")
+    try:
+        compiled = load_plan(args.file)
+    except ProgramError as error:
+        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
+        return EXIT_PROBLEMS
+    name, problem = _chosen_block(compiled, "evaluate", args.evaluate)
+    if name is None:
+        return _usage_error(problem or "")
+    result = start_ablation(
+        compiled,
+        name,
+        library=args.library,
+        base_dir=Path(args.file).resolve().parent,
+        runs_root=Path(args.runs),
+        stream=sys.stderr,
+        on_start=lambda run_dir: print(f"ablation run: {run_dir}", file=sys.stderr, flush=True),
+    )
+    if args.format == "json":
+        print(json.dumps(result.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        sys.stdout.write(format_ablation(result.to_json()))
+    if result.status != "completed":
+        print(f"ablation {result.status}: {result.message}", file=sys.stderr)
+    if result.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
+
+
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a learning run directory (or an evaluation run directory)")
     parser.add_argument("-o", "--output", metavar="HTML", default="report.html", help="the HTML file to write (default: report.html)")
@@ -520,6 +567,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("emit", "write the library of a run as a prompt module version", _emit_arguments, emit),
     Subcommand("module", "show, log, diff and blame the versions of a prompt module", _module_arguments, module),
     Subcommand("eval", "evaluate libraries side by side, with intervals and paired differences", _eval_arguments, evaluate),
+    Subcommand("ablate", "measure what each lesson and demo of a library is worth, with intervals", _ablate_arguments, ablate),
     Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, report),
     Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, replay),
 )

@@ -44,7 +44,8 @@ from grpo_dsl.clients.protocol import ChatRequest, ChatResponse
 from grpo_dsl.core.env import resolve_env
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_json, atomic_write_text, read_json
-from grpo_dsl.evaluation.results import Comparison, EvaluationData, LibraryEvaluation
+from grpo_dsl.evaluation.pooled import crossed_bootstrap
+from grpo_dsl.evaluation.results import Comparison, EvaluationData, LibraryEvaluation, PooledGain
 from grpo_dsl.evaluation.sampling import QuestionResult, sample_library
 from grpo_dsl.evaluation.stats import (
     EvaluationSummary,
@@ -71,6 +72,7 @@ from grpo_dsl.rollout.answer import Call
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.progress import Progress
+from grpo_dsl.runs.repeats import is_repeated_run, repeat_dirs
 from grpo_dsl.runs.session import (
     client_stack,
     ending_cleanly,
@@ -85,8 +87,10 @@ __all__ = [
     "LibraryResult",
     "LibrarySource",
     "STAGE",
+    "evaluate_block",
     "format_evaluation",
     "is_evaluation_run",
+    "library_sources",
     "question_scores",
     "read_evaluation",
     "resolve_libraries",
@@ -119,6 +123,8 @@ class LibrarySource:
     library: Library
     origin: str | None = None
     status: str | None = None
+    repeat_of: str | None = None
+    """For the library of one repeat of a learn with `repeats` (named `LEARN#R`): the learn."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,13 +132,21 @@ class LibrarySource:
             "kind": self.kind,
             "origin": self.origin,
             "status": self.status,
+            "repeat_of": self.repeat_of,
             "content_hash": self.library.content_hash(),
             "library": self.library.to_json(),
         }
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> LibrarySource:
-        return cls(value["name"], value["kind"], Library.from_json(value["library"]), value.get("origin"), value.get("status"))
+        return cls(
+            value["name"],
+            value["kind"],
+            Library.from_json(value["library"]),
+            value.get("origin"),
+            value.get("status"),
+            value.get("repeat_of"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +162,7 @@ class LibraryResult:
             "kind": self.source.kind,
             "origin": self.source.origin,
             "status": self.source.status,
+            "repeat_of": self.source.repeat_of,
             "content_hash": self.source.library.content_hash(),
             "experiences": len(self.source.library.experiences),
             "demos": len(self.source.library.demos),
@@ -174,6 +189,7 @@ class EvaluationResult:
     comparisons: tuple[Comparison, ...]
     usage: Mapping[str, Any]
     message: str | None = None
+    pooled: tuple[PooledGain, ...] = ()
 
     @property
     def report_data(self) -> EvaluationData:
@@ -196,6 +212,7 @@ class EvaluationResult:
             "confidence": CONFIDENCE,
             "libraries": [r.to_json() for r in self.libraries],
             "comparisons": [c.to_json() for c in self.comparisons],
+            "pooled": [p.to_json() for p in self.pooled],
             "usage": dict(self.usage),
         }
 
@@ -240,6 +257,13 @@ EVALUATION_SCHEMA: dict[str, Any] = {
                 "required": ["metric", "candidate", "baseline", "difference", "low", "high", "p_value", "better", "worse", "ties"],
             },
         },
+        "pooled": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["metric", "learn", "baseline", "gains", "difference", "low", "high", "beat", "beat_beyond_noise"],
+            },
+        },
         "usage": {"type": "object"},
     },
 }
@@ -256,13 +280,27 @@ def _validated(document: Any, where: Path) -> Any:
 # ---------------------------------------------------------------------- the libraries
 
 
-def _learn_library(name: str, runs_root: Path) -> LibrarySource:
-    run_dir = latest_run(runs_root, name)
+def _learn_libraries(name: str, runs_root: Path) -> list[LibrarySource]:
+    """The library of the latest run of learn `name`; of every repeat when that run has
+    repeats (named `LEARN#R`); of one repeat for a name `LEARN#R`."""
+    learn, mark, repeat = name.partition("#")
+    run_dir = latest_run(runs_root, learn)
     if run_dir is None:
         raise EvaluationError(
-            f"`{name}` has no run under {runs_root}: run it first (`grpo run FILE --learn {name}`), "
+            f"`{learn}` has no run under {runs_root}: run it first (`grpo run FILE --learn {learn}`), "
             "or point --runs at the folder that holds its runs"
         )
+    if not is_repeated_run(run_dir):
+        if mark:
+            raise EvaluationError(f"the latest run of `{learn}`, {run_dir}, has no repeats: name it `{learn}`")
+        return [_run_library(name, run_dir)]
+    repeats = [d for d in repeat_dirs(run_dir) if not mark or d.name == repeat]
+    if not repeats:
+        raise EvaluationError(f"the latest run of `{learn}`, {run_dir}, has no repeat {repeat or ''}".rstrip())
+    return [_run_library(f"{learn}#{d.name}", d, repeat_of=learn) for d in repeats]
+
+
+def _run_library(name: str, run_dir: Path, repeat_of: str | None = None) -> LibrarySource:
     if not (run_dir / "library.json").is_file():
         raise EvaluationError(f"the latest run of `{name}`, {run_dir}, has not completed a step: it has no library yet")
     try:
@@ -270,7 +308,7 @@ def _learn_library(name: str, runs_root: Path) -> LibrarySource:
         status = RunDirectory(run_dir).info().get("status")
     except (OSError, ValueError) as exc:
         raise EvaluationError(f"the library of `{name}` in {run_dir} cannot be read: {exc}") from None
-    return LibrarySource(name, "learn", library, str(run_dir), status)
+    return LibrarySource(name, "learn", library, str(run_dir), status, repeat_of)
 
 
 def _module_library(reference: str, base_dir: Path, model: str) -> tuple[LibrarySource, str | None]:
@@ -293,23 +331,35 @@ def resolve_libraries(plan: Plan, evaluate: str, *, base_dir: Path, runs_root: P
     `runs_root`, anything else a prompt module `PATH[@VERSION]` relative to `base_dir`.
     Raises `EvaluationError` when one cannot be found.
     """
-    block, _ = _block(plan, evaluate)
-    model = resolve_env(plan.model(plan.task(block.task).model).name)
+    block, _ = evaluate_block(plan, evaluate)
     sources: list[LibrarySource] = []
     notes: list[str] = []
     for name in dict.fromkeys(block.compare):
-        if name == "none":
-            sources.append(LibrarySource("none", "none", Library.empty()))
-        elif name in plan.names("learn"):
-            sources.append(_learn_library(name, runs_root))
-        else:
-            source, warning = _module_library(name, base_dir, model)
-            sources.append(source)
-            notes.extend([warning] if warning else [])
+        found, warning = library_sources(plan, block, name, base_dir=base_dir, runs_root=runs_root)
+        sources.extend(found)
+        notes.extend([warning] if warning else [])
     return sources, notes
 
 
-def _block(plan: Plan, evaluate: str) -> tuple[EvaluateView, str]:
+def library_sources(
+    plan: Plan, block: EvaluateView, name: str, *, base_dir: Path, runs_root: Path
+) -> tuple[list[LibrarySource], str | None]:
+    """The library (or the libraries of every repeat) `name` stands for in evaluate `block`, and a warning.
+
+    `none` is the empty library; a `learn` name the library of its latest run under
+    `runs_root` (one per repeat when that run has repeats; `LEARN#R` names one of
+    them); anything else a prompt module `PATH[@VERSION]` relative to `base_dir`,
+    warned about when it was learned with another model than the task's.
+    """
+    if name == "none":
+        return [LibrarySource("none", "none", Library.empty())], None
+    if name.partition("#")[0] in plan.names("learn"):
+        return _learn_libraries(name, runs_root), None
+    source, warning = _module_library(name, base_dir, resolve_env(plan.model(plan.task(block.task).model).name))
+    return [source], warning
+
+
+def evaluate_block(plan: Plan, evaluate: str) -> tuple[EvaluateView, str]:
     """The `evaluate` block and its reward."""
     evaluates = plan.names("evaluate")
     if evaluate not in evaluates:
@@ -441,7 +491,7 @@ async def _execute(
     budget: Budget | None,
     stream: TextIO | None,
 ) -> EvaluationResult:
-    block, reward = _block(plan, evaluate)
+    block, reward = evaluate_block(plan, evaluate)
     task = plan.task(block.task)
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
@@ -480,10 +530,11 @@ async def _execute(
     atomic_write_json(run.usage_path, usage.to_json())
     libraries: tuple[LibraryResult, ...] = ()
     comparisons: tuple[Comparison, ...] = ()
+    pooled: tuple[PooledGain, ...] = ()
     if status == "completed":
-        libraries, comparisons = _statistics(sources, records, block)
+        libraries, comparisons, pooled = _statistics(sources, records, block)
     result = EvaluationResult(
-        run.path, evaluate, status, reward, block.metrics, libraries, comparisons, usage.to_json(), message
+        run.path, evaluate, status, reward, block.metrics, libraries, comparisons, usage.to_json(), message, pooled
     )
     if status == "completed":
         document = _validated(result.to_json(), run.path / "evaluation.json")
@@ -534,7 +585,7 @@ def question_scores(metric: str, summary: EvaluationSummary, rewards: Mapping[st
 
 def _statistics(
     sources: Sequence[LibrarySource], records: Sequence[Mapping[str, Any]], block: EvaluateView
-) -> tuple[tuple[LibraryResult, ...], tuple[Comparison, ...]]:
+) -> tuple[tuple[LibraryResult, ...], tuple[Comparison, ...], tuple[PooledGain, ...]]:
     metrics = list(block.metrics)
     results = []
     rewards: dict[str, dict[str, list[float]]] = {}
@@ -565,7 +616,30 @@ def _statistics(
         for candidate in results[1:]
         for metric in metrics
     )
-    return tuple(results), comparisons
+
+    def gains(candidate: LibraryResult, metric: str) -> list[float]:
+        """The candidate's score minus the baseline's, per question."""
+        scores = question_scores(metric, candidate.summary, rewards[candidate.source.name])
+        base = question_scores(metric, baseline.summary, rewards[baseline.source.name])
+        return [a - b for a, b in zip(scores, base)]
+
+    groups: dict[str, list[LibraryResult]] = defaultdict(list)
+    for candidate in results[1:]:
+        if candidate.source.repeat_of is not None:
+            groups[candidate.source.repeat_of].append(candidate)
+    pooled = tuple(
+        PooledGain.of_repeats(
+            metric,
+            learn,
+            baseline.source.name,
+            [c for c in comparisons if c.metric == metric and c.candidate in {r.source.name for r in repeats}],
+            crossed_bootstrap([gains(r, metric) for r in repeats], confidence=CONFIDENCE, seed=block.seed),
+        )
+        for learn, repeats in groups.items()
+        if len(repeats) > 1
+        for metric in metrics
+    )
+    return tuple(results), comparisons, pooled
 
 
 # ---------------------------------------------------------------------- text
@@ -608,7 +682,21 @@ def format_evaluation(document: Mapping[str, Any]) -> str:
             lines.append(f"  {library['name']}: {library['experiences']} experiences{demos} from {library['origin']}{where}")
     for comparison in document["comparisons"]:
         lines += ["", _sentence(comparison, confidence)]
+    for pooled in document.get("pooled", ()):
+        lines += ["", _pooled_sentence(pooled, confidence)]
     return "\n".join(lines) + "\n"
+
+
+def _pooled_sentence(pooled: Mapping[str, Any], confidence: int) -> str:
+    learn, baseline, gains = pooled["learn"], pooled["baseline"], pooled["gains"]
+    difference = {"estimate": pooled["difference"], "low": pooled["low"], "high": pooled["high"]}
+    listed = ", ".join(f"{g:+.3f}" for g in gains)
+    return (
+        f"{learn} ({len(gains)} repeats) - {baseline} on {pooled['metric']}: {_interval(difference, signed=True)} "
+        f"over repeats and questions; the repeats' gains: {listed}\n"
+        f"  {pooled['beat']} of {len(gains)} repeats score higher than {baseline}, "
+        f"{pooled['beat_beyond_noise']} beyond noise at {confidence} %"
+    )
 
 
 def _sentence(comparison: Mapping[str, Any], confidence: int) -> str:

@@ -62,13 +62,18 @@ async def sample_library(
     seed: int,
     temperature: float,
     stage: str,
+    keys: str | None = None,
 ) -> list[QuestionResult]:
     """Sample every question `samples` times with `library` in the prompt and score each sample.
 
     The cache key of a sample depends on the question, the sample index and the
     rendered messages, never on the library's name: the same prompt is never paid
-    for twice.
+    for twice. Seeds and sample keys are derived from `keys` (default: the `stage`),
+    so a stage that passes another stage's `keys` asks exactly what that stage asks
+    (an ablation samples the full library as the evaluation does), while its calls
+    are counted under its own `stage`.
     """
+    prefix = keys or stage
 
     async def one(question: Question) -> QuestionResult:
         messages = render_messages(templates, question.fields, library.prompt_entries(), library.demo_entries())
@@ -80,8 +85,8 @@ async def sample_library(
                     messages,
                     index=i,
                     temperature=temperature,
-                    seed=derive_seed(seed, f"{stage}:{question.id}", i),
-                    key=f"{stage}/{question.id}/{i}",
+                    seed=derive_seed(seed, f"{prefix}:{question.id}", i),
+                    key=f"{prefix}/{question.id}/{i}",
                     stage=stage,
                 )
                 for i in range(samples)

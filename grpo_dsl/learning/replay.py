@@ -32,6 +32,7 @@ from grpo_dsl.clients.accounting import Usage
 from grpo_dsl.clients.protocol import ChatRequest, ChatResponse, LLMClient
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_json, read_json
+from grpo_dsl.learning.prune import Pruning, validation_pruning
 from grpo_dsl.learning.run import initial_library, validation_gate
 from grpo_dsl.learning.step import Learner
 from grpo_dsl.library import Library, Operation, RuleError, load_rule
@@ -327,12 +328,22 @@ class _Replay:
         )
         if learn.validate:
             learner.evaluate_gate = self._recorded_gate if self.offline else validation_gate(self.plan, self.learn, self.base_dir, learner, scorer)
+        if learn.prune == "hurting":
+            learner.prune = self._recorded_prune if self.offline else validation_pruning(self.plan, self.learn, self.base_dir, learner, scorer)
         return learner
 
     async def _recorded_gate(self, old: Library, new: Library, step: int) -> tuple[bool, dict[str, Any]]:
         """Offline, a step's gate decides as the recorded one did, and accepts where it did not gate."""
         decision = self.original.read_step(step, "report").get("gate")
         return decision != "rejected", {"recorded_decision": decision}
+
+    async def _recorded_prune(self, library: Library, step: int) -> Pruning:
+        """Offline, a step prunes what the recorded step pruned (nothing when it did not prune)."""
+        path = self.original.step_dir(step) / "prune.json"
+        if not path.is_file():
+            return Pruning((), ())
+        recorded = read_json(path)
+        return Pruning((), tuple(Operation.from_json(op) for op in recorded["operations"]))
 
     async def _step(self, learner: Learner, step: int, library: Library) -> tuple[ReplayedStep, Library]:
         matched = library.content_hash() == self.recorded[step - 1].content_hash()

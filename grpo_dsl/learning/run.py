@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from grpo_dsl.core.files import atomic_write_json, read_json
 from grpo_dsl.evaluation.sampling import gate_decision, sample_library
+from grpo_dsl.learning.prune import validation_pruning
 from grpo_dsl.learning.step import Learner, StepOutcome
 from grpo_dsl.library import Library
 from grpo_dsl.plan import Plan
@@ -126,6 +127,8 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                 structured=structured_mode(models, learn_view.learner),
             )
             learner.evaluate_gate = validation_gate(plan, learn, base_dir, learner, scorer) if learn_view.validate else None
+            if learn_view.prune == "hurting":
+                learner.prune = validation_pruning(plan, learn, base_dir, learner, scorer)
             for step in range(len(completed) + 1, learner.total_steps + 1):
                 library, outcome = await learner.run_step(step, library)
                 steps.append(outcome)
@@ -134,6 +137,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                     f"reward {outcome.mean_reward:.3f}, kept {outcome.kept}/{outcome.groups} groups, "
                     f"{outcome.applied} ops applied, {outcome.rejected} rejected, library {outcome.library_size}"
                     + (f" and {outcome.demos} demos" if outcome.demos else "")
+                    + (f", {outcome.pruned} pruned" if outcome.pruned else "")
                 )
     status, message = end.status, end.message
     atomic_write_json(run.usage_path, usage.to_json())

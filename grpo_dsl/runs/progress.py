@@ -8,7 +8,7 @@ from typing import Callable, TextIO
 
 __all__ = ["Progress"]
 
-STAGES = ("rollout", "summary", "contrast", "advantage", "consolidate", "validate")
+STAGES = ("rollout", "summary", "contrast", "advantage", "consolidate", "validate", "prune")
 
 
 class Progress:

@@ -15,7 +15,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LESSONS", "MISLEADING_LESSON", "date_world", "demo_world", "misleading_world", "tool_world", "troubled_world"]
+__all__ = [
+    "HARMFUL_LESSON",
+    "HELPFUL_LESSON",
+    "LESSONS",
+    "MISLEADING_LESSON",
+    "date_world",
+    "demo_world",
+    "misleading_world",
+    "planted_world",
+    "tool_world",
+    "troubled_world",
+]
 
 LESSONS = (
     "Write every date in the numeric form YYYY-MM-DD.",
@@ -203,3 +214,43 @@ def revising_world(request: Mapping[str, Any], number: int) -> str:
     if NOISE in text and _draw("noise", request.get("seed"), text) < 0.5:
         return f"Monday, {answer}"
     return answer
+
+
+HELPFUL_LESSON = "Write the date as YYYY-MM-DD, with the month and the day on two digits."
+HARMFUL_LESSON = "Spell the month out in words, the way people say it."
+SLASH_DATE = re.compile(r"\d{1,2}/\d{1,2}/\d{4}")
+
+
+def planted_world(request: Mapping[str, Any], number: int) -> str:
+    """The date world with one lesson that helps and one that hurts, both proposed by its learner.
+
+    A rollout's luck is drawn from its seed and its question alone, so every library
+    meets the same luck. It is right when its prompt carries `HELPFUL_LESSON` or an
+    earlier answer written YYYY-MM-DD (a good demo), or else with chance 0.25; but when
+    the prompt carries `HARMFUL_LESSON` or an earlier answer written M/D/YYYY (a bad
+    demo), half of the questions' samples spell the month out and are wrong. So: no
+    library 0.25, the helpful lesson 1.0, the harmful one 0.125, both 0.5. Its learner
+    proposes whichever of the two lessons the library lacks."""
+    text = _text(request)
+    if text.startswith("Several attempts at the same task"):
+        library = text.split("The current library:")[1].split("State it as")[0]
+        missing = [lesson for lesson in (HELPFUL_LESSON, HARMFUL_LESSON) if lesson not in library]
+        operations = [{"op": "add", "text": lesson, "rationale": "the better attempts did this"} for lesson in missing]
+        return json.dumps({"operations": operations or [{"op": "keep"}]})
+    if text.startswith(("You are reviewing one attempt", "Two attempts at the same task", "You maintain a small library")):
+        return date_world(request, number)
+    messages = list(request.get("messages", []))
+    question = str(messages[-1].get("content") or "") if messages else ""
+    match = re.search(r"day (\d+) of month (\d+) of (\d+)", question)
+    if not match:
+        return "I do not know."
+    day, month, year = (int(g) for g in match.groups())
+    shown = [str(m.get("content") or "").strip() for m in messages[:-1] if m.get("role") == "assistant"]
+    system = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
+    helped = HELPFUL_LESSON in system or any(ISO_DATE.fullmatch(answer) for answer in shown)
+    hurt = HARMFUL_LESSON in system or any(SLASH_DATE.fullmatch(answer) for answer in shown)
+    if hurt and _draw("spelled", request.get("seed"), question) < 0.5:
+        return f"the {day} of month {month}, {year}"
+    if helped or _draw("luck", request.get("seed"), question) < 0.25:
+        return f"{year:04d}-{month:02d}-{day:02d}"
+    return f"{month}/{day}/{year}"
