@@ -34,6 +34,7 @@ from grpo_dsl.language.diagnostics import (
 )
 from grpo_dsl.language.fmt import format_program
 from grpo_dsl.language.parser import parse_file
+from grpo_dsl.learning.repeats import RepeatsError, RepeatsResult, best_repeat, resume_repeats, start_repeats
 from grpo_dsl.learning.replay import format_replay, replay_run
 from grpo_dsl.learning.run import RunResult, resume_run, start_run
 from grpo_dsl.modules import (
@@ -54,6 +55,7 @@ from grpo_dsl.plan import compile as compile_plan
 from grpo_dsl.plan.explain import explain
 from grpo_dsl.report import render_report
 from grpo_dsl.report.rundata import read_run
+from grpo_dsl.runs.repeats import is_repeated_run
 
 __all__ = [
     "Subcommand",
@@ -194,11 +196,14 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learn", metavar="NAME", help="the learn block to run (needed when there are several)")
     parser.add_argument("--runs", metavar="DIR", default="runs", help="where run directories go (default: ./runs)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run")
+    parser.add_argument(
+        "--repeats", type=int, metavar="N", help="learn N times with seeds seed .. seed + N - 1 (default: the learn's `repeats`)"
+    )
 
 
-def _print_summary(result: RunResult) -> None:
+def _print_summary(result: RunResult, title: str = "run") -> None:
     out = sys.stderr
-    print(f"run {result.status}: {result.run_dir}", file=out)
+    print(f"{title} {result.status}: {result.run_dir}", file=out)
     if result.message:
         print(f"  {result.message}", file=out)
     if result.steps:
@@ -220,13 +225,35 @@ def _print_summary(result: RunResult) -> None:
     )
 
 
+def _print_repeats(result: RepeatsResult) -> None:
+    for number, repeat in enumerate(result.runs, start=1):
+        _print_summary(repeat, f"repeat {number}")
+    print(f"repeats {result.status}: {result.run_dir}" + (f"\n  {result.message}" if result.message else ""), file=sys.stderr)
+    if result.ranking is not None:
+        means = ", ".join(f"repeat {r} {m:.3f}" for r, m in enumerate(result.ranking["means"], start=1))
+        print(f"  ranked on `{result.ranking['data']}` by mean reward: {means}; the best is repeat {result.ranking['best']}", file=sys.stderr)
+
+
+def _finish_repeats(result: RepeatsResult) -> int:
+    _print_repeats(result)
+    if result.status == "interrupted":
+        return EXIT_INTERRUPTED
+    if result.status != "completed":
+        return EXIT_PROBLEMS
+    return _emit_after_run(result.run_dir)
+
+
 def run(args: argparse.Namespace) -> int:
-    """`grpo run FILE [--learn NAME] [--runs DIR]` or `grpo run --resume RUN_DIR`."""
+    """`grpo run FILE [--learn NAME] [--runs DIR] [--repeats N]` or `grpo run --resume RUN_DIR`."""
+    if args.repeats is not None and args.repeats < 1:
+        return _usage_error(f"--repeats must be at least 1, not {args.repeats}")
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "run.json").is_file():
             return _usage_error(f"not a run directory: {run_dir}")
         print(run_dir)
+        if is_repeated_run(run_dir):
+            return _finish_repeats(resume_repeats(run_dir))
         result = resume_run(run_dir)
     else:
         if args.file is None:
@@ -241,6 +268,18 @@ def run(args: argparse.Namespace) -> int:
         learn, problem = _chosen_block(plan, "learn", args.learn)
         if learn is None:
             return _usage_error(problem or "")
+        repeats = args.repeats or plan.learn(learn).repeats
+        if repeats > 1:
+            return _finish_repeats(
+                start_repeats(
+                    plan,
+                    learn,
+                    repeats=repeats,
+                    base_dir=Path(args.file).resolve().parent,
+                    runs_root=Path(args.runs),
+                    on_start=lambda run_dir: print(run_dir, flush=True),
+                )
+            )
         result = start_run(
             plan,
             learn,
@@ -256,22 +295,37 @@ def run(args: argparse.Namespace) -> int:
     return _emit_after_run(result.run_dir)
 
 
+def _published(run_dir: Path) -> tuple[Path, str]:
+    """The run whose library an emit publishes, and a note saying which: the run itself, or
+    the best-ranked repeat of a repeated run (`RepeatsError` when they are not ranked)."""
+    if not is_repeated_run(run_dir):
+        return run_dir, ""
+    best, why = best_repeat(run_dir)
+    return best, f" from {why}"
+
+
 def _emit_after_run(run_dir: Path) -> int:
     """Run the program's `emit` blocks whose library is the learn that just finished."""
     info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     plan = Plan.from_json((run_dir / "plan.json").read_text(encoding="utf-8"))
+    emits = [name for name in plan.names("emit") if plan.emit(name).library == info["learn"]]
+    if not emits:
+        return EXIT_OK
+    try:
+        source, note = _published(run_dir)
+    except RepeatsError as error:
+        print(f"emit {', '.join(f'`{n}`' for n in emits)} waits: {error}", file=sys.stderr)
+        return EXIT_OK
     status = EXIT_OK
-    for name in plan.names("emit"):
-        if plan.emit(name).library != info["learn"]:
-            continue
+    for name in emits:
         try:
-            emitted = emit_from_run(plan, name, run_dir, base_dir=Path(info["base_dir"]))
+            emitted = emit_from_run(plan, name, source, base_dir=Path(info["base_dir"]))
         except ModuleError as error:
             print(f"grpo: emit `{name}` failed: {error}", file=sys.stderr)
             status = EXIT_PROBLEMS
             continue
         verb = "emitted" if emitted.created else "unchanged"
-        print(f"{verb} {emitted.path} {emitted.version}", file=sys.stderr)
+        print(f"{verb} {emitted.path} {emitted.version}{note}", file=sys.stderr)
     return status
 
 
@@ -344,11 +398,12 @@ def emit(args: argparse.Namespace) -> int:
         print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
         return EXIT_PROBLEMS
     base_dir = Path(args.file).resolve().parent
-    result = emit_from_run(compiled, args.emit, Path(args.run_dir), step=args.step, base_dir=base_dir, force=args.force)
+    source, note = _published(Path(args.run_dir))
+    result = emit_from_run(compiled, args.emit, source, step=args.step, base_dir=base_dir, force=args.force)
     if result.change is None:
-        print(f"{result.path} {result.version}: unchanged, no new version")
+        print(f"{result.path} {result.version}: unchanged, no new version{note}")
     else:
-        print(f"{result.path} {result.version}: {result.change.bump} version written")
+        print(f"{result.path} {result.version}: {result.change.bump} version written{note}")
     return EXIT_OK
 
 
@@ -498,23 +553,36 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="EVAL_DIR",
         help="the evaluation to show (default: the newest one under the same runs folder that compared this run's library)",
     )
-    parser.add_argument("--no-eval", action="store_true", help="show no evaluation")
+    parser.add_argument(
+        "--ablation",
+        dest="ablation_dir",
+        metavar="ABLATION_DIR",
+        help="the ablation to show (default: the newest one under the same runs folder of this run's library)",
+    )
+    parser.add_argument("--no-eval", action="store_true", help="show no evaluation and no ablation")
 
 
 def report(args: argparse.Namespace) -> int:
-    """`grpo report RUN_DIR [-o report.html] [--eval EVAL_DIR | --no-eval]`: one self-contained HTML file."""
+    """`grpo report RUN_DIR [-o report.html] [--eval EVAL_DIR] [--ablation ABLATION_DIR] [--no-eval]`: one HTML file."""
     run_dir = Path(args.run_dir)
     if not (run_dir / "run.json").is_file():
         return _usage_error(f"not a run directory: {run_dir}")
-    if args.eval_dir is not None and not (Path(args.eval_dir) / "run.json").is_file():
-        return _usage_error(f"not an evaluation run directory: {args.eval_dir}")
+    for given, what in ((args.eval_dir, "an evaluation"), (args.ablation_dir, "an ablation")):
+        if given is not None and not (Path(given) / "run.json").is_file():
+            return _usage_error(f"not {what} run directory: {given}")
     target = Path(args.output)
     if not target.parent.is_dir():
         return _usage_error(f"no such folder: {target.parent}")
-    data = read_run(run_dir, evaluation_dir=Path(args.eval_dir) if args.eval_dir else None, find=not args.no_eval)
+    data = read_run(
+        run_dir,
+        evaluation_dir=Path(args.eval_dir) if args.eval_dir else None,
+        ablation_dir=Path(args.ablation_dir) if args.ablation_dir else None,
+        find=not args.no_eval,
+    )
     atomic_write_text(target, render_report(data))
     shown = "with its evaluation" if data.evaluation is not None else "without an evaluation"
-    print(f"{target}: {len(data.steps)} steps, {shown}")
+    ablated = f" and the ablation of {len(data.ablation.items)} items" if data.ablation is not None else ""
+    print(f"{target}: {len(data.steps)} steps, {shown}{ablated}")
     return EXIT_OK
 
 

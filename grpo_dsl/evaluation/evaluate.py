@@ -91,6 +91,7 @@ __all__ = [
     "format_evaluation",
     "is_evaluation_run",
     "library_sources",
+    "newest_evaluation",
     "question_scores",
     "read_evaluation",
     "resolve_libraries",
@@ -431,6 +432,23 @@ def is_evaluation_run(path: Path) -> bool:
         return bool(read_json(path / "run.json").get("kind") == "evaluate") and (path / "libraries.json").is_file()
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def newest_evaluation(runs_root: Path, origins: set[Path]) -> Path | None:
+    """The newest completed evaluation under `runs_root` that compared the library of a
+    learning run directory in `origins` (resolved paths)."""
+    found = []
+    for candidate in runs_root.glob("*/*"):
+        if not (candidate / "evaluation.json").is_file() or not is_evaluation_run(candidate):
+            continue
+        try:
+            libraries = read_json(candidate / "libraries.json")["libraries"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        compared = {Path(lib["origin"]).resolve() for lib in libraries if lib.get("kind") == "learn" and lib.get("origin")}
+        if compared & origins:
+            found.append(candidate)
+    return max(found, key=lambda path: (path.name, path.parent.name)) if found else None
 
 
 def read_evaluation(run_dir: Path) -> dict[str, Any]:

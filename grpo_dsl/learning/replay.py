@@ -41,6 +41,7 @@ from grpo_dsl.plan import Plan, load_plan
 from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.progress import Progress
+from grpo_dsl.runs.repeats import runs_root_of
 from grpo_dsl.runs.session import (
     client_stack,
     ending_cleanly,
@@ -205,7 +206,7 @@ def replay_run(
     recorded_plan = Plan.from_json(original.plan_path.read_text(encoding="utf-8"))
     plan = recorded_plan.with_policy(learn, policy_plan, policy_name, policy_file.resolve().parent)
     try:
-        start = initial_library(recorded_plan, learn, original.path.parent.parent)
+        start = initial_library(recorded_plan, learn, runs_root_of(original.path), Path(info["base_dir"]))
     except RuntimeError as error:
         raise ReplayError(str(error)) from None
     recorded = [start] + [Library.from_json(original.read_step(s, "library")) for s in completed]

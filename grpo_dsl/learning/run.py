@@ -14,16 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_json, read_json
 from grpo_dsl.evaluation.sampling import gate_decision, sample_library
 from grpo_dsl.learning.prune import validation_pruning
 from grpo_dsl.learning.step import Learner, StepOutcome
 from grpo_dsl.library import Library
+from grpo_dsl.modules import ModuleError, load_module, parse_reference
 from grpo_dsl.plan import Plan
 from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.progress import Progress
+from grpo_dsl.runs.repeats import runs_root_of, shared_cache_of
 from grpo_dsl.runs.session import (
     client_stack,
     ending_cleanly,
@@ -35,6 +38,7 @@ from grpo_dsl.runs.session import (
 
 __all__ = [
     "RunResult",
+    "StartError",
     "resume_run",
     "start_run",
     "validation_gate",
@@ -85,14 +89,25 @@ def resume_run(run_dir: Path, *, stream: TextIO | None = sys.stderr) -> RunResul
     return asyncio.run(_execute(run, plan, info["learn"], Path(info["base_dir"]), stream))
 
 
-def initial_library(plan: Plan, learn: str, runs_root: Path) -> Library:
-    """The library a learn starts from: empty, or the latest library of the learn named by `init`."""
+class StartError(GrpoError, RuntimeError):
+    """A learn that cannot start: the library its `init` names cannot be found."""
+
+
+def initial_library(plan: Plan, learn: str, runs_root: Path, base_dir: Path) -> Library:
+    """The library a learn starts from: empty, the latest library of the learn named by
+    `init`, or the prompt module version `init` names (relative to `base_dir`)."""
     init = plan.learn(learn).init
     if not init:
         return Library.empty()
+    if init not in plan.names("learn"):
+        path, version = parse_reference(init)
+        try:
+            return load_module(base_dir / path, version).library
+        except ModuleError as exc:
+            raise StartError(f"learn `{learn}` starts from the module {init!r}: {exc}") from None
     previous = latest_run(runs_root, init)
     if previous is None or not (previous / "library.json").exists():
-        raise RuntimeError(f"learn `{learn}` starts from `{init}`, which has no run with a library under {runs_root}")
+        raise StartError(f"learn `{learn}` starts from `{init}`, which has no run with a library under {runs_root}")
     return Library.from_json(read_json(previous / "library.json"))
 
 
@@ -106,13 +121,13 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
     library = (
         Library.from_json(run.read_step(completed[-1], "library"))
         if completed
-        else initial_library(plan, learn, run.path.parent.parent)
+        else initial_library(plan, learn, runs_root_of(run.path), base_dir)
     )
     steps = [StepOutcome(**run.read_step(s, "outcome")) for s in completed]
     events.append("run_resumed" if completed else "run_started", learn=learn, completed_steps=len(completed))
     async with ending_cleanly(events, f"grpo run --resume {run.path}") as end:
         async with (
-            client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
+            client_stack(plan, base_dir, run, usage, budget, events, progress, shared_cache_of(run.path)) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
         ):
             learner = Learner(

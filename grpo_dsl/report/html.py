@@ -22,7 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from grpo_dsl.core.resources import resource_path
 from grpo_dsl.evaluation.results import Comparison, EvaluationData
-from grpo_dsl.report.data import ReportData, StageCost, StepData
+from grpo_dsl.report.data import AblationData, ReportData, StageCost, StepData
 
 __all__ = ["render_report"]
 
@@ -340,6 +340,20 @@ def _comparison_forest(evaluation: EvaluationData) -> Figure:
     return _forest_figure("plot-difference", "Paired differences", rows, zero_line=True)
 
 
+def _ablation_forest(ablation: AblationData) -> Figure:
+    rows = [
+        _ForestRow(
+            f"{item.id} ({item.kind})",
+            item.estimate,
+            item.low,
+            item.high,
+            f"{item.id}: utility {_signed(item.estimate)} [{_signed(item.low)}, {_signed(item.high)}], {item.verdict}: {item.text}",
+        )
+        for item in ablation.items
+    ]
+    return _forest_figure("plot-ablation", "Utility of each item", rows, zero_line=True)
+
+
 def _signed(value: float) -> str:
     return ("+" if value > 0 else "") + _value(value)
 
@@ -411,4 +425,5 @@ def render_report(data: ReportData) -> str:
         metric_forests=_metric_forests(evaluation) if evaluation else [],
         difference_figure=_comparison_forest(evaluation) if evaluation and evaluation.comparisons else None,
         sentences=[_comparison_sentence(c, evaluation.confidence) for c in evaluation.comparisons] if evaluation else [],
+        ablation_figure=_ablation_forest(data.ablation) if data.ablation and data.ablation.items else None,
     )

@@ -26,6 +26,7 @@ __all__ = [
     "repeat_dir",
     "repeat_dirs",
     "repeat_seed",
+    "runs_root_of",
     "shared_cache",
     "shared_cache_of",
 ]
@@ -69,9 +70,15 @@ def repeat_dirs(group: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name))
 
 
+def runs_root_of(run_dir: Path) -> Path:
+    """The runs folder a run directory is in: `runs/<learn>/<run-id>/`, or deeper for a repeat."""
+    if "repeat" in _info(run_dir):
+        return run_dir.parents[3]
+    return run_dir.parents[1]
+
+
 def shared_cache_of(run_dir: Path) -> Path | None:
     """The shared cache a run directory uses: that of its learn when it is a repeat, else None (its own)."""
     if "repeat" not in _info(run_dir):
         return None
-    group = run_dir.parent.parent
-    return shared_cache(group.parent.parent, group.parent.name)
+    return shared_cache(runs_root_of(run_dir), run_dir.parents[2].name)
