@@ -453,8 +453,10 @@ def format_ablation(document: Mapping[str, Any]) -> str:
             f"Shapley values, sampled: {document['permutations']} permutations, {scored} of at most {document['max_subsets']} subsets"
         )
         meaning = "utility = the item's mean marginal gain over the orders in which the items can be added"
+    lessons = f"{library['lessons']} lesson{'' if library['lessons'] == 1 else 's'}"
+    demos = f"{library['demos']} demo{'' if library['demos'] == 1 else 's'}"
     lines = [
-        f"{head}: {library['name']} ({library['lessons']} lessons, {library['demos']} demos) on `{document['data']}`, "
+        f"{head}: {library['name']} ({lessons}, {demos}) on `{document['data']}`, "
         f"{document['questions']} questions x {document['samples']} samples, reward `{document['reward']}`",
         f"  {how}; {meaning}; {confidence} % intervals over questions",
         f"  full library: mean {_plain(document['full'])}"

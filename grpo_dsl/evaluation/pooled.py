@@ -12,7 +12,9 @@ questions, exact for small sets.
 from __future__ import annotations
 
 import math
+import operator
 import random
+from collections import Counter
 from collections.abc import Sequence
 from statistics import fmean
 
@@ -47,15 +49,16 @@ def crossed_bootstrap(
         raise StatsError(f"the confidence level must be strictly between 0 and 1, got {confidence}")
     units = len(rows)
     rng = random.Random(seed)
+    columns, members = range(questions), range(units)
     means = []
     for _ in range(resamples):
         counts = [0] * questions
-        for question in rng.choices(range(questions), k=questions):
+        for question in rng.choices(columns, k=questions):
             counts[question] += 1
-        drawn = rng.choices(range(units), k=units)
-        # a drawn unit's total over the drawn questions, computed once per distinct unit
-        totals = {u: sum(c * v for c, v in zip(counts, rows[u]) if c) for u in set(drawn)}
-        means.append(sum(totals[u] for u in drawn) / (units * questions))
+        drawn = Counter(rng.choices(members, k=units))
+        # each distinct drawn unit's total over the drawn questions, times how often it was drawn
+        total = sum(times * sum(map(operator.mul, counts, rows[u])) for u, times in drawn.items())
+        means.append(total / (units * questions))
     means.sort()
     tail = (1.0 - confidence) / 2.0
     return Interval(

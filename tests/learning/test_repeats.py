@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from support.endpoint import Endpoint
 from support.eval_world import HELD_OUT, write_program
+from support.worlds import FICKLE_LESSONS
 
 from grpo_dsl.cli import main
 from grpo_dsl.core.files import read_json
@@ -169,3 +170,26 @@ def test_repeats_must_be_positive(endpoint: Endpoint, tmp_path: Path, capsys: py
     status, _, err = grpo(capsys, "run", str(program), "--runs", str(tmp_path / "runs"), "--repeats", "0")
     assert status == 2 and "--repeats must be at least 1" in err
     assert endpoint.stats()["total"] == 0
+
+
+def test_repeats_that_learn_different_libraries_widen_the_pooled_interval(
+    endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In `fickle_world` each repeat settles on one lesson by chance: with seeds 0, 1 and 2
+    the three repeats learn the three lessons, a useless one, a weak one and a strong one."""
+    program = repeated_program(tmp_path, endpoint, "  repeats    = 3\n")
+    program.write_text(program.read_text().replace("  seed       = 3\n", "  seed       = 0\n"))
+    endpoint.configure(script="support.worlds:fickle_world")
+    group, _ = run(program, capsys)
+    lessons = [read_json(group / "repeats" / r / "library.json")["experiences"][0]["text"] for r in "123"]
+    assert sorted(lessons) == sorted(FICKLE_LESSONS)
+
+    out, _ = evaluate(program, capsys, "--format", "json")
+
+    document = json.loads(out)
+    comparisons = [c for c in document["comparisons"] if c["metric"] == "mean"]
+    [pooled] = [p for p in document["pooled"] if p["metric"] == "mean"]
+    assert len(set(pooled["gains"])) == 3 and min(pooled["gains"]) == 0.0
+    assert pooled["beat"] == 2
+    assert pooled["high"] - pooled["low"] > max(c["high"] - c["low"] for c in comparisons)
+    assert pooled["low"] <= 0.0 < pooled["difference"], "one repeat in three learned nothing: the pooled gain is not sure"

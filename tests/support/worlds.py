@@ -20,8 +20,10 @@ __all__ = [
     "HELPFUL_LESSON",
     "LESSONS",
     "MISLEADING_LESSON",
+    "FICKLE_LESSONS",
     "date_world",
     "demo_world",
+    "fickle_world",
     "misleading_world",
     "planted_world",
     "tool_world",
@@ -252,5 +254,47 @@ def planted_world(request: Mapping[str, Any], number: int) -> str:
     if hurt and _draw("spelled", request.get("seed"), question) < 0.5:
         return f"the {day} of month {month}, {year}"
     if helped or _draw("luck", request.get("seed"), question) < 0.25:
+        return f"{year:04d}-{month:02d}-{day:02d}"
+    return f"{month}/{day}/{year}"
+
+
+FICKLE_LESSONS = {
+    "Write the date as YYYY-MM-DD, always.": 0.95,
+    "Numbers in dates want leading zeros.": 0.5,
+    "Read the question twice.": 0.25,
+}
+"""The lessons of `fickle_world`, each with the chance that a rollout whose prompt carries it is right."""
+
+
+def fickle_world(request: Mapping[str, Any], number: int) -> str:
+    """The date world whose learner settles on one lesson by chance, so that learning again
+    with another seed can end with another library.
+
+    Asked for an advantage while the library is empty, the learner proposes one of
+    `FICKLE_LESSONS`, drawn from its request's seed (which the learn's seed derives);
+    once the library holds a lesson it keeps it. Consolidating, it applies only the
+    proposal made by the most groups. A rollout is right with the chance of the lesson
+    in its prompt (0.25 without one), its luck drawn from its seed and its question."""
+    text = _text(request)
+    if text.startswith("Several attempts at the same task"):
+        library = text.split("The current library:")[1].split("State it as")[0]
+        if "(empty)" not in library:
+            return json.dumps({"operations": [{"op": "keep"}]})
+        lessons = list(FICKLE_LESSONS)
+        chosen = lessons[int(_draw("fickle", request.get("seed")) * len(lessons))]
+        return json.dumps({"operations": [{"op": "add", "text": chosen, "rationale": "the better attempts did this"}]})
+    if text.startswith("You maintain a small library"):
+        proposals = [op for op in _proposals(text) if op["op"] == "add"]
+        return json.dumps({"operations": proposals[:1] or [{"op": "keep"}]})
+    if text.startswith(("You are reviewing one attempt", "Two attempts at the same task")):
+        return date_world(request, number)
+    messages = list(request.get("messages", []))
+    question = str(messages[-1].get("content") or "") if messages else ""
+    match = re.search(r"day (\d+) of month (\d+) of (\d+)", question)
+    if not match:
+        return "I do not know."
+    day, month, year = (int(g) for g in match.groups())
+    chance = max((value for lesson, value in FICKLE_LESSONS.items() if lesson in text), default=0.25)
+    if _draw("luck", request.get("seed"), question) < chance:
         return f"{year:04d}-{month:02d}-{day:02d}"
     return f"{month}/{day}/{year}"
