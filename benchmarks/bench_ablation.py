@@ -26,12 +26,11 @@ from typing import Any
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests")]
 
 from support.endpoint import running_endpoint  # noqa: E402
-from support.eval_world import write_program  # noqa: E402
+from support.eval_world import date_module, write_program  # noqa: E402
 from support.worlds import LESSONS  # noqa: E402
 
 from grpo_dsl.evaluation.ablation import start_ablation  # noqa: E402
 from grpo_dsl.library import Experience, Library, ProvenanceEntry  # noqa: E402
-from grpo_dsl.modules import ModelRef, ModuleSpec, emit_module  # noqa: E402
 from grpo_dsl.plan import load_plan  # noqa: E402
 
 QUESTIONS, SAMPLES = 12, 4
@@ -41,14 +40,7 @@ def module_of(folder: Path, items: int) -> str:
     texts = [*LESSONS, *(f"Filler lesson number {i} says nothing useful." for i in range(items))][:items]
     added = (ProvenanceEntry("add", 0),)
     library = Library(version=1, experiences=tuple(Experience(f"E{i + 1}", t, added, 0) for i, t in enumerate(texts)), next_id=items + 1)
-    spec = ModuleSpec(
-        name="bench",
-        system="You write dates.",
-        prompt="What is day {{ day }} of month {{ month }} of {{ year }}, as a date?",
-        placement="system",
-        model=ModelRef("world", "world"),
-    )
-    return f"prompts/bench@{emit_module(library, spec, 'prompts/bench', base_dir=folder).version}"
+    return date_module(folder, library, "bench")
 
 
 class _Url:

@@ -10,10 +10,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from grpo_dsl._version import __version__
 from grpo_dsl.core.errors import GrpoError
@@ -234,13 +234,18 @@ def _print_repeats(result: RepeatsResult) -> None:
         print(f"  ranked on `{result.ranking['data']}` by mean reward: {means}; the best is repeat {result.ranking['best']}", file=sys.stderr)
 
 
+def _finished(status: str, run_dir: Path) -> int:
+    """The exit status of a run that ended with `status`; a completed run runs its emits."""
+    if status == "interrupted":
+        return EXIT_INTERRUPTED
+    if status != "completed":
+        return EXIT_PROBLEMS
+    return _emit_after_run(run_dir)
+
+
 def _finish_repeats(result: RepeatsResult) -> int:
     _print_repeats(result)
-    if result.status == "interrupted":
-        return EXIT_INTERRUPTED
-    if result.status != "completed":
-        return EXIT_PROBLEMS
-    return _emit_after_run(result.run_dir)
+    return _finished(result.status, result.run_dir)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -288,11 +293,7 @@ def run(args: argparse.Namespace) -> int:
             on_start=lambda run_dir: print(run_dir, flush=True),
         )
     _print_summary(result)
-    if result.status == "interrupted":
-        return EXIT_INTERRUPTED
-    if result.status != "completed":
-        return EXIT_PROBLEMS
-    return _emit_after_run(result.run_dir)
+    return _finished(result.status, result.run_dir)
 
 
 def _published(run_dir: Path) -> tuple[Path, str]:
@@ -456,19 +457,44 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text", help="a table with sentences, or JSON")
 
 
-def _start_evaluation(args: argparse.Namespace) -> EvaluationResult | int:
-    if args.file is None:
-        return _usage_error("give a program FILE, or --resume EVAL_DIR")
-    if _missing_files([args.file]):
-        return _usage_error(f"no such file: {args.file}")
+def _evaluate_block(file: str, chosen: str | None) -> tuple[Plan, str] | int:
+    """The compiled program and the evaluate block to run (`chosen`, or its only one),
+    or the exit status of the problem, reported."""
+    if _missing_files([file]):
+        return _usage_error(f"no such file: {file}")
     try:
-        compiled = load_plan(args.file)
+        compiled = load_plan(file)
     except ProgramError as error:
         print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
         return EXIT_PROBLEMS
-    name, problem = _chosen_block(compiled, "evaluate", args.evaluate)
+    name, problem = _chosen_block(compiled, "evaluate", chosen)
     if name is None:
         return _usage_error(problem or "")
+    return compiled, name
+
+
+def _results(document: Mapping[str, Any], form: str, text: Callable[[Mapping[str, Any]], str], what: str) -> int:
+    """Print an evaluation's or an ablation's document (as JSON or as `text` makes it) and
+    return the exit status of how it ended."""
+    if form == "json":
+        print(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        sys.stdout.write(text(document))
+    status = document["status"]
+    if status != "completed":
+        print(f"{what} {status}: {document['message']}", file=sys.stderr)
+    if status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if status == "completed" else EXIT_PROBLEMS
+
+
+def _start_evaluation(args: argparse.Namespace) -> EvaluationResult | int:
+    if args.file is None:
+        return _usage_error("give a program FILE, or --resume EVAL_DIR")
+    chosen = _evaluate_block(args.file, args.evaluate)
+    if isinstance(chosen, int):
+        return chosen
+    compiled, name = chosen
     return start_evaluation(
         compiled,
         name,
@@ -489,15 +515,7 @@ def evaluate(args: argparse.Namespace) -> int:
         if isinstance(started, int):
             return started
         result = started
-    if args.format == "json":
-        print(json.dumps(result.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
-    else:
-        sys.stdout.write(format_evaluation(result.to_json()))
-    if result.status != "completed":
-        print(f"evaluation {result.status}: {result.message}", file=sys.stderr)
-    if result.status == "interrupted":
-        return EXIT_INTERRUPTED
-    return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
+    return _results(result.to_json(), args.format, format_evaluation, "evaluation")
 
 
 def _ablate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -514,16 +532,10 @@ def _ablate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def ablate(args: argparse.Namespace) -> int:
     """`grpo ablate FILE [--evaluate NAME] [--library LEARN|MODULE@VERSION] [--runs DIR] [--format text|json]`."""
-    if _missing_files([args.file]):
-        return _usage_error(f"no such file: {args.file}")
-    try:
-        compiled = load_plan(args.file)
-    except ProgramError as error:
-        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
-        return EXIT_PROBLEMS
-    name, problem = _chosen_block(compiled, "evaluate", args.evaluate)
-    if name is None:
-        return _usage_error(problem or "")
+    chosen = _evaluate_block(args.file, args.evaluate)
+    if isinstance(chosen, int):
+        return chosen
+    compiled, name = chosen
     result = start_ablation(
         compiled,
         name,
@@ -533,15 +545,7 @@ def ablate(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         on_start=lambda run_dir: print(f"ablation run: {run_dir}", file=sys.stderr, flush=True),
     )
-    if args.format == "json":
-        print(json.dumps(result.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
-    else:
-        sys.stdout.write(format_ablation(result.to_json()))
-    if result.status != "completed":
-        print(f"ablation {result.status}: {result.message}", file=sys.stderr)
-    if result.status == "interrupted":
-        return EXIT_INTERRUPTED
-    return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
+    return _results(result.to_json(), args.format, format_ablation, "ablation")
 
 
 def _report_arguments(parser: argparse.ArgumentParser) -> None:

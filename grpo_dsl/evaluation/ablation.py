@@ -42,15 +42,13 @@ from grpo_dsl.evaluation.evaluate import (
     evaluate_block,
     library_sources,
 )
-from grpo_dsl.evaluation.sampling import sample_library
+from grpo_dsl.evaluation.sampling import Sampling
 from grpo_dsl.evaluation.stats import Interval, bootstrap_ci
 from grpo_dsl.evaluation.utility import Design, Method, Scores, Utility, UtilityError, design, utilities
 from grpo_dsl.library import Library
 from grpo_dsl.modules import ModuleError, ablation_record, parse_reference, record_ablation
 from grpo_dsl.plan import Plan
-from grpo_dsl.prompts.messages import compose_templates
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.progress import Progress
 from grpo_dsl.runs.repeats import shared_cache
@@ -338,12 +336,11 @@ async def _execute(
     stream: TextIO | None,
 ) -> AblationResult:
     block, reward = evaluate_block(plan, evaluate)
-    task = plan.task(block.task)
+    sampling = Sampling.of_evaluate(plan, block, reward, base_dir)
+    questions = sampling.questions
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
     progress = Progress(stream, cost=lambda: usage.total_usd, interactive=False)
-    questions = load_questions(plan.dataset(block.data), base_dir, block.seed)
-    templates = compose_templates(task.system, task.prompt, task.experiences, task.demos_placement)
     scores: dict[frozenset[str], list[float]] = {}
     events.append("ablation_started", library=source.name, method=chosen.method, subsets=len(chosen.subsets), questions=len(questions))
     async with ending_cleanly(events, None, (AblationError,)) as end:
@@ -358,20 +355,8 @@ async def _execute(
             )
 
             async def score(subset: frozenset[str]) -> None:
-                results = await sample_library(
-                    client.complete,
-                    scorer,
-                    task=task,
-                    templates=templates,
-                    reward=reward,
-                    questions=questions,
-                    library=subset_library(source.library, subset),
-                    samples=block.samples,
-                    seed=block.seed,
-                    temperature=task.temperature,
-                    stage=STAGE,
-                    keys=EVALUATE_STAGE,
-                )
+                library = subset_library(source.library, subset)
+                results = await sampling.sample(client.complete, scorer, library, stage=STAGE, keys=EVALUATE_STAGE)
                 scores[subset] = [q.mean for q in results]
                 events.append("subset_scored", items=sorted(subset), mean=sum(scores[subset]) / len(results))
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from grpo_dsl.clients.protocol import derive_seed
 from grpo_dsl.evaluation.stats import paired_difference
 from grpo_dsl.library import Library
-from grpo_dsl.plan.views import TaskView
-from grpo_dsl.prompts.messages import PromptTemplates, render_messages
+from grpo_dsl.plan import Plan
+from grpo_dsl.plan.views import EvaluateView, LearnView, TaskView
+from grpo_dsl.prompts.messages import PromptTemplates, compose_templates, render_messages
 from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.rollout.answer import Call, rollout
-from grpo_dsl.rollout.questions import Question
+from grpo_dsl.rollout.questions import Question, load_questions
 
-__all__ = ["QuestionResult", "sample_library", "gate_decision"]
+__all__ = ["QuestionResult", "Sampling", "gate_decision", "sample_library"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,58 @@ async def sample_library(
         )
 
     return list(await asyncio.gather(*(one(q) for q in questions)))
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """How a block samples any library: the task and its templates, the reward, the
+    questions, the samples per question, the seed and the temperature."""
+
+    task: TaskView
+    templates: PromptTemplates
+    reward: str
+    questions: tuple[Question, ...]
+    samples: int
+    seed: int
+    temperature: float
+
+    @classmethod
+    def of_evaluate(cls, plan: Plan, evaluate: EvaluateView, reward: str, base_dir: Path) -> Sampling:
+        """As an `evaluate` block samples: its data, `samples`, seed and the task's temperature."""
+        task = plan.task(evaluate.task)
+        questions = load_questions(plan.dataset(evaluate.data), base_dir, evaluate.seed)
+        return cls(task, _templates(task), reward, tuple(questions), evaluate.samples, evaluate.seed, task.temperature)
+
+    @classmethod
+    def of_validation(cls, plan: Plan, learn: LearnView, base_dir: Path) -> Sampling:
+        """As a learn's gate samples: its `validate` set, G answers, the learn's seed and temperature."""
+        assert learn.validate is not None, "the learn has no `validate` set"
+        task = plan.task(learn.task)
+        questions = load_questions(plan.dataset(learn.validate), base_dir, learn.seed)
+        return cls(task, _templates(task), learn.reward, tuple(questions), learn.group_size, learn.seed, learn.temperature)
+
+    async def sample(
+        self, call: Call, scorer: RewardScorer, library: Library, *, stage: str, keys: str | None = None
+    ) -> list[QuestionResult]:
+        """`sample_library` of `library` with these settings."""
+        return await sample_library(
+            call,
+            scorer,
+            task=self.task,
+            templates=self.templates,
+            reward=self.reward,
+            questions=self.questions,
+            library=library,
+            samples=self.samples,
+            seed=self.seed,
+            temperature=self.temperature,
+            stage=stage,
+            keys=keys,
+        )
+
+
+def _templates(task: TaskView) -> PromptTemplates:
+    return compose_templates(task.system, task.prompt, task.experiences, task.demos_placement)
 
 
 def gate_decision(old: Sequence[QuestionResult], new: Sequence[QuestionResult], seed: int) -> tuple[bool, dict[str, Any]]:

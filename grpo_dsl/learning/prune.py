@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grpo_dsl.evaluation.ablation import ItemUtility, items_of, subset_library
-from grpo_dsl.evaluation.sampling import sample_library
+from grpo_dsl.evaluation.sampling import Sampling
 from grpo_dsl.evaluation.utility import design, utilities
 from grpo_dsl.library import Library, Operation, OperationSource
 from grpo_dsl.plan import Plan
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.questions import load_questions
 
 if TYPE_CHECKING:
     from grpo_dsl.learning.step import Learner
@@ -79,29 +78,15 @@ def validation_pruning(
 ) -> Callable[[Library, int], Awaitable[Pruning]]:
     """The pruning of a learn with `prune = hurting`: leave-one-out of a library on its `validate` set."""
     learn_view = plan.learn(learn)
-    assert learn_view.validate is not None, "pruning needs a `validate` dataset"
-    questions = load_questions(plan.dataset(learn_view.validate), base_dir, learn_view.seed)
-    where = f"`{learn_view.validate}` ({len(questions)} questions x {learn_view.group_size} samples)"
+    sampling = Sampling.of_validation(plan, learn_view, base_dir)
+    where = f"`{learn_view.validate}` ({len(sampling.questions)} questions x {sampling.samples} samples)"
 
     async def prune(library: Library, step: int) -> Pruning:
         found = items_of(library)
         chosen = design("loo", [item for item, _, _ in found], budget=len(found) + 1, seed=learn_view.seed)
         sampled = await asyncio.gather(
             *(
-                sample_library(
-                    learner.client.complete,
-                    scorer,
-                    task=learner.task,
-                    templates=learner.templates,
-                    reward=learn_view.reward,
-                    questions=questions,
-                    library=subset_library(library, subset),
-                    samples=learn_view.group_size,
-                    seed=learn_view.seed,
-                    temperature=learn_view.temperature,
-                    stage=STAGE,
-                    keys=GATE_KEYS,
-                )
+                sampling.sample(learner.client.complete, scorer, subset_library(library, subset), stage=STAGE, keys=GATE_KEYS)
                 for subset in chosen.subsets
             )
         )

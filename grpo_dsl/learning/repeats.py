@@ -23,13 +23,11 @@ from typing import Any, TextIO
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_json, read_json
 from grpo_dsl.evaluation.evaluate import newest_evaluation, read_evaluation
-from grpo_dsl.evaluation.sampling import sample_library
+from grpo_dsl.evaluation.sampling import Sampling
 from grpo_dsl.learning.run import RunResult, resume_run
 from grpo_dsl.library import Library
 from grpo_dsl.plan import Plan
-from grpo_dsl.prompts.messages import compose_templates
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.progress import Progress
 from grpo_dsl.runs.repeats import REPEATS_KIND, repeat_dir, repeat_dirs, repeat_seed, shared_cache
@@ -142,13 +140,10 @@ async def _rank(
 ) -> tuple[str, str | None, dict[str, Any] | None]:
     """Sample every repeat's last library on the validation set, with the learn's own seed."""
     view = plan.learn(learn)
-    assert view.validate is not None
-    task = plan.task(view.task)
+    sampling = Sampling.of_validation(plan, view, base_dir)
     events = EventLog(group.events_path)
     usage = usage_from_events(plan, group.events_path)
     progress = Progress(stream, cost=lambda: usage.total_usd, interactive=False)
-    questions = load_questions(plan.dataset(view.validate), base_dir, view.seed)
-    templates = compose_templates(task.system, task.prompt, task.experiences, task.demos_placement)
     means: list[float] = []
     cache = shared_cache(group.path.parents[1], learn)
     async with ending_cleanly(events, f"grpo run --resume {group.path}") as end:
@@ -158,20 +153,7 @@ async def _rank(
         ):
             progress.message(f"ranking {len(libraries)} repeats on `{view.validate}`")
             for library in libraries:
-                results = await sample_library(
-                    client.complete,
-                    scorer,
-                    task=task,
-                    templates=templates,
-                    reward=view.reward,
-                    questions=questions,
-                    library=library,
-                    samples=view.group_size,
-                    seed=view.seed,
-                    temperature=view.temperature,
-                    stage=RANK_STAGE,
-                    keys="validate",
-                )
+                results = await sampling.sample(client.complete, scorer, library, stage=RANK_STAGE, keys="validate")
                 means.append(sum(q.mean for q in results) / len(results) if results else 0.0)
     atomic_write_json(group.usage_path, usage.to_json())
     events.append("repeats_ranked" if end.status == "completed" else "ranking_" + end.status, means=means)

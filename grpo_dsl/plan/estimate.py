@@ -421,14 +421,18 @@ def _repeated(stage: _Stage, repeats: int) -> _Stage:
     )
 
 
+def _sampled(
+    plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]
+) -> tuple[Mapping[str, Any], DataRows, int, _Prompts, int, int]:
+    """What an `evaluate` block samples: its task, data and samples per question, and the
+    task's prompts, turns per answer and completion tokens."""
+    task = plan["tasks"][evaluate["task"]]
+    return task, rows[evaluate["data"]], int(evaluate["samples"]), _Prompts(task), _turns(task), int(task["max_tokens"])
+
+
 def estimate_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> dict[str, Any]:
     """The calls, tokens and USD of one `evaluate` of `plan`."""
-    task = plan["tasks"][evaluate["task"]]
-    data = rows[evaluate["data"]]
-    samples = int(evaluate["samples"])
-    prompts = _Prompts(task)
-    turns = _turns(task)
-    max_tokens = int(task["max_tokens"])
+    task, data, samples, prompts, turns, max_tokens = _sampled(plan, evaluate, rows)
     compared = list(evaluate["compare"])
     prompt = 0
     for library in compared:
@@ -473,12 +477,7 @@ def _ablated_subsets(method: str, items: int, budget: int) -> int:
 
 def estimate_ablation(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> dict[str, Any]:
     """The calls, tokens and USD of `grpo ablate` on each library an `evaluate` compares (but `none`)."""
-    task = plan["tasks"][evaluate["task"]]
-    data = rows[evaluate["data"]]
-    samples = int(evaluate["samples"])
-    prompts = _Prompts(task)
-    turns = _turns(task)
-    max_tokens = int(task["max_tokens"])
+    task, data, samples, prompts, turns, max_tokens = _sampled(plan, evaluate, rows)
     method = evaluate["ablate"]
     stages = []
     for library in dict.fromkeys(evaluate["compare"]):

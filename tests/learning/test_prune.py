@@ -13,14 +13,13 @@ from typing import Any
 
 import pytest
 from support.endpoint import Endpoint
-from support.eval_world import write_held_out
+from support.eval_world import date_module, write_held_out
 from support.learn_world import write_world
 from support.worlds import HARMFUL_LESSON, HELPFUL_LESSON
 
 from grpo_dsl.cli import main
 from grpo_dsl.learning.run import RunResult, start_run
 from grpo_dsl.library import Demo, Example, Experience, Library, ProvenanceEntry
-from grpo_dsl.modules import ModelRef, ModuleSpec, Origin, emit_module
 from grpo_dsl.plan import load_plan
 
 HELD = '\ndataset held {\n  source = "held.jsonl"\n}\n\nemit date_prompts {\n  library = date_lessons\n  path    = "prompts/dates"\n}\n'
@@ -87,7 +86,7 @@ def test_blame_says_why_a_pruned_lesson_left(endpoint: Endpoint, tmp_path: Path,
     assert "step 1: delete\n  why: pruned: leave-one-out utility -0." in out
 
 
-def bad_demo_module(folder: Path, endpoint: Endpoint) -> str:
+def bad_demo_module(folder: Path) -> str:
     """A module whose library holds the helpful lesson and a demo written M/D/YYYY."""
     added = (ProvenanceEntry("add", 0),)
     library = Library(
@@ -97,20 +96,11 @@ def bad_demo_module(folder: Path, endpoint: Endpoint) -> str:
         demos=(Demo("D1", Example("d99", {"day": 5, "month": 3, "year": 1990}, "3/5/1990", 1.0), added, 0),),
         next_demo=2,
     )
-    spec = ModuleSpec(
-        name="seeded",
-        system="You write dates.",
-        prompt="What is day {{ day }} of month {{ month }} of {{ year }}, as a date?",
-        placement="system",
-        model=ModelRef("world", "world"),
-        origin=Origin(),
-    )
-    emitted = emit_module(library, spec, "prompts/seeded", base_dir=folder)
-    return f"prompts/seeded@{emitted.version}"
+    return date_module(folder, library, "seeded")
 
 
 def test_a_demo_that_hurts_is_deleted_with_delete_demo(endpoint: Endpoint, tmp_path: Path) -> None:
-    reference = bad_demo_module(tmp_path, endpoint)
+    reference = bad_demo_module(tmp_path)
     policy = "\npolicy fixed {\n  ops   = [keep]\n  demos = 1\n}\n"
     result, _ = pruned_run(tmp_path, endpoint, f'  init       = "{reference}"\n  policy     = fixed\n', policy)
 

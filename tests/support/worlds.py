@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -99,6 +100,40 @@ def date_world(request: Mapping[str, Any], number: int) -> str:
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """A rollout request of the date task: its question (the last turn) with the day, month and
+    year it asks about, the earlier answers it shows (demos) and its system text."""
+
+    question: str
+    day: int
+    month: int
+    year: int
+    earlier: tuple[str, ...]
+    system: str
+
+    @property
+    def iso(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}-{self.day:02d}"
+
+    @property
+    def slashed(self) -> str:
+        return f"{self.month}/{self.day}/{self.year}"
+
+
+def _asked(request: Mapping[str, Any]) -> _Asked | None:
+    """The rollout request as `_Asked`, or None when its last turn asks about no date."""
+    messages = list(request.get("messages", []))
+    question = str(messages[-1].get("content") or "") if messages else ""
+    match = re.search(r"day (\d+) of month (\d+) of (\d+)", question)
+    if not match:
+        return None
+    day, month, year = (int(g) for g in match.groups())
+    earlier = tuple(str(m.get("content") or "").strip() for m in messages[:-1] if m.get("role") == "assistant")
+    system = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
+    return _Asked(question, day, month, year, earlier, system)
+
+
 def demo_world(request: Mapping[str, Any], number: int) -> str:
     """The date world where a worked example teaches the format and a lesson does not: a
     rollout whose prompt shows an earlier answer written YYYY-MM-DD (a demo, as an earlier
@@ -109,18 +144,11 @@ def demo_world(request: Mapping[str, Any], number: int) -> str:
         return json.dumps({"operations": [{"op": "keep"}]})
     if text.startswith(("You are reviewing one attempt", "Two attempts at the same task", "You maintain a small library")):
         return date_world(request, number)
-    messages = list(request.get("messages", []))
-    question = str(messages[-1].get("content") or "") if messages else ""
-    match = re.search(r"day (\d+) of month (\d+) of (\d+)", question)
-    if not match:
+    asked = _asked(request)
+    if asked is None:
         return "I do not know."
-    day, month, year = (int(g) for g in match.groups())
-    earlier = [m for m in messages[:-1] if m.get("role") == "assistant"]
-    system = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
-    shown = any(ISO_DATE.fullmatch(str(m.get("content") or "").strip()) for m in earlier) or "Output: " in system
-    if _draw(request.get("seed"), question) < (0.95 if shown else 0.25):
-        return f"{year:04d}-{month:02d}-{day:02d}"
-    return f"{month}/{day}/{year}"
+    shown = any(ISO_DATE.fullmatch(answer) for answer in asked.earlier) or "Output: " in asked.system
+    return asked.iso if _draw(request.get("seed"), asked.question) < (0.95 if shown else 0.25) else asked.slashed
 
 
 def troubled_world(request: Mapping[str, Any], number: int) -> str | dict[str, Any]:
@@ -241,21 +269,14 @@ def planted_world(request: Mapping[str, Any], number: int) -> str:
         return json.dumps({"operations": operations or [{"op": "keep"}]})
     if text.startswith(("You are reviewing one attempt", "Two attempts at the same task", "You maintain a small library")):
         return date_world(request, number)
-    messages = list(request.get("messages", []))
-    question = str(messages[-1].get("content") or "") if messages else ""
-    match = re.search(r"day (\d+) of month (\d+) of (\d+)", question)
-    if not match:
+    asked = _asked(request)
+    if asked is None:
         return "I do not know."
-    day, month, year = (int(g) for g in match.groups())
-    shown = [str(m.get("content") or "").strip() for m in messages[:-1] if m.get("role") == "assistant"]
-    system = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
-    helped = HELPFUL_LESSON in system or any(ISO_DATE.fullmatch(answer) for answer in shown)
-    hurt = HARMFUL_LESSON in system or any(SLASH_DATE.fullmatch(answer) for answer in shown)
-    if hurt and _draw("spelled", request.get("seed"), question) < 0.5:
-        return f"the {day} of month {month}, {year}"
-    if helped or _draw("luck", request.get("seed"), question) < 0.25:
-        return f"{year:04d}-{month:02d}-{day:02d}"
-    return f"{month}/{day}/{year}"
+    helped = HELPFUL_LESSON in asked.system or any(ISO_DATE.fullmatch(answer) for answer in asked.earlier)
+    hurt = HARMFUL_LESSON in asked.system or any(SLASH_DATE.fullmatch(answer) for answer in asked.earlier)
+    if hurt and _draw("spelled", request.get("seed"), asked.question) < 0.5:
+        return f"the {asked.day} of month {asked.month}, {asked.year}"
+    return asked.iso if helped or _draw("luck", request.get("seed"), asked.question) < 0.25 else asked.slashed
 
 
 FICKLE_LESSONS = {
@@ -288,13 +309,8 @@ def fickle_world(request: Mapping[str, Any], number: int) -> str:
         return json.dumps({"operations": proposals[:1] or [{"op": "keep"}]})
     if text.startswith(("You are reviewing one attempt", "Two attempts at the same task")):
         return date_world(request, number)
-    messages = list(request.get("messages", []))
-    question = str(messages[-1].get("content") or "") if messages else ""
-    match = re.search(r"day (\d+) of month (\d+) of (\d+)", question)
-    if not match:
+    asked = _asked(request)
+    if asked is None:
         return "I do not know."
-    day, month, year = (int(g) for g in match.groups())
     chance = max((value for lesson, value in FICKLE_LESSONS.items() if lesson in text), default=0.25)
-    if _draw("luck", request.get("seed"), question) < chance:
-        return f"{year:04d}-{month:02d}-{day:02d}"
-    return f"{month}/{day}/{year}"
+    return asked.iso if _draw("luck", request.get("seed"), asked.question) < chance else asked.slashed
