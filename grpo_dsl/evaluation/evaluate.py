@@ -199,6 +199,7 @@ class EvaluationResult:
             libraries=tuple(LibraryEvaluation.from_summary(r.source.name, r.summary) for r in self.libraries),
             comparisons=self.comparisons,
             confidence=CONFIDENCE,
+            pooled=self.pooled,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -160,6 +160,20 @@ class PooledGain:
             beat_beyond_noise=sum(1 for c in comparisons if c.low > 0),
         )
 
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> PooledGain:
+        return cls(
+            metric=value["metric"],
+            learn=value["learn"],
+            baseline=value["baseline"],
+            gains=tuple(float(g) for g in value["gains"]),
+            difference=float(value["difference"]),
+            low=float(value["low"]),
+            high=float(value["high"]),
+            beat=value["beat"],
+            beat_beyond_noise=value["beat_beyond_noise"],
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "metric": self.metric,
@@ -176,11 +190,13 @@ class PooledGain:
 
 @dataclass(frozen=True, slots=True)
 class EvaluationData:
-    """The libraries evaluated, with intervals at `confidence`, and their paired comparisons."""
+    """The libraries evaluated, with intervals at `confidence`, their paired comparisons,
+    and the pooled gains of the repeats of a learn."""
 
     libraries: tuple[LibraryEvaluation, ...]
     comparisons: tuple[Comparison, ...] = ()
     confidence: float = 0.95
+    pooled: tuple[PooledGain, ...] = ()
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> EvaluationData:
@@ -188,6 +204,7 @@ class EvaluationData:
             libraries=tuple(LibraryEvaluation.from_json(v) for v in value["libraries"]),
             comparisons=tuple(Comparison.from_json(v) for v in value.get("comparisons", ())),
             confidence=float(value.get("confidence", 0.95)),
+            pooled=tuple(PooledGain.from_json(v) for v in value.get("pooled", ())),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -195,4 +212,5 @@ class EvaluationData:
             "libraries": [v.to_json() for v in self.libraries],
             "comparisons": [v.to_json() for v in self.comparisons],
             "confidence": self.confidence,
+            "pooled": [v.to_json() for v in self.pooled],
         }

@@ -21,7 +21,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from grpo_dsl.core.resources import resource_path
-from grpo_dsl.evaluation.results import Comparison, EvaluationData
+from grpo_dsl.evaluation.results import Comparison, EvaluationData, PooledGain
 from grpo_dsl.report.data import AblationData, ReportData, StageCost, StepData
 
 __all__ = ["render_report"]
@@ -383,6 +383,16 @@ def _comparison_sentence(c: Comparison, confidence: float) -> str:
     return f"{head} The interval excludes zero: {c.candidate} is {direction} than {c.baseline} beyond noise at the {level} level."
 
 
+def _pooled_sentence(pooled: PooledGain, confidence: float) -> str:
+    gains = ", ".join(_signed(g) for g in pooled.gains)
+    return (
+        f"{pooled.learn} ({len(pooled.gains)} repeats) − {pooled.baseline} on {pooled.metric}: {_signed(pooled.difference)} "
+        f"({_percent(confidence)} interval over repeats and questions {_signed(pooled.low)} to {_signed(pooled.high)}; "
+        f"the repeats' gains {gains}). {pooled.beat} of {len(pooled.gains)} repeats scored higher than {pooled.baseline}, "
+        f"{pooled.beat_beyond_noise} beyond noise."
+    )
+
+
 def _templates() -> SandboxedEnvironment:
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(value=_value, signed=_signed, p_value=_p_value, percent=_percent, thousands=_thousands)
@@ -425,5 +435,6 @@ def render_report(data: ReportData) -> str:
         metric_forests=_metric_forests(evaluation) if evaluation else [],
         difference_figure=_comparison_forest(evaluation) if evaluation and evaluation.comparisons else None,
         sentences=[_comparison_sentence(c, evaluation.confidence) for c in evaluation.comparisons] if evaluation else [],
+        pooled_sentences=[_pooled_sentence(p, evaluation.confidence) for p in evaluation.pooled] if evaluation else [],
         ablation_figure=_ablation_forest(data.ablation) if data.ablation and data.ablation.items else None,
     )

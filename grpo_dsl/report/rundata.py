@@ -31,7 +31,7 @@ from grpo_dsl.evaluation.evaluate import (
     newest_evaluation,
     read_evaluation,
 )
-from grpo_dsl.evaluation.results import Comparison, EvaluationData, LibraryEvaluation
+from grpo_dsl.evaluation.results import Comparison, EvaluationData, LibraryEvaluation, PooledGain
 from grpo_dsl.evaluation.stats import bootstrap_ci
 from grpo_dsl.library import Library
 from grpo_dsl.plan import Plan, PlanError
@@ -132,6 +132,7 @@ def evaluation_data(evaluation_dir: Path) -> tuple[EvaluationData, dict[str, Any
         libraries=tuple(LibraryEvaluation.from_json(library) for library in document["libraries"]),
         comparisons=tuple(Comparison.from_json(c) for c in document["comparisons"]),
         confidence=float(document["confidence"]),
+        pooled=tuple(PooledGain.from_json(p) for p in document.get("pooled", ())),
     )
     return data, document
 

@@ -75,6 +75,12 @@ def test_three_repeats_report_three_gains_and_a_pooled_interval(
     assert re.search(r"^date_lessons \(3 repeats\) - none on mean: \+0\.\d+ \[\+0\.\d+, \+0\.\d+\] over repeats and questions", text, re.M), text
     assert "3 of 3 repeats score higher than none, 3 beyond noise at 95 %" in text
 
+    status, _, err = grpo(capsys, "report", str(group / "repeats" / "2"), "-o", str(tmp_path / "r.html"))
+    assert status == 0, err
+    html = (tmp_path / "r.html").read_text()
+    assert '<ul class="sentences" id="pooled-sentences">' in html
+    assert re.search(r"date_lessons \(3 repeats\) − none on mean: \+0\.\d+ \(95% interval over repeats and questions", html)
+
 
 def test_a_repeated_learn_run_again_costs_nothing(endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     program = repeated_program(tmp_path, endpoint)

@@ -99,3 +99,20 @@ def test_grpo_report_shows_the_ablation_of_a_run(endpoint: Endpoint, tmp_path: P
     alone = read_run(ablation_dir)
     assert alone.title == "ablate date_eval" and alone.steps == () and alone.ablation == data.ablation
     assert read_run(learned.run_dir, find=False).ablation is None
+
+
+def test_the_pooled_gain_of_repeats_round_trips_and_is_said_in_words() -> None:
+    library = {"name": "none", "questions": 12, "samples": 4, "metrics": {"mean": {"estimate": 0.2, "low": 0.1, "high": 0.3}}}
+    pooled = {
+        "metric": "mean", "learn": "date_lessons", "baseline": "none", "gains": [0.0, 0.312, 0.708],
+        "difference": 0.34, "low": 0.0, "high": 0.688, "beat": 2, "beat_beyond_noise": 2,
+    }
+    data = ReportData.from_json({"title": "t", "evaluation": {"libraries": [library], "pooled": [pooled]}})
+    assert data.evaluation is not None and data.evaluation.pooled[0].gains == (0.0, 0.312, 0.708)
+    assert ReportData.from_json(data.to_json()) == data
+
+    html = render_report(data)
+
+    assert "date_lessons (3 repeats) − none on mean: +0.340 (95% interval over repeats and questions 0.000 to +0.688;" in html
+    assert "2 of 3 repeats scored higher than none, 2 beyond noise." in html
+    assert '<li class="not-significant">' in html
