@@ -433,7 +433,8 @@ def _sampled(
 def estimate_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> dict[str, Any]:
     """The calls, tokens and USD of one `evaluate` of `plan`."""
     task, data, samples, prompts, turns, max_tokens = _sampled(plan, evaluate, rows)
-    compared = list(evaluate["compare"])
+    # a learn with `repeats` is evaluated once per repeat
+    compared = [library for library in evaluate["compare"] for _ in range(plan["learns"].get(library, {}).get("repeats", 1))]
     prompt = 0
     for library in compared:
         policy = plan["learns"][library]["policy"] if library in plan["learns"] else defaults("policy")

@@ -85,6 +85,8 @@ def test_repeats_multiply_the_learn_and_rank_on_the_validation_set(tmp_path: Pat
             assert repeated[stage] == (bound, 3 * calls, 3 * most), stage
     assert repeated["rank"] == (False, 3 * 4 * 6, 3 * 4 * 6)
     assert "3 repeats with seeds 5 .. 7; their last libraries are ranked on `held`" in out
+    # the evaluation compares none, each of the 3 repeats of l, and the module
+    assert explained_estimate(out, "evaluate e")["evaluate"] == (False, 6 * 2 * 5, 6 * 2 * 5)
 
 
 def test_the_ablation_estimate_counts_leave_one_out_and_shapley_subsets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
