@@ -26,7 +26,8 @@ and `GRPO_CACHE_DIR`, and `dspy.LM(..., cache=False)`).
   `dspy.SIMBA` keeps its defaults (max_demos 4, sampling temperatures 0.2) except
   `bsize`, `num_candidates` and `max_steps`, set to grpo's batch (20), group size (4)
   and steps (2) so that both see the 40 training questions once with 4 answers each;
-  SIMBA's defaults (32, 6, 8) make about ten times the calls. `num_threads = 1`: the
+  SIMBA's defaults (32, 6, 8) would make about 3,600 calls. SIMBA samples its
+  trajectories at temperature 1.0 (its own design). `num_threads = 1`: the
   server answers one request at a time (the quick start's `concurrency = 1`). SIMBA's
   `prompt_model` (which writes its rules) is the same model with grpo's learner
   sampling (temperature 0, up to 1000 tokens), not the task's 32-token limit. SIMBA
@@ -35,8 +36,9 @@ and `GRPO_CACHE_DIR`, and `dspy.LM(..., cache=False)`).
   the sampling parameters each label sent.
 - Evaluation, both methods: the 30 held-out questions x `--samples` answers with and
   without what was learned, the same per-sample seeds on both sides (DSPy: `seed`
-  and `rollout_id` per sample, the seeds grpo's evaluation uses). A DSPy answer that
-  its adapter cannot parse scores 0, as in DSPy's own evaluation.
+  and `rollout_id` per sample, the seeds grpo's evaluation uses). DSPy's ChatAdapter
+  asks again through its JSONAdapter when it cannot parse a reply (the extra calls
+  are counted); an answer neither can parse scores 0, as in DSPy's own evaluation.
 
 Statistics: the per-question mean rewards of each side go through grpo-dsl's
 `bootstrap_ci` and `paired_difference` (seed 0, as `grpo eval`), the same for both
@@ -194,11 +196,14 @@ class Side:
 
 
 def side_statistics(side: Side) -> dict[str, Any]:
-    """Both sides' means with intervals and the paired gain, by grpo-dsl's statistics."""
+    """Both sides' means with intervals and the paired gain, by grpo-dsl's statistics.
+
+    The questions keep the data set's order, as in `grpo eval`: the bootstrap draws
+    depend on it, and this order gives grpo's side exactly the numbers of its evaluation."""
     from grpo_dsl.evaluation.stats import bootstrap_ci, paired_difference
 
-    questions = sorted(side.none)
-    if sorted(side.learned) != questions:
+    questions = list(side.none)
+    if sorted(side.learned) != sorted(questions):
         raise SystemExit(f"{side.method}: the two evaluations did not answer the same questions")
     none = [side.none[q] for q in questions]
     learned = [side.learned[q] for q in questions]
@@ -208,6 +213,7 @@ def side_statistics(side: Side) -> dict[str, Any]:
         "none": bootstrap_ci(none, seed=STAT_SEED).to_json(),
         "learned": bootstrap_ci(learned, seed=STAT_SEED).to_json(),
         "gain": gain.to_json(),
+        "per_question": {"none": none, "learned": learned, "questions": questions},
     }
 
 

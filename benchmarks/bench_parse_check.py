@@ -12,11 +12,12 @@ to the target, and the load average (the machine is shared: CPU time is steadier
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from grpo_dsl.language.checks import check_path
@@ -89,6 +90,18 @@ def program(lines: int) -> str:
     return "grpo 1\n\n" + "\n".join(UNIT.format(i=i) for i in range(max(1, lines // unit_lines)))
 
 
+@contextlib.contextmanager
+def program_folder(lines: int) -> Iterator[tuple[Path, str]]:
+    """A temporary folder with the program of about `lines` lines (`big.grpo`) and
+    its small data file: the program's path and text."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "big.grpo"
+        text = program(lines)
+        path.write_text(text)
+        (Path(folder) / "data.jsonl").write_text('{"problem": "1 + 1", "answer": "2"}\n')
+        yield path, text
+
+
 def timings(run: Callable[[], object], repeats: int) -> tuple[list[float], list[float]]:
     """Wall-clock and CPU seconds of each run (CPU time is steadier on a shared machine)."""
     wall, cpu = [], []
@@ -118,11 +131,7 @@ def main() -> None:
     options.add_argument("--lines", type=int, default=10_000)
     options.add_argument("--repeats", type=int, default=5)
     args = options.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "big.grpo"
-        text = program(args.lines)
-        path.write_text(text)
-        (Path(folder) / "data.jsonl").write_text('{"problem": "1 + 1", "answer": "2"}\n')
+    with program_folder(args.lines) as (path, text):
         parse(text, str(path))
         result = check_path(str(path))
         errors = [d for d in result.diagnostics if d.severity == "error"]

@@ -55,6 +55,7 @@ from grpo_dsl.plan import compile as compile_plan
 from grpo_dsl.plan.explain import explain
 from grpo_dsl.report import render_report
 from grpo_dsl.report.rundata import read_run
+from grpo_dsl.runs.progress import format_cost
 from grpo_dsl.runs.repeats import is_repeated_run
 
 __all__ = [
@@ -195,10 +196,37 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", nargs="?", metavar="FILE", help="a .grpo program")
     parser.add_argument("--learn", metavar="NAME", help="the learn block to run (needed when there are several)")
     parser.add_argument("--runs", metavar="DIR", default="runs", help="where run directories go (default: ./runs)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted, stopped or failed run")
     parser.add_argument(
         "--repeats", type=int, metavar="N", help="learn N times with seeds seed .. seed + N - 1 (default: the learn's `repeats`)"
     )
+    parser.add_argument(
+        "--budget",
+        metavar="LIMIT=N",
+        action="append",
+        default=[],
+        help="with --resume: a new limit (usd=, tokens=, calls=) in place of the learn's, e.g. to go on after a budget stop",
+    )
+
+
+BUDGET_LIMITS = {"usd": float, "tokens": int, "calls": int}
+
+
+def _budget(given: Sequence[str]) -> tuple[dict[str, float], str | None]:
+    """The limits of `--budget usd=5 --budget calls=900` (or `usd=5,calls=900`), or the problem with them."""
+    limits: dict[str, float] = {}
+    for item in (part for text in given for part in text.split(",") if part.strip()):
+        name, equals, value = item.strip().partition("=")
+        kind = BUDGET_LIMITS.get(name)
+        if kind is None or not equals:
+            return {}, f"--budget takes usd=N, tokens=N or calls=N, not {item!r}"
+        try:
+            limits[name] = kind(value)
+        except ValueError:
+            return {}, f"--budget {name} needs {'a number' if kind is float else 'a whole number'}, not {value!r}"
+        if limits[name] <= 0:
+            return {}, f"--budget {name} must be positive, not {value}"
+    return limits, None
 
 
 def _print_summary(result: RunResult, title: str = "run") -> None:
@@ -209,12 +237,21 @@ def _print_summary(result: RunResult, title: str = "run") -> None:
     if result.steps:
         demos = any(s.demos for s in result.steps)
         pruned = any(s.pruned for s in result.steps)
-        print("  step  reward  kept  applied  rejected  library" + ("  demos" if demos else "") + ("  pruned" if pruned else ""), file=out)
+        failures = any(s.failed_rollouts or s.failed_calls for s in result.steps)
+        print(
+            "  step  reward  kept  applied  rejected  library"
+            + ("  demos" if demos else "")
+            + ("  pruned" if pruned else "")
+            + ("  failed" if failures else ""),
+            file=out,
+        )
         for s in result.steps:
+            failed = f"  {s.failed_rollouts + s.failed_calls:>6}" if failures else ""
             print(
                 f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}"
                 + (f"  {s.demos:>5}" if demos else "")
-                + (f"  {s.pruned:>6}" if pruned else ""),
+                + (f"  {s.pruned:>6}" if pruned else "")
+                + failed,
                 file=out,
             )
     usage = result.usage.get("total", {})
@@ -223,6 +260,9 @@ def _print_summary(result: RunResult, title: str = "run") -> None:
         f"tokens {usage.get('prompt_tokens', 0) + usage.get('completion_tokens', 0)}, cost ${usage.get('usd', 0.0):.4f}",
         file=out,
     )
+    for label, count in (("expected before the run", result.estimate), ("re-estimated after step 1", result.reestimate)):
+        if count:
+            print(f"  {label}: {format_cost(count)}", file=out)
 
 
 def _print_repeats(result: RepeatsResult) -> None:
@@ -249,18 +289,23 @@ def _finish_repeats(result: RepeatsResult) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """`grpo run FILE [--learn NAME] [--runs DIR] [--repeats N]` or `grpo run --resume RUN_DIR`."""
+    """`grpo run FILE [--learn NAME] [--runs DIR] [--repeats N]` or `grpo run --resume RUN_DIR [--budget LIMIT=N]`."""
     if args.repeats is not None and args.repeats < 1:
         return _usage_error(f"--repeats must be at least 1, not {args.repeats}")
+    budget, problem = _budget(args.budget)
+    if problem:
+        return _usage_error(problem)
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "run.json").is_file():
             return _usage_error(f"not a run directory: {run_dir}")
         print(run_dir)
         if is_repeated_run(run_dir):
-            return _finish_repeats(resume_repeats(run_dir))
-        result = resume_run(run_dir)
+            return _finish_repeats(resume_repeats(run_dir, budget=budget))
+        result = resume_run(run_dir, budget=budget)
     else:
+        if budget:
+            return _usage_error("--budget goes with --resume; for a new run, set `budget { ... }` in the learn block")
         if args.file is None:
             return _usage_error("give a program FILE, or --resume RUN_DIR")
         if _missing_files([args.file]):
@@ -383,7 +428,9 @@ def _emit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="run_dir", required=True, metavar="RUN_DIR", help="the run whose library is emitted")
     parser.add_argument("--step", type=int, metavar="N", help="the library after step N (default: the last completed step)")
     parser.add_argument(
-        "--force", action="store_true", help="write outside the program's folder, or into a folder that is not a module"
+        "--force",
+        action="store_true",
+        help="publish a run that did not complete, write outside the program's folder, or into a folder that is not a module",
     )
 
 
@@ -629,6 +676,24 @@ def replay(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
 
 
+# -------------------------------------------------------------------------- lsp
+
+
+def _lsp_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stdio", action="store_true", help="talk over standard input and output (the only transport)")
+
+
+def lsp(args: argparse.Namespace) -> int:
+    """`grpo lsp`: the language server, over standard input and output."""
+    try:  # pygls comes with the optional `lsp` extra
+        from grpo_dsl.lsp import serve
+    except ModuleNotFoundError as missing:
+        package = (missing.name or "pygls").partition(".")[0]
+        return _usage_error(f"`grpo lsp` needs the lsp extra ({package} is missing): pip install 'grpo-dsl[lsp]'")
+    serve()
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------ entry
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
@@ -642,6 +707,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("ablate", "measure what each lesson and demo of a library is worth, with intervals", _ablate_arguments, ablate),
     Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, report),
     Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, replay),
+    Subcommand("lsp", "run the language server for editors, over standard input and output", _lsp_arguments, lsp),
 )
 
 
@@ -669,5 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
     except GrpoError as error:
         print(f"grpo: error: {error}", file=sys.stderr)
+    except OSError as error:
+        print(f"grpo: error: {error.strerror or error}: {error.filename or 'a file'}", file=sys.stderr)
     return EXIT_PROBLEMS
 

@@ -37,6 +37,7 @@ from typing import IO, Any, Self
 
 import platformdirs
 
+from grpo_dsl.core.env import resolve_env
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import sha256_file
 
@@ -196,8 +197,10 @@ class LocalServer:
         n_threads: int | None = None,
         startup_timeout: float = 120.0,
         log_path: Path | None = None,
+        alias: str | None = None,
     ) -> None:
         self.model = model
+        self.alias = alias
         self.n_ctx = n_ctx
         self.n_threads = n_threads or _available_cores()
         self.startup_timeout = startup_timeout
@@ -281,6 +284,7 @@ class LocalServer:
             "--port", str(self.port),
             "--n_ctx", str(self.n_ctx),
             "--n_threads", str(self.n_threads),
+            *(["--model_alias", self.alias] if self.alias else []),
         ]  # fmt: skip
         self._process = subprocess.Popen(
             command,
@@ -354,16 +358,18 @@ async def local_endpoints(
         yield endpoints
         return
     async with contextlib.AsyncExitStack() as stack:
-        servers: dict[Path, LocalServer] = {}
+        servers: dict[tuple[Path, str], LocalServer] = {}
         for name in local_names:
             gguf = models[name].get("gguf")
             if gguf is not None and base_dir is not None:
                 gguf = base_dir / gguf
             path = (await asyncio.to_thread(model_path, gguf)).resolve()
-            if path not in servers:
-                servers[path] = await stack.enter_async_context(LocalServer(path))
+            # the server lists the model under the block's name, so the preflight finds it
+            served = (path, str(resolve_env(models[name]["name"])))
+            if served not in servers:
+                servers[served] = await stack.enter_async_context(LocalServer(path, alias=served[1]))
             endpoints[name].update(
-                base_url=servers[path].base_url,
+                base_url=servers[served].base_url,
                 api_key="local",
                 structured="text" if models[name].get("structured") == "text" else "json_object",
             )

@@ -7,13 +7,18 @@ posts the body as a plain dict, parses the reply once without building the SDK's
 typed objects, and names each attempt itself (the SDK would draw a random UUID per
 call for an idempotency key that OpenAI-compatible servers ignore). Failures become
 `TransientError` (retry) or `EndpointError` (stop, naming the model block and what
-to check).
+to check). An attempt has a total deadline, the model's `timeout`: the SDK's own
+timeout bounds each read, so a body trickled a byte at a time would never trip it.
+`preflight` checks, before a run spends anything, that the endpoint answers and
+serves the model.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
+import socket
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +37,8 @@ __all__ = ["OpenAIAdapter"]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 MISSING_API_KEY = "no-api-key"
+PREFLIGHT_TIMEOUT_S = 15.0
+"""The longest a preflight waits for an endpoint (less when the model's `timeout` is shorter)."""
 
 
 class OpenAIAdapter:
@@ -55,19 +62,70 @@ class OpenAIAdapter:
         )
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        """One attempt at a chat completion."""
+        """One attempt at a chat completion, answered in full within the model's `timeout`."""
+        return _parse(await self._post(self._body(request), self.model.timeout))
+
+    async def _post(self, body: Mapping[str, Any], deadline: float) -> bytes:
         try:
-            raw = await self._client.post(
-                "/chat/completions",
-                body=self._body(request),
-                cast_to=bytes,
-                options={"idempotency_key": self._next_attempt_id()},
-            )
+            async with asyncio.timeout(deadline):
+                raw: bytes = await self._client.post(
+                    "/chat/completions", body=body, cast_to=bytes, options={"idempotency_key": self._next_attempt_id()}
+                )
+                return raw
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from None
         except openai.APIConnectionError as exc:
-            raise TransientError(f"{type(exc).__name__}: {exc}") from None
-        return _parse(raw)
+            raise TransientError(connection_problem(exc, self.model.base_url or "", deadline)) from None
+        except TimeoutError:
+            raise TransientError(f"no complete answer from {self.model.base_url} within {deadline:g} s (the model's timeout)") from None
+
+    async def preflight(self) -> None:
+        """Check that the endpoint answers, accepts the key and serves the model; raise `EndpointError` if not.
+
+        It asks `GET /models` (free); an endpoint without that route gets a one-token
+        chat completion instead. A listing that names other models but not this one
+        is an error; an empty listing is taken on trust.
+        """
+        deadline = min(self.model.timeout, PREFLIGHT_TIMEOUT_S)
+        model = self.model
+        try:
+            async with asyncio.timeout(deadline):
+                listing = await self._client.get("/models", cast_to=bytes)
+        except openai.APIStatusError as exc:
+            if exc.status_code in (404, 405, 501):
+                await self._ping(deadline)
+                return
+            error = self._status_error(exc)
+            if isinstance(error, EndpointError):
+                raise error from None
+            return
+        except (openai.APIConnectionError, TimeoutError) as exc:
+            raise self._unreachable(connection_problem(exc, model.base_url or "", deadline)) from None
+        served = _served_models(listing)
+        if served and model.name not in served:
+            shown = ", ".join(f"`{name}`" for name in sorted(served)[:10])
+            raise EndpointError(
+                f"model `{model.block}`: `{model.name}` is not served at {model.base_url} (it serves {shown}); "
+                f"check `name` of model `{model.block}`",
+                model=model.block,
+            )
+
+    async def _ping(self, deadline: float) -> None:
+        """A one-token completion, for an endpoint that does not list its models."""
+        body = {"model": self.model.name, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
+        try:
+            await self._post(body, deadline)
+        except TransientError as exc:
+            if exc.status is None:
+                raise self._unreachable(str(exc)) from None
+
+    def _unreachable(self, problem: str) -> EndpointError:
+        model = self.model
+        return EndpointError(
+            f"model `{model.block}` ({model.name}): {problem}; check `base_url` of model `{model.block}` "
+            "and that the server is running",
+            model=model.block,
+        )
 
     def _next_attempt_id(self) -> str:
         self._attempts += 1
@@ -98,7 +156,7 @@ class OpenAIAdapter:
         detail = _error_message(exc)
         code = _error_code(exc)
         if (status in RETRYABLE_STATUSES or status >= 500) and code != "insufficient_quota":
-            return TransientError(f"HTTP {status}: {detail}", retry_after=_retry_after(exc.response.headers))
+            return TransientError(f"HTTP {status}: {detail}", retry_after=_retry_after(exc.response.headers), status=status)
         return EndpointError(self._explain(status, detail, code), model=self.model.block, status=status)
 
     def _explain(self, status: int, detail: str, code: str | None) -> str:
@@ -119,6 +177,35 @@ class OpenAIAdapter:
         else:
             check = f"the endpoint rejected the request: check the settings of model `{model.block}` (e.g. `structured`)"
         return f"{where} answered HTTP {status}: {detail}; {check}"
+
+
+def connection_problem(exc: BaseException, base_url: str, deadline: float) -> str:
+    """What went wrong reaching `base_url`, from the operating system's error behind `exc`:
+    "connection refused at URL", "cannot resolve the host of URL", "no answer from URL within N s"."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for error in chain:
+        if isinstance(error, ConnectionRefusedError):
+            return f"connection refused at {base_url}"
+        if isinstance(error, socket.gaierror):
+            return f"cannot resolve the host of {base_url} ({error.strerror})"
+    root = chain[-1]
+    if isinstance(root, OSError) and not isinstance(root, TimeoutError) and root.strerror:
+        return f"cannot reach {base_url}: {root.strerror}"
+    if isinstance(root, (TimeoutError, openai.APITimeoutError)):
+        return f"no answer from {base_url} within {deadline:g} s"
+    return f"the connection to {base_url} failed: {root}"
+
+
+def _served_models(listing: bytes) -> set[str]:
+    try:
+        data = json.loads(listing).get("data") or []
+        return {str(item["id"]) for item in data if isinstance(item, dict) and "id" in item}
+    except (ValueError, AttributeError, TypeError):
+        return set()
 
 
 def _error_body(exc: openai.APIStatusError) -> dict[str, Any]:

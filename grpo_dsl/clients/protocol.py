@@ -156,11 +156,15 @@ class EndpointError(GrpoError):
 
 
 class TransientError(GrpoError):
-    """A failure worth retrying: 429, 5xx, a timeout, a dropped connection, a malformed body."""
+    """A failure worth retrying: 429, 5xx, a timeout, a dropped connection, a malformed body.
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    `status` is the HTTP status when the endpoint answered with one (None when it was not reached).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status
 
 
 class RetriesExhausted(GrpoError):

@@ -1,8 +1,9 @@
-"""Retries with exponential backoff and jitter, honouring `Retry-After`.
+"""Retries with exponential backoff and jitter, honouring `Retry-After` up to a cap.
 
 Only `TransientError`s are retried (429, 5xx, timeouts, dropped connections,
-malformed bodies); an `EndpointError` goes straight up. Each retry and each final
-failure is reported to `on_event`.
+malformed bodies); an `EndpointError` goes straight up. A `Retry-After` longer than
+`max_wait` is cut to it: a server asking for a day's pause would otherwise hold the
+run for a day. Each retry and each final failure is reported to `on_event`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from grpo_dsl.clients.protocol import (
     TransientError,
 )
 
-__all__ = ["Retrying", "backoff_delay"]
+__all__ = ["MAX_RETRY_WAIT_S", "Retrying", "backoff_delay"]
+
+MAX_RETRY_WAIT_S = 60.0
+"""The longest wait before a retry, whatever the server's `Retry-After` says."""
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -45,6 +49,7 @@ class Retrying:
         max_retries: int,
         base_delay: float = 0.25,
         max_delay: float = 10.0,
+        max_wait: float = MAX_RETRY_WAIT_S,
         on_event: EventSink | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -53,6 +58,7 @@ class Retrying:
         self.max_retries = max_retries
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.max_wait = max_wait
         self.on_event = on_event
         self.rng = rng or random.Random()
 
@@ -70,8 +76,10 @@ class Retrying:
                         model=self.model,
                         attempts=retry + 1,
                     ) from exc
-                delay = backoff_delay(
-                    retry, base=self.base_delay, cap=self.max_delay, retry_after=exc.retry_after, rng=self.rng
+                retry_after = min(exc.retry_after, self.max_wait) if exc.retry_after is not None else None
+                delay = min(
+                    backoff_delay(retry, base=self.base_delay, cap=self.max_delay, retry_after=retry_after, rng=self.rng),
+                    self.max_wait,
                 )
                 self._emit("llm_retry", request, attempt=retry + 1, delay=round(delay, 3), error=str(exc))
                 await asyncio.sleep(delay)

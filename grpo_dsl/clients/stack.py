@@ -5,7 +5,7 @@ ResponseCache        a hit is free: no budget check, no call, counted as cached
 Metered              budget check before the call, usage and cost after it
 Router               request.model picks the model block's own chain:
   ConcurrencyLimit     at most `concurrency` calls in flight, retries included
-  Retrying             backoff with jitter, Retry-After, fail fast on fatal errors
+  Retrying             backoff with jitter, Retry-After (at most the model's timeout), fail fast on fatal errors
   RateLimit            `rpm` / `tpm` token buckets, per attempt
   OpenAIAdapter        one HTTP attempt through openai.AsyncOpenAI
 ```
@@ -29,7 +29,7 @@ from grpo_dsl.clients.protocol import (
     LLMClient,
     ModelConfig,
 )
-from grpo_dsl.clients.retry import Retrying
+from grpo_dsl.clients.retry import MAX_RETRY_WAIT_S, Retrying
 
 __all__ = ["ClientStack", "Router", "build_client"]
 
@@ -61,6 +61,10 @@ class ClientStack:
         """Answer `request` through every layer."""
         return await self.outer.complete(request)
 
+    async def preflight(self) -> None:
+        """Check every endpoint at once (`OpenAIAdapter.preflight`); raise the first `EndpointError`."""
+        await asyncio.gather(*(adapter.preflight() for adapter in self.adapters))
+
     async def aclose(self) -> None:
         """Close the connections of every endpoint."""
         await asyncio.gather(*(adapter.aclose() for adapter in self.adapters))
@@ -88,7 +92,12 @@ def build_client(
         adapters.append(adapter)
         limited = RateLimit(adapter, rpm=config.rpm, tpm=config.tpm)
         retrying = Retrying(
-            limited, model=block, max_retries=config.max_retries, base_delay=retry_base_delay, on_event=on_event
+            limited,
+            model=block,
+            max_retries=config.max_retries,
+            base_delay=retry_base_delay,
+            max_wait=min(MAX_RETRY_WAIT_S, config.timeout),
+            on_event=on_event,
         )
         chains[block] = ConcurrencyLimit(retrying, config.concurrency)
     outer: LLMClient = Metered(Router(chains), usage, budget)

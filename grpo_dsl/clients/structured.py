@@ -6,7 +6,9 @@
 `text` not at all (the prompt describes the schema). The reply is parsed tolerantly
 (code fences, prose around the JSON, comments, trailing commas), validated with
 `jsonschema`, and on failure asked for once more with the problems appended; a
-second failure raises `StructuredOutputError`.
+second failure raises `StructuredOutputError`. A reply that stopped at `max_tokens`
+is a failure however it parses: a tolerant parser would close a cut-off object and
+pass half a reply off as whole.
 """
 
 from __future__ import annotations
@@ -20,9 +22,16 @@ from typing import Any
 import json_repair
 from jsonschema import Draft202012Validator
 
-from grpo_dsl.clients.protocol import ChatRequest, LLMClient, StructuredOutputError
+from grpo_dsl.clients.protocol import (
+    ChatRequest,
+    ChatResponse,
+    LLMClient,
+    StructuredOutputError,
+)
 
-__all__ = ["complete_json", "parse_json_reply", "response_format"]
+__all__ = ["TRUNCATED", "complete_json", "parse_json_reply", "response_format"]
+
+TRUNCATED = "the reply stopped at max_tokens before it was complete"
 
 STRUCTURED_SETTINGS = ("json_schema", "json_object", "text")
 MAX_REPORTED_ERRORS = 5
@@ -69,7 +78,10 @@ def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
     return validator
 
 
-def _problems(text: str | None, validator: Draft202012Validator) -> tuple[dict[str, Any], tuple[str, ...]]:
+def _problems(response: ChatResponse, validator: Draft202012Validator) -> tuple[dict[str, Any], tuple[str, ...]]:
+    text = response.content
+    if response.finish_reason == "length":
+        return {}, (TRUNCATED,)
     if not text or not text.strip():
         return {}, ("the reply is empty",)
     try:
@@ -116,8 +128,9 @@ async def complete_json(
     """
     validator = _validator(accept if accept is not None else schema)
     first = dataclasses.replace(request, response_format=response_format(schema, structured))
-    reply = (await client.complete(first)).content
-    value, errors = _problems(reply, validator)
+    answer = await client.complete(first)
+    reply = answer.content
+    value, errors = _problems(answer, validator)
     if not errors:
         return value
     if on_event is not None:
@@ -127,14 +140,14 @@ async def complete_json(
         messages=(*first.messages, {"role": "assistant", "content": reply or ""}, {"role": "user", "content": _repair_message(errors)}),
         sample_key=f"{request.sample_key or ''}/repair",
     )
-    repaired = (await client.complete(repair)).content
-    value, errors = _problems(repaired, validator)
+    second = await client.complete(repair)
+    value, errors = _problems(second, validator)
     if not errors:
         return value
     raise StructuredOutputError(
         f"model `{request.model}` ({request.stage}) did not reply with JSON matching the schema after one repair: "
         + "; ".join(errors),
-        raw=repaired or "",
+        raw=second.content or "",
         errors=errors,
     )
 

@@ -1,8 +1,10 @@
 """Read dataset files: `.jsonl` (one object a line), `.json` (a list of objects), `.csv`.
 
-`read_columns` reads only what it needs to know the columns (the checks use it);
-`read_rows` reads every row (the runtime uses it). A malformed file raises
-`DatasetError` naming the file and, where known, the line.
+`read_table` reads every row and the columns (the checks use it, so `grpo check`
+rejects whatever a run would), `read_rows` the rows (the runtime uses it). A
+malformed file raises `DatasetError` naming the file and, where known, the line:
+invalid JSON or CSV, a value nested too deeply to read, a string with a lone
+surrogate (`"\ud800"`, which is not text and cannot be written back as UTF-8).
 """
 
 from __future__ import annotations
@@ -12,17 +14,15 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator, Mapping
-from itertools import islice
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grpo_dsl.core.errors import GrpoError
 
-__all__ = ["FORMATS", "DatasetError", "dataset_format", "read_columns", "read_rows", "row_id"]
+__all__ = ["FORMATS", "DatasetError", "Table", "dataset_format", "read_rows", "read_table", "row_id"]
 
 FORMATS: tuple[str, ...] = ("jsonl", "json", "csv")
-
-_COLUMN_SAMPLE = 100
 
 
 class DatasetError(GrpoError):
@@ -59,29 +59,59 @@ def _text(path: Path) -> str:
         raise DatasetError(path, f"cannot read: {error.strerror or error}") from None
 
 
+def _loads(path: Path, text: str, line: int | None) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DatasetError(path, f"invalid JSON at column {error.colno}: {error.msg}", line or error.lineno) from None
+    except RecursionError:
+        raise DatasetError(path, "a value is nested too deeply to read", line) from None
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first string in `value` (keys included) holding a lone surrogate, or None."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= character <= "\udfff" for character in item):
+                return item
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return None
+
+
+def _text_only(path: Path, row: Any, line: int | None, where: str = "") -> None:
+    found = _lone_surrogate(row)
+    if found is not None:
+        shown = found.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")[:60]
+        raise DatasetError(
+            path, f'{where}the string "{shown}" holds a lone surrogate (an escape from \\ud800 to \\udfff), which is not text', line
+        )
+
+
 def _jsonl_rows(path: Path, text: str) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DatasetError(path, f"invalid JSON at column {error.colno}: {error.msg}", number) from None
+        row = _loads(path, line, number)
         if not isinstance(row, dict):
             raise DatasetError(path, f"expected a JSON object, found {_json_type(row)}", number)
+        _text_only(path, row, number)
         yield row
 
 
 def _json_rows(path: Path, text: str) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DatasetError(path, f"invalid JSON at column {error.colno}: {error.msg}", error.lineno) from None
+    data = _loads(path, text, None)
     if not isinstance(data, list):
         raise DatasetError(path, f"expected a JSON list of objects, found {_json_type(data)}")
     for index, row in enumerate(data):
         if not isinstance(row, dict):
             raise DatasetError(path, f"item {index} of the list is {_json_type(row)}, not an object")
+        _text_only(path, row, None, f"item {index} of the list: ")
     return data
 
 
@@ -110,31 +140,17 @@ def _json_type(value: object) -> str:
     return names.get(type(value), "a number")
 
 
-def _union(rows: Iterator[Mapping[str, Any]] | list[dict[str, Any]]) -> tuple[str, ...]:
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    return tuple(columns)
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A dataset file read whole: its columns, in order of first appearance (a CSV's
+    header), and its rows."""
+
+    columns: tuple[str, ...]
+    rows: list[dict[str, Any]]
 
 
-def read_columns(path: str | Path) -> tuple[str, ...]:
-    """The column names of a dataset file, in order of first appearance.
-
-    For `.jsonl` and `.json` these are the keys of the first rows (up to 100); for
-    `.csv` the header row. Raises `DatasetError` for a malformed or unreadable file.
-    """
-    path = Path(path)
-    form = dataset_format(path)
-    text = _text(path)
-    if form == "csv":
-        return tuple(_csv_reader(path, text).fieldnames or ())
-    if form == "json":
-        return _union(_json_rows(path, text)[:_COLUMN_SAMPLE])
-    return _union(islice(_jsonl_rows(path, text), _COLUMN_SAMPLE))
-
-
-def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Every row of a dataset file as a dict (CSV values stay strings).
+def read_table(path: str | Path) -> Table:
+    """Every row of a dataset file and its columns (CSV values stay strings).
 
     Raises `DatasetError` naming the file and line of the first malformed row.
     """
@@ -142,10 +158,18 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     form = dataset_format(path)
     text = _text(path)
     if form == "csv":
-        return list(_csv_rows(path, _csv_reader(path, text)))
-    if form == "json":
-        return _json_rows(path, text)
-    return list(_jsonl_rows(path, text))
+        reader = _csv_reader(path, text)
+        return Table(tuple(reader.fieldnames or ()), list(_csv_rows(path, reader)))
+    rows = _json_rows(path, text) if form == "json" else list(_jsonl_rows(path, text))
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return Table(tuple(columns), rows)
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Every row of a dataset file as a dict (see `read_table`)."""
+    return read_table(path).rows
 
 
 def row_id(row: Mapping[str, Any]) -> str:

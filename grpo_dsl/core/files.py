@@ -1,4 +1,9 @@
-"""Files every layer writes and reads: atomic writes, JSON, and sha256 digests."""
+"""Files every layer writes and reads: atomic writes, JSON, and sha256 digests.
+
+Files and folders are made with the modes the user's umask allows, as `open` and
+`mkdir` would make them: a temporary file renamed into place would otherwise keep
+the private mode (0600) `mkstemp` gives it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,33 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_json", "atomic_write_text", "read_json", "sha256_bytes", "sha256_file", "sha256_text"]
+__all__ = [
+    "atomic_write_json",
+    "atomic_write_text",
+    "permitted_mode",
+    "read_json",
+    "sha256_bytes",
+    "sha256_file",
+    "sha256_text",
+]
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells it (Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def permitted_mode(directory: bool = False) -> int:
+    """The mode a new file (0666) or folder (0777) gets under the user's umask."""
+    return (0o777 if directory else 0o666) & ~_umask()
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -17,6 +48,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, permitted_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

@@ -25,7 +25,7 @@ version's `module.json` and README under the evaluate's name.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -37,19 +37,23 @@ from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_json, read_json
 from grpo_dsl.evaluation.evaluate import (
     CONFIDENCE,
+    FAILURES_SCHEMA,
+    INTERVAL_SCHEMA,
     STAGE as EVALUATE_STAGE,
     LibrarySource,
     evaluate_block,
     library_sources,
 )
-from grpo_dsl.evaluation.sampling import Sampling
+from grpo_dsl.evaluation.sampling import QuestionResult, Sampling
 from grpo_dsl.evaluation.stats import Interval, bootstrap_ci
 from grpo_dsl.evaluation.utility import Design, Method, Scores, Utility, UtilityError, design, utilities
 from grpo_dsl.library import Library
 from grpo_dsl.modules import ModuleError, ablation_record, parse_reference, record_ablation
 from grpo_dsl.plan import Plan
 from grpo_dsl.rewards.scorer import RewardScorer
+from grpo_dsl.rollout.answer import Call
 from grpo_dsl.runs.directory import EventLog, RunDirectory
+from grpo_dsl.runs.failures import Failures
 from grpo_dsl.runs.progress import Progress
 from grpo_dsl.runs.repeats import shared_cache
 from grpo_dsl.runs.session import client_stack, ending_cleanly, usage_from_events
@@ -92,7 +96,8 @@ class ItemUtility:
 class AblationResult:
     """How an ablation ended (`status`: completed, stopped, interrupted, failed) and what it found.
 
-    `items` and `scores` are empty unless every subset was scored.
+    `items` and `scores` are empty unless every subset was scored. `questions` are those
+    where every subset has a scored sample: the utilities pair them.
     """
 
     run_dir: Path
@@ -109,6 +114,8 @@ class AblationResult:
     scores: Scores
     items: tuple[ItemUtility, ...]
     usage: Mapping[str, Any]
+    failures: Mapping[str, Any]
+    """`{"attempted", "failed", "causes": {cause: count}}` of the samples of every subset."""
     message: str | None = None
 
     def _interval(self, subset: frozenset[str]) -> Interval | None:
@@ -151,23 +158,19 @@ class AblationResult:
                 for subset in self.design.subsets
                 if subset in self.scores
             ],
+            "failures": dict(self.failures),
             "usage": dict(self.usage),
         }
 
 
-_INTERVAL = {
-    "type": "object",
-    "required": ["estimate", "low", "high"],
-    "properties": {"estimate": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"}},
-}
-_OPTIONAL_INTERVAL = {"oneOf": [_INTERVAL, {"type": "null"}]}
+_OPTIONAL_INTERVAL = {"oneOf": [INTERVAL_SCHEMA, {"type": "null"}]}
 ABLATION_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "grpo-ablation/1",
     "type": "object",
     "required": [
         "schema", "evaluate", "status", "method", "exact", "permutations", "max_subsets", "library", "reward", "data",
-        "metric", "confidence", "questions", "samples", "full", "empty", "items", "subsets", "usage",
+        "metric", "confidence", "questions", "samples", "full", "empty", "items", "subsets", "failures", "usage",
     ],
     "properties": {
         "schema": {"const": "grpo-ablation/1"},
@@ -203,6 +206,7 @@ ABLATION_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {"type": "object", "required": ["items", "scores"]},
         },
+        "failures": FAILURES_SCHEMA,
         "usage": {"type": "object"},
     },
 }
@@ -249,14 +253,14 @@ def _chosen(plan: Plan, evaluate: str, library: str | None, *, base_dir: Path, r
         library = compared[0]
     if library == "none":
         raise AblationError("`none` is the empty library: there is nothing in it to ablate")
-    sources, warning = library_sources(plan, block, library, base_dir=base_dir, runs_root=runs_root)
+    sources, note = library_sources(plan, block, library, base_dir=base_dir, runs_root=runs_root)
     if len(sources) > 1:
         names = ", ".join(s.name for s in sources)
-        raise AblationError(f"the latest run of `{library}` has {len(sources)} repeats ({names}): ablate one of them with --library")
+        raise AblationError(f"the newest completed run of `{library}` has {len(sources)} repeats ({names}): ablate one of them with --library")
     source = sources[0]
     if not source.library.experiences and not source.library.demos:
         raise AblationError(f"the library `{source.name}` holds no lesson and no demo: there is nothing to ablate")
-    return source, warning
+    return source, note
 
 
 def items_of(library: Library) -> tuple[tuple[str, ItemKind, str], ...]:
@@ -273,6 +277,33 @@ def subset_library(library: Library, keep: frozenset[str]) -> Library:
         experiences=tuple(e for e in library.experiences if e.id in keep),
         demos=tuple(d for d in library.demos if d.id in keep),
     )
+
+
+def paired_means(sampled: Mapping[frozenset[str], Sequence[QuestionResult]]) -> tuple[dict[frozenset[str], list[float]], tuple[str, ...]]:
+    """Each subset's mean reward per question, on the questions where every subset has a
+    scored sample (a failed sample is left out, never scored 0), and those questions."""
+    means = {subset: {q.question: q.mean for q in results} for subset, results in sampled.items()}
+    first = next(iter(sampled.values()), [])
+    kept = tuple(q.question for q in first if all(m[q.question] is not None for m in means.values()))
+    return {subset: [v for q in kept if (v := m[q]) is not None] for subset, m in means.items()}, kept
+
+
+async def sample_subsets(
+    sampling: Sampling,
+    call: Call,
+    scorer: RewardScorer,
+    library: Library,
+    subsets: Sequence[frozenset[str]],
+    *,
+    stage: str,
+    keys: str,
+    failures: tuple[Failures, str],
+) -> dict[frozenset[str], list[QuestionResult]]:
+    """Sample the library with only each subset of its items, all at once, counting failed samples in `failures`."""
+    sampled = await asyncio.gather(
+        *(sampling.sample(call, scorer, subset_library(library, subset), stage=stage, keys=keys, failures=failures) for subset in subsets)
+    )
+    return dict(zip(subsets, sampled))
 
 
 # ---------------------------------------------------------------------- running
@@ -293,10 +324,12 @@ def start_ablation(
     library the block compares besides `none`) on evaluate `evaluate`'s questions.
 
     Raises `AblationError` before anything is created when the library cannot be
-    found or the block's `subsets` cannot hold one Shapley permutation.
+    found or the block's `subsets` cannot hold one Shapley permutation, and
+    `SandboxUnavailable` when the task's python tool cannot run here.
     """
-    source, warning = _chosen(plan, evaluate, library, base_dir=base_dir, runs_root=runs_root)
-    block, _ = evaluate_block(plan, evaluate)
+    source, note = _chosen(plan, evaluate, library, base_dir=base_dir, runs_root=runs_root)
+    block, reward = evaluate_block(plan, evaluate)
+    sampling = Sampling.of_evaluate(plan, block, reward, base_dir.resolve())
     method: Method = block.ablate
     try:
         chosen = design(method, [item for item, _, _ in items_of(source.library)], budget=block.subsets, seed=block.seed)
@@ -318,16 +351,17 @@ def start_ablation(
     atomic_write_json(run.path / "library.json", source.to_json())
     if on_start is not None:
         on_start(run.path)
-    if stream is not None and warning:
-        stream.write(f"warning: {warning}\n")
+    if stream is not None and note:
+        stream.write(f"{note}\n")
     cache = shared_cache(runs_root, evaluate)
-    return asyncio.run(_execute(run, plan, evaluate, source, chosen, base_dir.resolve(), cache, budget, stream))
+    return asyncio.run(_execute(run, plan, evaluate, sampling, source, chosen, base_dir.resolve(), cache, budget, stream))
 
 
 async def _execute(
     run: RunDirectory,
     plan: Plan,
     evaluate: str,
+    sampling: Sampling,
     source: LibrarySource,
     chosen: Design,
     base_dir: Path,
@@ -336,16 +370,19 @@ async def _execute(
     stream: TextIO | None,
 ) -> AblationResult:
     block, reward = evaluate_block(plan, evaluate)
-    sampling = Sampling.of_evaluate(plan, block, reward, base_dir)
     questions = sampling.questions
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
     progress = Progress(stream, cost=lambda: usage.total_usd, interactive=False)
     scores: dict[frozenset[str], list[float]] = {}
+    kept: tuple[str, ...] = ()
+    advice = f"Fix the cause and run the ablation again (the cache keeps every answer), or raise `max_failures` of evaluate `{evaluate}`."
+    failures = Failures(block.max_failures, f"the ablation of `{source.name}`", advice)
     events.append("ablation_started", library=source.name, method=chosen.method, subsets=len(chosen.subsets), questions=len(questions))
     async with ending_cleanly(events, None, (AblationError,)) as end:
         if not questions:
             raise AblationError(f"the data set `{block.data}` has no questions")
+        failures.expect("samples", len(chosen.subsets) * len(questions) * block.samples)
         async with (
             client_stack(plan, base_dir, run, usage, budget, events, progress, cache_dir=cache) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
@@ -353,14 +390,24 @@ async def _execute(
             progress.message(
                 f"{source.name}: {len(chosen.subsets)} libraries x {len(questions)} questions x {block.samples} samples"
             )
-
-            async def score(subset: frozenset[str]) -> None:
-                library = subset_library(source.library, subset)
-                results = await sampling.sample(client.complete, scorer, library, stage=STAGE, keys=EVALUATE_STAGE)
-                scores[subset] = [q.mean for q in results]
-                events.append("subset_scored", items=sorted(subset), mean=sum(scores[subset]) / len(results))
-
-            await asyncio.gather(*(score(subset) for subset in chosen.subsets))
+            sampled = await sample_subsets(
+                sampling,
+                client.complete,
+                scorer,
+                source.library,
+                chosen.subsets,
+                stage=STAGE,
+                keys=EVALUATE_STAGE,
+                failures=(failures, "samples"),
+            )
+            failures.check()
+            scores, kept = paired_means(sampled)
+            for subset in chosen.subsets:
+                scored = [r for q in sampled[subset] for r in q.scored]
+                events.append("subset_scored", items=sorted(subset), mean=sum(scored) / len(scored) if scored else None)
+            if not kept:
+                causes = "; ".join(f"{n} x {cause}" for cause, n in failures.of("samples")["causes"].items())
+                raise AblationError(f"no question of `{block.data}` has a scored sample under every subset: {causes}")
     items: tuple[ItemUtility, ...] = ()
     if end.status == "completed":
         found = utilities(chosen, scores, confidence=CONFIDENCE, seed=block.seed)
@@ -375,12 +422,13 @@ async def _execute(
         block.subsets,
         reward,
         block.data,
-        tuple(q.id for q in questions),
+        kept,
         block.samples,
         block.seed,
         scores if end.status == "completed" else {},
         items,
         usage.to_json(),
+        failures.of("samples"),
         end.message,
     )
     atomic_write_json(run.usage_path, usage.to_json())
@@ -454,6 +502,10 @@ def format_ablation(document: Mapping[str, Any]) -> str:
         cells.append([item["id"], item["kind"], _signed(item), p_value, item["verdict"], item["text"]])
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]) - 1)]
     lines += ["  ".join([*(c.ljust(w) for c, w in zip(row, widths)), row[-1]]).rstrip() for row in cells]
+    counts = document["failures"]
+    if counts["failed"]:
+        causes = "; ".join(f"{n} x {cause}" for cause, n in counts["causes"].items())
+        lines.append(f"  {counts['failed']} of {counts['attempted']} samples failed, left out of the numbers: {causes}")
     verdicts = [item["verdict"] for item in document["items"]]
     lines += [
         "",

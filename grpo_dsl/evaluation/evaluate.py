@@ -1,7 +1,7 @@
 """The interpreter of an `evaluate` block: every compared library on the same questions.
 
 `start_evaluation` resolves the libraries of `compare` (`none`, a `learn` name
-meaning the library of its latest run, a module path with a version), creates
+meaning the library of its newest completed run, a module path with a version), creates
 `runs/<evaluate>/<run-id>/` and samples the task `samples` times on every question
 with each library in turn, through the run's client stack (cached, budgeted) and
 with the same per-sample seeds for every library (`evaluation.sample_library`), so
@@ -23,7 +23,10 @@ that version's `module.json` under the evaluate's name (`emit.record_evaluation`
 
 The statistics are `stats.summarize_samples` per library and
 `stats.paired_difference` of every other library against the first (the baseline),
-per reward metric, over per-question values.
+per reward metric, over per-question values. A sample whose calls or reward failed
+is counted as a failure of its library and left out of the statistics (never
+scored 0); a library with more than `max_failures` of its samples failed fails
+the evaluation (status `failed`, exit 1), its table still printed.
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_json, atomic_write_text, read_json
 from grpo_dsl.evaluation.pooled import crossed_bootstrap
 from grpo_dsl.evaluation.results import Comparison, EvaluationData, LibraryEvaluation, PooledGain
-from grpo_dsl.evaluation.sampling import QuestionResult, sample_library
+from grpo_dsl.evaluation.sampling import QuestionResult, Sampling
 from grpo_dsl.evaluation.stats import (
+    SMALL_SAMPLE,
     EvaluationSummary,
     Sample,
     mean_at_k,
@@ -66,22 +70,24 @@ from grpo_dsl.modules import (
 )
 from grpo_dsl.plan import Plan
 from grpo_dsl.plan.views import EvaluateView
-from grpo_dsl.prompts.messages import compose_templates
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Call
-from grpo_dsl.rollout.questions import load_questions
+from grpo_dsl.rollout.answer import Call, Tools
 from grpo_dsl.runs.directory import EventLog, RunDirectory
+from grpo_dsl.runs.failures import Failures, TooManyFailures
 from grpo_dsl.runs.progress import Progress
 from grpo_dsl.runs.repeats import is_repeated_run, repeat_dirs
 from grpo_dsl.runs.session import (
     client_stack,
     ending_cleanly,
-    latest_run,
+    latest_completed_run,
+    run_status,
     usage_from_events,
 )
 
 __all__ = [
     "EVALUATION_SCHEMA",
+    "FAILURES_SCHEMA",
+    "INTERVAL_SCHEMA",
     "EvaluationError",
     "EvaluationResult",
     "LibraryResult",
@@ -152,13 +158,16 @@ class LibrarySource:
 
 @dataclass(frozen=True, slots=True)
 class LibraryResult:
-    """A library's evaluation: where it came from and its summary over questions."""
+    """A library's evaluation: where it came from, its summary over questions, and its failed samples."""
 
     source: LibrarySource
     summary: EvaluationSummary
+    failures: Mapping[str, Any]
+    """`{"attempted", "failed", "causes": {cause: count}}` of its samples."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "failures": dict(self.failures),
             "name": self.source.name,
             "kind": self.source.kind,
             "origin": self.source.origin,
@@ -196,7 +205,7 @@ class EvaluationResult:
     def report_data(self) -> EvaluationData:
         """The evaluation as the HTML report shows it."""
         return EvaluationData(
-            libraries=tuple(LibraryEvaluation.from_summary(r.source.name, r.summary) for r in self.libraries),
+            libraries=tuple(LibraryEvaluation.from_summary(r.source.name, r.summary, r.failures) for r in self.libraries),
             comparisons=self.comparisons,
             confidence=CONFIDENCE,
             pooled=self.pooled,
@@ -219,11 +228,22 @@ class EvaluationResult:
         }
 
 
-_INTERVAL = {
+INTERVAL_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["estimate", "low", "high"],
     "properties": {"estimate": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"}},
 }
+FAILURES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["attempted", "failed", "causes"],
+    "properties": {
+        "attempted": {"type": "integer", "minimum": 0},
+        "failed": {"type": "integer", "minimum": 0},
+        "causes": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+}
+"""The failed samples of a library, an ablation or a ranking: `Failures.of(kind)`."""
+
 EVALUATION_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "grpo-evaluation/1",
@@ -243,11 +263,12 @@ EVALUATION_SCHEMA: dict[str, Any] = {
                 "required": ["name", "kind", "content_hash", "questions", "samples", "metrics", "per_question"],
                 "properties": {
                     "name": {"type": "string"},
+                    "failures": FAILURES_SCHEMA,
                     "kind": {"enum": ["none", "learn", "module"]},
                     "origin": {"type": ["string", "null"]},
                     "questions": {"type": "integer", "minimum": 1},
                     "samples": {"type": "integer", "minimum": 1},
-                    "metrics": {"type": "object", "additionalProperties": _INTERVAL},
+                    "metrics": {"type": "object", "additionalProperties": INTERVAL_SCHEMA},
                     "per_question": {"type": "array", "items": {"type": "object"}},
                 },
             },
@@ -282,35 +303,41 @@ def _validated(document: Any, where: Path) -> Any:
 # ---------------------------------------------------------------------- the libraries
 
 
-def _learn_libraries(name: str, runs_root: Path) -> list[LibrarySource]:
-    """The library of the latest run of learn `name`; of every repeat when that run has
-    repeats (named `LEARN#R`); of one repeat for a name `LEARN#R`."""
+def _learn_libraries(name: str, runs_root: Path) -> tuple[list[LibrarySource], str]:
+    """The library of the newest completed run of learn `name`; of every repeat when that
+    run has repeats (named `LEARN#R`); of one repeat for a name `LEARN#R`. And a note
+    saying which run they come from."""
     learn, mark, repeat = name.partition("#")
-    run_dir = latest_run(runs_root, learn)
+    run_dir, passed = latest_completed_run(runs_root, learn)
+    listing = ", ".join(f"{run.name} ({status})" for run, status in passed[:3])
     if run_dir is None:
+        if not passed:
+            raise EvaluationError(
+                f"`{learn}` has no run under {runs_root}: run it first (`grpo run FILE --learn {learn}`), "
+                "or point --runs at the folder that holds its runs"
+            )
         raise EvaluationError(
-            f"`{learn}` has no run under {runs_root}: run it first (`grpo run FILE --learn {learn}`), "
-            "or point --runs at the folder that holds its runs"
+            f"`{learn}` has no completed run under {runs_root} (its newest: {listing}): finish one with "
+            "`grpo run --resume RUN_DIR`, or compare a module version instead"
         )
+    note = f"`{learn}`: the library of its newest completed run, {run_dir}" + (f" (newer runs passed over: {listing})" if passed else "")
     if not is_repeated_run(run_dir):
         if mark:
-            raise EvaluationError(f"the latest run of `{learn}`, {run_dir}, has no repeats: name it `{learn}`")
-        return [_run_library(name, run_dir)]
+            raise EvaluationError(f"the newest completed run of `{learn}`, {run_dir}, has no repeats: name it `{learn}`")
+        return [_run_library(name, run_dir)], note
     repeats = [d for d in repeat_dirs(run_dir) if not mark or d.name == repeat]
     if not repeats:
-        raise EvaluationError(f"the latest run of `{learn}`, {run_dir}, has no repeat {repeat or ''}".rstrip())
-    return [_run_library(f"{learn}#{d.name}", d, repeat_of=learn) for d in repeats]
+        raise EvaluationError(f"the newest completed run of `{learn}`, {run_dir}, has no repeat {repeat or ''}".rstrip())
+    return [_run_library(f"{learn}#{d.name}", d, repeat_of=learn) for d in repeats], note
 
 
 def _run_library(name: str, run_dir: Path, repeat_of: str | None = None) -> LibrarySource:
-    if not (run_dir / "library.json").is_file():
-        raise EvaluationError(f"the latest run of `{name}`, {run_dir}, has not completed a step: it has no library yet")
+    """The library of the completed run directory `run_dir`."""
     try:
         library = Library.from_json(read_json(run_dir / "library.json"))
-        status = RunDirectory(run_dir).info().get("status")
     except (OSError, ValueError) as exc:
         raise EvaluationError(f"the library of `{name}` in {run_dir} cannot be read: {exc}") from None
-    return LibrarySource(name, "learn", library, str(run_dir), status, repeat_of)
+    return LibrarySource(name, "learn", library, str(run_dir), "completed", repeat_of)
 
 
 def _module_library(reference: str, base_dir: Path, model: str) -> tuple[LibrarySource, str | None]:
@@ -327,38 +354,41 @@ def _module_library(reference: str, base_dir: Path, model: str) -> tuple[Library
 
 
 def resolve_libraries(plan: Plan, evaluate: str, *, base_dir: Path, runs_root: Path) -> tuple[list[LibrarySource], list[str]]:
-    """The libraries of `compare`, in order, and any warnings (a module learned with another model).
+    """The libraries of `compare`, in order, and notes about them: which run a learn's
+    library comes from, a module learned with another model (a warning).
 
-    `none` is the empty library, a `learn` name the library of its latest run under
-    `runs_root`, anything else a prompt module `PATH[@VERSION]` relative to `base_dir`.
-    Raises `EvaluationError` when one cannot be found.
+    `none` is the empty library, a `learn` name the library of its newest completed
+    run under `runs_root`, anything else a prompt module `PATH[@VERSION]` relative to
+    `base_dir`. Raises `EvaluationError` when one cannot be found.
     """
     block, _ = evaluate_block(plan, evaluate)
     sources: list[LibrarySource] = []
     notes: list[str] = []
     for name in dict.fromkeys(block.compare):
-        found, warning = library_sources(plan, block, name, base_dir=base_dir, runs_root=runs_root)
+        found, note = library_sources(plan, block, name, base_dir=base_dir, runs_root=runs_root)
         sources.extend(found)
-        notes.extend([warning] if warning else [])
+        notes.extend([note] if note else [])
     return sources, notes
 
 
 def library_sources(
     plan: Plan, block: EvaluateView, name: str, *, base_dir: Path, runs_root: Path
 ) -> tuple[list[LibrarySource], str | None]:
-    """The library (or the libraries of every repeat) `name` stands for in evaluate `block`, and a warning.
+    """The library (or the libraries of every repeat) `name` stands for in evaluate `block`, and a note.
 
-    `none` is the empty library; a `learn` name the library of its latest run under
-    `runs_root` (one per repeat when that run has repeats; `LEARN#R` names one of
-    them); anything else a prompt module `PATH[@VERSION]` relative to `base_dir`,
-    warned about when it was learned with another model than the task's.
+    `none` is the empty library; a `learn` name the library of its newest completed
+    run under `runs_root` (one per repeat when that run has repeats; `LEARN#R` names
+    one of them), noted with the run it comes from; anything else a prompt module
+    `PATH[@VERSION]` relative to `base_dir`, with a warning when it was learned with
+    another model than the task's.
     """
     if name == "none":
         return [LibrarySource("none", "none", Library.empty())], None
     if name.partition("#")[0] in plan.names("learn"):
-        return _learn_libraries(name, runs_root), None
+        sources, note = _learn_libraries(name, runs_root)
+        return sources, note
     source, warning = _module_library(name, base_dir, resolve_env(plan.model(plan.task(block.task).model).name))
-    return [source], warning
+    return [source], f"warning: {warning}" if warning else None
 
 
 def evaluate_block(plan: Plan, evaluate: str) -> tuple[EvaluateView, str]:
@@ -391,9 +421,11 @@ def start_evaluation(
 
     `on_start` is told the run directory as soon as it exists; warnings about the
     libraries go to `stream`. Raises `EvaluationError` before anything is created
-    when a library cannot be found.
+    when a library cannot be found, and `SandboxUnavailable` when the task's python
+    tool cannot run here.
     """
     sources, notes = resolve_libraries(plan, evaluate, base_dir=base_dir, runs_root=runs_root)
+    Tools.of(plan.task(plan.evaluate(evaluate).task), base_dir)
     run = RunDirectory.create(
         runs_root,
         evaluate,
@@ -411,7 +443,7 @@ def start_evaluation(
         on_start(run.path)
     if stream is not None:
         for note in notes:
-            stream.write(f"warning: {note}\n")
+            stream.write(f"{note}\n")
     return asyncio.run(_execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream))
 
 
@@ -441,6 +473,8 @@ def newest_evaluation(runs_root: Path, origins: set[Path]) -> Path | None:
     found = []
     for candidate in runs_root.glob("*/*"):
         if not (candidate / "evaluation.json").is_file() or not is_evaluation_run(candidate):
+            continue
+        if run_status(candidate) != "completed":
             continue
         try:
             libraries = read_json(candidate / "libraries.json")["libraries"]
@@ -484,6 +518,7 @@ class _SampleCosts:
 
 
 def _records(name: str, results: Sequence[QuestionResult], costs: Mapping[str, float]) -> list[dict[str, Any]]:
+    """One record per sample; a failed sample's reward is None."""
     return [
         {
             "library": name,
@@ -511,13 +546,15 @@ async def _execute(
     stream: TextIO | None,
 ) -> EvaluationResult:
     block, reward = evaluate_block(plan, evaluate)
-    task = plan.task(block.task)
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
     progress = Progress(stream, cost=lambda: usage.total_usd, interactive=False)
-    questions = load_questions(plan.dataset(block.data), base_dir, block.seed)
-    templates = compose_templates(task.system, task.prompt, task.experiences, task.demos_placement)
+    sampling = Sampling.of_evaluate(plan, block, reward, base_dir)
+    questions = sampling.questions
     records: list[dict[str, Any]] = []
+    advice = f"Fix the cause and continue with `grpo eval --resume {run.path}`, or raise `max_failures` of evaluate `{evaluate}`."
+    failures = {source.name: Failures(block.max_failures, f"library `{source.name}`", advice) for source in sources}
+    sampled = False
     events.append("evaluation_started", evaluate=evaluate, libraries=[s.name for s in sources], questions=len(questions))
     async with ending_cleanly(events, f"grpo eval --resume {run.path}", (EvaluationError,)) as end:
         if not questions:
@@ -529,36 +566,33 @@ async def _execute(
             for source in sources:
                 progress.message(f"{source.name}: {len(questions)} questions x {block.samples} samples")
                 costs = _SampleCosts(client.complete, usage)
-                results = await sample_library(
-                    costs.complete,
-                    scorer,
-                    task=task,
-                    templates=templates,
-                    reward=reward,
-                    questions=questions,
-                    library=source.library,
-                    samples=block.samples,
-                    seed=block.seed,
-                    temperature=task.temperature,
-                    stage=STAGE,
-                )
+                results = await sampling.sample(costs.complete, scorer, source.library, stage=STAGE, failures=(failures[source.name], "samples"))
                 records.extend(_records(source.name, results, costs.usd))
                 atomic_write_text(run.path / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-                events.append("library_evaluated", library=source.name, mean=sum(q.mean for q in results) / len(results))
+                scored = [r for q in results for r in q.scored]
+                events.append(
+                    "library_evaluated",
+                    library=source.name,
+                    mean=sum(scored) / len(scored) if scored else None,
+                    failures=failures[source.name].of("samples"),
+                )
+            sampled = True
+            for tally in failures.values():
+                tally.check()
     status, message = end.status, end.message
     atomic_write_json(run.usage_path, usage.to_json())
     libraries: tuple[LibraryResult, ...] = ()
     comparisons: tuple[Comparison, ...] = ()
     pooled: tuple[PooledGain, ...] = ()
-    if status == "completed":
-        libraries, comparisons, pooled = _statistics(sources, records, block)
+    if sampled and (status == "completed" or isinstance(end.error, TooManyFailures)):
+        libraries, comparisons, pooled = _statistics(sources, records, block, failures)
     result = EvaluationResult(
         run.path, evaluate, status, reward, block.metrics, libraries, comparisons, usage.to_json(), message, pooled
     )
+    if libraries:
+        atomic_write_json(run.path / "evaluation.json", _validated(result.to_json(), run.path / "evaluation.json"))
     if status == "completed":
-        document = _validated(result.to_json(), run.path / "evaluation.json")
-        atomic_write_json(run.path / "evaluation.json", document)
-        _record_in_modules(document, sources, base_dir, events, stream)
+        _record_in_modules(result.to_json(), sources, base_dir, events, stream)
     events.append("evaluation_" + ("finished" if status == "completed" else status), message=message)
     events.close()
     run.update_info(status=status, message=message)
@@ -588,77 +622,92 @@ def _record_in_modules(
 # ---------------------------------------------------------------------- statistics
 
 
-def question_scores(metric: str, summary: EvaluationSummary, rewards: Mapping[str, Sequence[float]]) -> list[float]:
-    """The per-question values of a reward metric (`mean`, `mean@k`, `pass@k`), in the summary's question order."""
+def question_scores(metric: str, summary: EvaluationSummary, rewards: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """The per-question values of a reward metric (`mean`, `mean@k`, `pass@k`), by question id, in the summary's order."""
     kind, _, k = metric.partition("@")
-    scores = []
+    scores = {}
     for question in summary.questions:
         if kind == "pass":
-            scores.append(pass_at_k(question.samples, question.correct, int(k)))
+            scores[question.question_id] = pass_at_k(question.samples, question.correct, int(k))
         elif k:
-            scores.append(mean_at_k(rewards[question.question_id], int(k)))
+            scores[question.question_id] = mean_at_k(rewards[question.question_id], int(k))
         else:
-            scores.append(question.mean_reward)
+            scores[question.question_id] = question.mean_reward
     return scores
 
 
 def _statistics(
-    sources: Sequence[LibrarySource], records: Sequence[Mapping[str, Any]], block: EvaluateView
+    sources: Sequence[LibrarySource], records: Sequence[Mapping[str, Any]], block: EvaluateView, failures: Mapping[str, Failures]
 ) -> tuple[tuple[LibraryResult, ...], tuple[Comparison, ...], tuple[PooledGain, ...]]:
+    """Each library's summary over its scored samples, the paired comparisons with the
+    first, and the pooled gain of each learn compared with several repeats.
+
+    Failed samples are left out; so is, for a library, a question left with fewer
+    scored samples than the largest k of the metrics. Comparisons pair the questions
+    both libraries kept; a pooled gain the questions the baseline and every repeat
+    kept. None when some library kept no question.
+    """
     metrics = list(block.metrics)
+    needed = max((int(m.partition("@")[2] or 1) for m in metrics), default=1)
     results = []
     rewards: dict[str, dict[str, list[float]]] = {}
     for source in sources:
-        samples = [
-            Sample(r["question"], r["sample"], r["reward"], r["tokens"], r["tool_calls"], r["cost"])
-            for r in records
-            if r["library"] == source.name
-        ]
-        per_question: dict[str, list[float]] = defaultdict(list)
-        for sample in samples:
-            per_question[sample.question_id].append(sample.reward)
-        rewards[source.name] = per_question
-        results.append(LibraryResult(source, summarize_samples(samples, metrics=metrics, seed=block.seed)))
+        per_question: dict[str, list[Sample]] = defaultdict(list)
+        for r in records:
+            if r["library"] == source.name and r["reward"] is not None:
+                per_question[r["question"]].append(Sample(r["question"], r["sample"], r["reward"], r["tokens"], r["tool_calls"], r["cost"]))
+        kept = {question: samples for question, samples in per_question.items() if len(samples) >= needed}
+        if not kept:
+            return (), (), ()
+        rewards[source.name] = {question: [sample.reward for sample in samples] for question, samples in kept.items()}
+        summary = summarize_samples([s for samples in kept.values() for s in samples], metrics=metrics, seed=block.seed)
+        results.append(LibraryResult(source, summary, failures[source.name].of("samples")))
     baseline = results[0]
-    comparisons = tuple(
-        Comparison.from_paired(
-            metric,
-            candidate.source.name,
-            baseline.source.name,
-            paired_difference(
-                question_scores(metric, candidate.summary, rewards[candidate.source.name]),
-                question_scores(metric, baseline.summary, rewards[baseline.source.name]),
-                confidence=CONFIDENCE,
-                seed=block.seed,
-            ),
-        )
-        for candidate in results[1:]
-        for metric in metrics
-    )
 
-    def gains(candidate: LibraryResult, metric: str) -> list[float]:
-        """The candidate's score minus the baseline's, per question."""
-        scores = question_scores(metric, candidate.summary, rewards[candidate.source.name])
-        base = question_scores(metric, baseline.summary, rewards[baseline.source.name])
-        return [a - b for a, b in zip(scores, base)]
+    def scores(result: LibraryResult, metric: str) -> dict[str, float]:
+        return question_scores(metric, result.summary, rewards[result.source.name])
+
+    comparisons = []
+    for candidate in results[1:]:
+        for metric in metrics:
+            ours, theirs = scores(candidate, metric), scores(baseline, metric)
+            common = [question for question in theirs if question in ours]
+            comparisons.append(
+                Comparison.from_paired(
+                    metric,
+                    candidate.source.name,
+                    baseline.source.name,
+                    paired_difference([ours[q] for q in common], [theirs[q] for q in common], confidence=CONFIDENCE, seed=block.seed),
+                )
+            )
+
+    def gains(repeats: Sequence[LibraryResult], metric: str) -> list[list[float]]:
+        """Each repeat's score minus the baseline's, on the questions they all kept."""
+        theirs = scores(baseline, metric)
+        each = [scores(repeat, metric) for repeat in repeats]
+        common = [question for question in theirs if all(question in ours for ours in each)]
+        return [[ours[q] - theirs[q] for q in common] for ours in each]
 
     groups: dict[str, list[LibraryResult]] = defaultdict(list)
     for candidate in results[1:]:
         if candidate.source.repeat_of is not None:
             groups[candidate.source.repeat_of].append(candidate)
-    pooled = tuple(
-        PooledGain.of_repeats(
-            metric,
-            learn,
-            baseline.source.name,
-            [c for c in comparisons if c.metric == metric and c.candidate in {r.source.name for r in repeats}],
-            crossed_bootstrap([gains(r, metric) for r in repeats], confidence=CONFIDENCE, seed=block.seed),
-        )
-        for learn, repeats in groups.items()
-        if len(repeats) > 1
-        for metric in metrics
-    )
-    return tuple(results), comparisons, pooled
+    pooled = []
+    for learn, repeats in groups.items():
+        for metric in metrics:
+            table = gains(repeats, metric)
+            if len(repeats) > 1 and table[0]:
+                names = {r.source.name for r in repeats}
+                pooled.append(
+                    PooledGain.of_repeats(
+                        metric,
+                        learn,
+                        baseline.source.name,
+                        [c for c in comparisons if c.metric == metric and c.candidate in names],
+                        crossed_bootstrap(table, confidence=CONFIDENCE, seed=block.seed),
+                    )
+                )
+    return tuple(results), tuple(comparisons), tuple(pooled)
 
 
 # ---------------------------------------------------------------------- text
@@ -677,7 +726,11 @@ def _digits(metric: str) -> int:
 
 
 def format_evaluation(document: Mapping[str, Any]) -> str:
-    """The evaluation (`EvaluationResult.to_json()` or `evaluation.json`) as a table and sentences."""
+    """The evaluation (`EvaluationResult.to_json()` or `evaluation.json`) as a table and sentences.
+
+    A `failed` column appears when some library had failed samples; a comparison of
+    fewer than `SMALL_SAMPLE` questions says that its sample is small.
+    """
     libraries = document["libraries"]
     if not libraries:
         return f"evaluate {document['evaluate']}: {document['status']}" + (f": {document['message']}" if document.get("message") else "")
@@ -689,9 +742,12 @@ def format_evaluation(document: Mapping[str, Any]) -> str:
         "tool calls, tokens (completion) and USD are per answer",
     ]
     names = list(first["metrics"])
-    cells = [["library", *(_LABELS.get(n, n) for n in names)]]
+    failed = any(_failed(library) for library in libraries)
+    cells = [["library", *(_LABELS.get(n, n) for n in names), *(["failed"] if failed else [])]]
     for library in libraries:
-        cells.append([library["name"], *(_interval(library["metrics"][n], digits=_digits(n)) for n in names)])
+        counts = library.get("failures") or {}
+        shown = [f"{counts.get('failed', 0)}/{counts.get('attempted', 0)}"] if failed else []
+        cells.append([library["name"], *(_interval(library["metrics"][n], digits=_digits(n)) for n in names), *shown])
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     lines += ["", *("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)]
     for library in libraries:
@@ -699,6 +755,10 @@ def format_evaluation(document: Mapping[str, Any]) -> str:
             where = f" ({library['status']})" if library.get("status") not in (None, "completed") else ""
             demos = f" and {library['demos']} demos" if library.get("demos") else ""
             lines.append(f"  {library['name']}: {library['experiences']} experiences{demos} from {library['origin']}{where}")
+    for library in libraries:
+        if _failed(library):
+            causes = "; ".join(f"{n} x {cause}" for cause, n in library["failures"]["causes"].items())
+            lines.append(f"  {library['name']}: {library['failures']['failed']} failed samples, left out of the numbers: {causes}")
     for comparison in document["comparisons"]:
         lines += ["", _sentence(comparison, confidence)]
     for pooled in document.get("pooled", ()):
@@ -718,16 +778,27 @@ def _pooled_sentence(pooled: Mapping[str, Any], confidence: int) -> str:
     )
 
 
+def _failed(library: Mapping[str, Any]) -> int:
+    return int((library.get("failures") or {}).get("failed", 0))
+
+
 def _sentence(comparison: Mapping[str, Any], confidence: int) -> str:
+    """The comparison and its one verdict: the interval excludes zero exactly when p < 1 − confidence."""
     candidate, baseline, metric = comparison["candidate"], comparison["baseline"], comparison["metric"]
     difference = {"estimate": comparison["difference"], "low": comparison["low"], "high": comparison["high"]}
+    questions = comparison["better"] + comparison["worse"] + comparison["ties"]
     head = (
         f"{candidate} - {baseline} on {metric}: {_interval(difference, signed=True)}, p = {comparison['p_value']:.3g} "
         f"(better on {comparison['better']} questions, worse on {comparison['worse']}, tied on {comparison['ties']})"
     )
     if comparison["low"] <= 0.0 <= comparison["high"]:
-        verdict = f"the interval includes zero: no evidence of a difference at {confidence} %"
+        verdict = f"no evidence of a difference at {confidence} % (the interval includes zero)"
     else:
         direction = "higher" if comparison["difference"] > 0 else "lower"
-        verdict = f"the interval excludes zero: {candidate} scores {direction} than {baseline} at {confidence} %"
-    return f"{head}\n  {verdict}"
+        verdict = f"{candidate} scores {direction} than {baseline} at {confidence} % (the interval excludes zero)"
+    small = (
+        f"\n  the sample is small ({questions} questions, under {SMALL_SAMPLE}): the interval is wide and a few questions decide it"
+        if questions < SMALL_SAMPLE
+        else ""
+    )
+    return f"{head}\n  {verdict}{small}"

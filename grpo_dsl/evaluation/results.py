@@ -23,16 +23,20 @@ class MetricInterval:
 
 @dataclass(frozen=True, slots=True)
 class LibraryEvaluation:
-    """One library scored on the evaluation set: `questions` × `samples` answers."""
+    """One library scored on the evaluation set: `questions` × `samples` answers, of
+    which `failed` (out of `attempted`) failed and were left out."""
 
     name: str
     questions: int
     samples: int
     metrics: tuple[MetricInterval, ...]
+    failed: int = 0
+    attempted: int = 0
 
     @classmethod
-    def from_summary(cls, name: str, summary: EvaluationSummary) -> LibraryEvaluation:
-        """The evaluation of library `name` from `stats.summarize_samples`'s result."""
+    def from_summary(cls, name: str, summary: EvaluationSummary, failures: Mapping[str, Any] | None = None) -> LibraryEvaluation:
+        """The evaluation of library `name` from `stats.summarize_samples`'s result and its
+        failures (`{"attempted", "failed", ...}`)."""
         return cls(
             name=name,
             questions=len(summary.questions),
@@ -40,10 +44,13 @@ class LibraryEvaluation:
             metrics=tuple(
                 MetricInterval(m.name, m.interval.estimate, m.interval.low, m.interval.high) for m in summary.metrics
             ),
+            failed=int((failures or {}).get("failed", 0)),
+            attempted=int((failures or {}).get("attempted", 0)),
         )
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> LibraryEvaluation:
+        failures = value.get("failures") or {}
         return cls(
             name=value["name"],
             questions=value["questions"],
@@ -52,6 +59,8 @@ class LibraryEvaluation:
                 MetricInterval(name, float(m["estimate"]), float(m["low"]), float(m["high"]))
                 for name, m in value["metrics"].items()
             ),
+            failed=int(value.get("failed", failures.get("failed", 0))),
+            attempted=int(value.get("attempted", failures.get("attempted", 0))),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -60,6 +69,8 @@ class LibraryEvaluation:
             "questions": self.questions,
             "samples": self.samples,
             "metrics": {m.name: {"estimate": m.estimate, "low": m.low, "high": m.high} for m in self.metrics},
+            "failed": self.failed,
+            "attempted": self.attempted,
         }
 
 

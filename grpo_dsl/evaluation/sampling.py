@@ -2,6 +2,8 @@
 
 Every library compared on the same questions gets the same per-sample seeds, so
 results are paired; requests go through the run's client stack (cached, budgeted).
+A sample whose calls or reward failed has no reward (None): it is counted as a
+failure, never as a score of 0.
 """
 
 from __future__ import annotations
@@ -19,26 +21,34 @@ from grpo_dsl.plan import Plan
 from grpo_dsl.plan.views import EvaluateView, LearnView, TaskView
 from grpo_dsl.prompts.messages import PromptTemplates, compose_templates, render_messages
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Call, rollout
+from grpo_dsl.rollout.answer import Call, Tools, rollout
 from grpo_dsl.rollout.questions import Question, load_questions
+from grpo_dsl.runs.failures import Failures
 
 __all__ = ["QuestionResult", "Sampling", "gate_decision", "sample_library"]
 
 
 @dataclass(frozen=True, slots=True)
 class QuestionResult:
-    """The samples of one question under one library."""
+    """The samples of one question under one library; `rewards[i]` is None when sample i failed."""
 
     question: str
-    rewards: tuple[float, ...]
+    rewards: tuple[float | None, ...]
     tokens: tuple[int, ...]
     tool_calls: tuple[int, ...]
     errors: tuple[str | None, ...]
     outputs: tuple[str, ...]
 
     @property
-    def mean(self) -> float:
-        return sum(self.rewards) / len(self.rewards) if self.rewards else 0.0
+    def scored(self) -> list[float]:
+        """The rewards of the samples that did not fail."""
+        return [r for r in self.rewards if r is not None]
+
+    @property
+    def mean(self) -> float | None:
+        """The mean reward of the samples that did not fail (None when all failed)."""
+        scored = self.scored
+        return sum(scored) / len(scored) if scored else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +66,7 @@ async def sample_library(
     scorer: RewardScorer,
     *,
     task: TaskView,
+    tools: Tools,
     templates: PromptTemplates,
     reward: str,
     questions: Sequence[Question],
@@ -85,6 +96,7 @@ async def sample_library(
                     call,
                     task,
                     messages,
+                    tools=tools,
                     index=i,
                     temperature=temperature,
                     seed=derive_seed(seed, f"{prefix}:{question.id}", i),
@@ -97,12 +109,13 @@ async def sample_library(
         scores = await asyncio.gather(
             *(scorer.score(reward, r.output, question.fields, tokens=r.tokens, tool_calls=r.tool_calls) for r in rollouts)
         )
+        errors = tuple(r.error or s.error for r, s in zip(rollouts, scores))
         return QuestionResult(
             question=question.id,
-            rewards=tuple(0.0 if r.error else s.value for r, s in zip(rollouts, scores)),
+            rewards=tuple(None if error else s.value for error, s in zip(errors, scores)),
             tokens=tuple(r.tokens for r in rollouts),
             tool_calls=tuple(r.tool_calls for r in rollouts),
-            errors=tuple(r.error or s.error for r, s in zip(rollouts, scores)),
+            errors=errors,
             outputs=tuple(r.output for r in rollouts),
         )
 
@@ -111,10 +124,11 @@ async def sample_library(
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
-    """How a block samples any library: the task and its templates, the reward, the
-    questions, the samples per question, the seed and the temperature."""
+    """How a block samples any library: the task with its tools and templates, the
+    reward, the questions, the samples per question, the seed and the temperature."""
 
     task: TaskView
+    tools: Tools
     templates: PromptTemplates
     reward: str
     questions: tuple[Question, ...]
@@ -124,27 +138,49 @@ class Sampling:
 
     @classmethod
     def of_evaluate(cls, plan: Plan, evaluate: EvaluateView, reward: str, base_dir: Path) -> Sampling:
-        """As an `evaluate` block samples: its data, `samples`, seed and the task's temperature."""
+        """As an `evaluate` block samples: its data, `samples`, seed and the task's temperature.
+
+        Raises `SandboxUnavailable` when the task's python tool cannot run here.
+        """
         task = plan.task(evaluate.task)
         questions = load_questions(plan.dataset(evaluate.data), base_dir, evaluate.seed)
-        return cls(task, _templates(task), reward, tuple(questions), evaluate.samples, evaluate.seed, task.temperature)
+        return cls(
+            task, Tools.of(task, base_dir), _templates(task), reward, tuple(questions), evaluate.samples, evaluate.seed, task.temperature
+        )
 
     @classmethod
     def of_validation(cls, plan: Plan, learn: LearnView, base_dir: Path) -> Sampling:
-        """As a learn's gate samples: its `validate` set, G answers, the learn's seed and temperature."""
+        """As a learn's gate samples: its `validate` set, G answers, the learn's seed and temperature.
+
+        Raises `SandboxUnavailable` when the task's python tool cannot run here.
+        """
         assert learn.validate is not None, "the learn has no `validate` set"
         task = plan.task(learn.task)
         questions = load_questions(plan.dataset(learn.validate), base_dir, learn.seed)
-        return cls(task, _templates(task), learn.reward, tuple(questions), learn.group_size, learn.seed, learn.temperature)
+        return cls(
+            task, Tools.of(task, base_dir), _templates(task), learn.reward, tuple(questions), learn.group_size, learn.seed, learn.temperature
+        )
 
     async def sample(
-        self, call: Call, scorer: RewardScorer, library: Library, *, stage: str, keys: str | None = None
+        self,
+        call: Call,
+        scorer: RewardScorer,
+        library: Library,
+        *,
+        stage: str,
+        keys: str | None = None,
+        failures: tuple[Failures, str] | None = None,
     ) -> list[QuestionResult]:
-        """`sample_library` of `library` with these settings."""
-        return await sample_library(
+        """`sample_library` of `library` with these settings.
+
+        With `failures` = (tally, kind), every sample is counted as an attempt of
+        `kind`, failed with its error when it has no reward.
+        """
+        results = await sample_library(
             call,
             scorer,
             task=self.task,
+            tools=self.tools,
             templates=self.templates,
             reward=self.reward,
             questions=self.questions,
@@ -155,6 +191,11 @@ class Sampling:
             stage=stage,
             keys=keys,
         )
+        if failures is not None:
+            tally, kind = failures
+            for error in (e for q in results for e in q.errors):
+                tally.attempt(kind, error)
+        return results
 
 
 def _templates(task: TaskView) -> PromptTemplates:
@@ -164,13 +205,19 @@ def _templates(task: TaskView) -> PromptTemplates:
 def gate_decision(old: Sequence[QuestionResult], new: Sequence[QuestionResult], seed: int) -> tuple[bool, dict[str, Any]]:
     """Accept the new library unless it is worse than the old beyond noise.
 
-    "Worse beyond noise" means the 95 % paired-bootstrap interval of (new − old),
-    over per-question mean rewards, lies entirely below zero.
+    "Worse beyond noise" means the 95 % paired interval of (new − old), over
+    per-question mean rewards, lies entirely below zero (`paired_difference`). A
+    question where either library has no scored sample is left out; with none left,
+    the new library is accepted (nothing shows it is worse).
     """
-    result = paired_difference([q.mean for q in new], [q.mean for q in old], seed=seed)
+    pairs = [(n.mean, o.mean) for n, o in zip(new, old) if n.mean is not None and o.mean is not None]
+    if not pairs:
+        return True, {"old_mean": None, "new_mean": None, "questions": 0}
+    result = paired_difference([n for n, _ in pairs], [o for _, o in pairs], seed=seed)
     summary = {
-        "old_mean": sum(q.mean for q in old) / len(old) if old else 0.0,
-        "new_mean": sum(q.mean for q in new) / len(new) if new else 0.0,
+        "old_mean": sum(o for _, o in pairs) / len(pairs),
+        "new_mean": sum(n for n, _ in pairs) / len(pairs),
+        "questions": len(pairs),
         "difference": result.difference,
         "low": result.low,
         "high": result.high,

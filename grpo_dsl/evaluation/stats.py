@@ -13,16 +13,19 @@ question are not independent, questions are.
   they are enumerated with their multinomial weights and the interval is exact;
   otherwise `resamples` resamples are drawn with `random.Random(seed)`.
 - `paired_difference` compares two libraries scored on the same questions: the
-  mean per-question difference, its paired percentile-bootstrap interval, and the
-  two-sided p-value of a sign-flip (paired permutation) test, enumerated exactly
-  over all 2^m sign patterns of the m non-zero differences when m ≤ 16, and
-  estimated from `resamples` random patterns otherwise.
+  mean per-question difference, the two-sided p-value of a sign-flip (paired
+  permutation) test, and the interval of every shift that test does not reject
+  (test inversion), so that the interval excludes zero exactly when p is below
+  1 − confidence: one verdict. Sign patterns are enumerated exactly, grouped by
+  equal differences, when there are at most `EXACT_PATTERN_LIMIT` distinct
+  (sum, count) pairs, and drawn at random (`resamples`) otherwise.
 - `summarize_samples` turns per-sample records into per-question results and the
   evaluation metrics, each with its bootstrap interval.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import random
@@ -35,7 +38,8 @@ from typing import Any
 from grpo_dsl.core.errors import GrpoError
 
 __all__ = [
-    "EXACT_SIGN_FLIP_LIMIT",
+    "EXACT_PATTERN_LIMIT",
+    "SMALL_SAMPLE",
     "EvaluationSummary",
     "Interval",
     "Metric",
@@ -50,8 +54,12 @@ __all__ = [
     "summarize_samples",
 ]
 
-EXACT_SIGN_FLIP_LIMIT = 16
-"""The sign-flip test is enumerated exactly up to this many non-zero differences."""
+EXACT_PATTERN_LIMIT = 2**16
+"""The sign-flip test is enumerated exactly while its sign patterns fall into at most this many
+distinct (sum of the flipped differences, number flipped) pairs."""
+
+SMALL_SAMPLE = 20
+"""Below this many questions a comparison is flagged as resting on a small sample."""
 
 DEFAULT_RESAMPLES = 10_000
 
@@ -82,10 +90,12 @@ class Interval:
 class PairedResult:
     """Library A against library B on the same questions.
 
-    `difference` is mean(A) − mean(B) over questions, [`low`, `high`] its paired
-    bootstrap interval, `p_value` the two-sided sign-flip test of "no difference";
-    `better`, `worse` and `ties` count the questions where A scored above, below
-    or equal to B.
+    `difference` is mean(A) − mean(B) over questions, `p_value` the two-sided
+    sign-flip test of "no difference", and [`low`, `high`] every shift of the
+    differences that test does not reject at 1 − confidence, so `includes_zero` is
+    `p_value >= 1 − confidence`. `better`, `worse` and `ties` count the questions
+    where A scored above, below or equal to B; `exact` says whether every sign
+    pattern was enumerated.
     """
 
     difference: float
@@ -96,6 +106,7 @@ class PairedResult:
     worse: int
     ties: int
     includes_zero: bool
+    exact: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +118,7 @@ class PairedResult:
             "worse": self.worse,
             "ties": self.ties,
             "includes_zero": self.includes_zero,
+            "exact": self.exact,
         }
 
 
@@ -222,27 +234,95 @@ def bootstrap_ci(
     )
 
 
-def _sign_flip_p_value(differences: Sequence[float], *, resamples: int, seed: int, exact: bool | None) -> float:
-    nonzero = [d for d in differences if d != 0.0]
-    if not nonzero:
-        return 1.0
-    observed = abs(sum(nonzero))
-    tolerance = 1e-9 * sum(abs(d) for d in nonzero)
-    enumerate_all = len(nonzero) <= EXACT_SIGN_FLIP_LIMIT if exact is None else exact
-    if enumerate_all:
-        if len(nonzero) > 24:
-            raise StatsError(f"exact sign-flip enumeration is limited to 24 non-zero differences, got {len(nonzero)}")
-        sums = [0.0]
-        for d in nonzero:
-            sums = [s + d for s in sums] + [s - d for s in sums]
-        return sum(1 for s in sums if abs(s) >= observed - tolerance) / len(sums)
+Patterns = dict[tuple[float, int], int]
+"""Sign patterns by (sum of the flipped differences, number flipped): how many patterns have each."""
+
+
+def _exact_patterns(differences: Sequence[float], limit: int) -> Patterns | None:
+    """Every one of the 2^n sign patterns, grouped; None when there are more than `limit` groups.
+
+    Equal differences are flipped a times out of m in C(m, a) ways, so the patterns
+    are built value by value rather than one by one.
+    """
+    patterns: Patterns = {(0.0, 0): 1}
+    for value, count in sorted(collections.Counter(differences).items()):
+        grown: Patterns = collections.defaultdict(int)
+        for (total, flipped), weight in patterns.items():
+            for a in range(count + 1):
+                grown[total + a * value, flipped + a] += weight * math.comb(count, a)
+        if len(grown) > limit:
+            return None
+        patterns = dict(grown)
+    return patterns
+
+
+def _random_patterns(differences: Sequence[float], resamples: int, seed: int) -> Patterns:
+    """`resamples` random sign patterns and the observed one (nothing flipped), grouped."""
     rng = random.Random(seed)
-    extreme = 0
+    patterns: Patterns = collections.defaultdict(int)
+    patterns[0.0, 0] += 1
     for _ in range(resamples):
-        flipped = sum(d if rng.random() < 0.5 else -d for d in nonzero)
-        if abs(flipped) >= observed - tolerance:
-            extreme += 1
-    return (extreme + 1) / (resamples + 1)
+        flipped = [d for d in differences if rng.random() < 0.5]
+        patterns[math.fsum(flipped), len(flipped)] += 1
+    return dict(patterns)
+
+
+def _extreme_range(total: float, flipped: float, count: int, n: int) -> tuple[float, float]:
+    """The shifts δ at which a sign pattern is at least as extreme as the observed one.
+
+    With the differences shifted to dᵢ − δ, flipping the set F (sum D, |F| = k) gives
+    |T − 2D + 2kδ| against the observed |T|, T = Σdᵢ − nδ. Solving, the pattern is
+    at least as extreme exactly when δ lies between (Σd − D)/(n − k) and D/k, whose
+    weighted mean is the mean difference; flipping nothing or everything always is.
+    """
+    if count in (0, n):
+        return -math.inf, math.inf
+    rest, part = (total - flipped) / (n - count), flipped / count
+    return min(rest, part), max(rest, part)
+
+
+def _sign_flip(differences: Sequence[float], *, alpha: float, resamples: int, seed: int, exact: bool | None) -> tuple[float, float, float, bool]:
+    """(p-value of δ = 0, low, high, exact) of the sign-flip test inverted at level `alpha`.
+
+    p(δ) is the weight of the patterns whose extreme range holds δ. It falls away
+    from the mean on both sides, so the shifts with p(δ) ≥ alpha form the interval
+    [low, high]: `high` is where the weight of ranges reaching above it first makes
+    up alpha, `low` likewise below. Range ends within rounding of zero are set to
+    zero, so p(0) and the interval are computed from the same numbers: zero is
+    inside exactly when p(0) ≥ alpha.
+    """
+    n = len(differences)
+    patterns = None if exact is False else _exact_patterns(differences, EXACT_PATTERN_LIMIT if exact is None else 2**24)
+    enumerated = patterns is not None
+    if patterns is None:
+        patterns = _random_patterns(differences, resamples, seed)
+    total = math.fsum(differences)
+    bound = max((abs(d) for d in differences), default=0.0)
+    tolerance = 1e-9 * max(1.0, bound)
+
+    def snapped(value: float) -> float:
+        return 0.0 if abs(value) <= tolerance else value
+
+    ranges = []
+    for (flipped, count), w in patterns.items():
+        lo, hi = _extreme_range(total, flipped, count, n)
+        ranges.append((snapped(lo), snapped(hi), w))
+    weight = sum(w for _, _, w in ranges)
+    p_value = sum(w for lo, hi, w in ranges if lo <= 0.0 <= hi) / weight
+    needed = alpha * weight
+
+    def end(values: list[tuple[float, int]]) -> float:
+        reached = 0
+        for value, w in values:
+            reached += w
+            if reached >= needed:
+                return value
+        return values[-1][0]
+
+    high = end(sorted(((hi, w) for _, hi, w in ranges), key=lambda pair: -pair[0]))
+    low = end(sorted(((lo, w) for lo, _, w in ranges), key=lambda pair: pair[0]))
+    # An end the test cannot bound (under about six questions) is shown at the largest difference.
+    return p_value, -bound if math.isinf(low) else low, bound if math.isinf(high) else high, enumerated
 
 
 def paired_difference(
@@ -256,30 +336,32 @@ def paired_difference(
 ) -> PairedResult:
     """Compare per-question scores `a` and `b` (same questions, same order): A − B.
 
-    The interval is a percentile bootstrap of the mean difference, resampling
-    questions (so pairs stay together). The p-value is a two-sided sign-flip test:
-    under "no difference" each question's difference is as likely negative as
-    positive; p is the share of sign patterns whose |sum| is at least the observed
-    one. It is exact (all 2^m patterns of the m non-zero differences) when
-    m ≤ `EXACT_SIGN_FLIP_LIMIT`, otherwise (1 + extreme)/(1 + resamples) over random
-    patterns. `exact` forces either method for the p-value; the interval follows
-    `bootstrap_ci`'s own rule.
+    The p-value is a two-sided sign-flip test: under "no difference" each question's
+    difference is as likely negative as positive; p is the share of sign patterns
+    whose |sum| is at least the observed one. The interval holds every shift δ for
+    which the same test on the differences minus δ gives p ≥ 1 − confidence, so it
+    excludes zero exactly when p < 1 − confidence. The patterns are enumerated
+    exactly when they fall into at most `EXACT_PATTERN_LIMIT` groups of equal
+    (sum, count), else drawn (`resamples`, `random.Random(seed)`), p being then
+    (1 + extreme) / (1 + resamples). `exact` forces either method.
     """
+    _check_confidence(confidence)
     if len(a) != len(b):
         raise StatsError(f"a paired comparison needs the same questions on both sides, got {len(a)} and {len(b)} scores")
     if not a:
         raise StatsError("a paired comparison needs at least one question")
     differences = [x - y for x, y in zip(a, b)]
-    interval = bootstrap_ci(differences, fmean, confidence=confidence, resamples=resamples, seed=seed)
+    p_value, low, high, enumerated = _sign_flip(differences, alpha=1.0 - confidence, resamples=resamples, seed=seed, exact=exact)
     return PairedResult(
-        difference=interval.estimate,
-        low=interval.low,
-        high=interval.high,
-        p_value=_sign_flip_p_value(differences, resamples=resamples, seed=seed, exact=exact),
+        difference=fmean(differences),
+        low=low,
+        high=high,
+        p_value=p_value,
         better=sum(1 for x, y in zip(a, b) if x > y),
         worse=sum(1 for x, y in zip(a, b) if x < y),
         ties=sum(1 for x, y in zip(a, b) if x == y),
-        includes_zero=interval.includes_zero,
+        includes_zero=low <= 0.0 <= high,
+        exact=enumerated,
     )
 
 

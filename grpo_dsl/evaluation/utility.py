@@ -25,7 +25,9 @@ changes any score gets zero. On a library of one item both methods score the sam
 two subsets and give the same numbers.
 
 The verdict of an item is `helps` when its interval lies above zero, `hurts` when it
-lies below, and `no evidence` otherwise.
+lies below, and `no evidence` otherwise; the interval of an exact ablation is
+`paired_difference`'s inverted sign-flip test, so it excludes zero exactly when the
+p-value is below 1 − confidence.
 
 >>> chosen = design("loo", ("E1", "E2"), budget=64, seed=0)
 >>> [sorted(s) for s in chosen.subsets]
@@ -43,7 +45,7 @@ from typing import Any, Literal, TypeAlias
 
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.evaluation.pooled import crossed_bootstrap
-from grpo_dsl.evaluation.stats import DEFAULT_RESAMPLES, paired_difference
+from grpo_dsl.evaluation.stats import DEFAULT_RESAMPLES, Interval, PairedResult, paired_difference
 
 __all__ = [
     "MAX_PERMUTATIONS",
@@ -112,13 +114,12 @@ class Utility:
         }
 
 
-def verdict(low: float, high: float) -> Verdict:
-    """`helps` when the interval lies above zero, `hurts` when below, else `no evidence`."""
-    if low > 0.0:
-        return "helps"
-    if high < 0.0:
-        return "hurts"
-    return "no evidence"
+def verdict(result: PairedResult | Interval) -> Verdict:
+    """`no evidence` when the interval includes zero (for a paired result, exactly when its
+    p-value is at least 1 − confidence: one verdict), else `helps` or `hurts` by its side."""
+    if result.includes_zero:
+        return "no evidence"
+    return "helps" if result.low > 0.0 else "hurts"
 
 
 def design(method: Method, items: Sequence[str], *, budget: int, seed: int) -> Design:
@@ -221,9 +222,9 @@ def utilities(
             pairs = {item: (values, zero) for item, values in _shapley_exact(chosen.items, scores, questions).items()}
         for item, (a, b) in pairs.items():
             result = paired_difference(a, b, confidence=confidence, resamples=resamples, seed=seed)
-            found.append(Utility(item, result.difference, result.low, result.high, result.p_value, verdict(result.low, result.high)))
+            found.append(Utility(item, result.difference, result.low, result.high, result.p_value, verdict(result)))
         return tuple(found)
     for item, rows in _marginals(chosen, scores).items():
         interval = crossed_bootstrap(rows, confidence=confidence, resamples=resamples, seed=seed)
-        found.append(Utility(item, interval.estimate, interval.low, interval.high, None, verdict(interval.low, interval.high)))
+        found.append(Utility(item, interval.estimate, interval.low, interval.high, None, verdict(interval)))
     return tuple(found)

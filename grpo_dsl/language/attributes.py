@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from grpo_dsl.language.literals import is_name
+
 __all__ = [
     "AttributeSpec",
     "Kind",
@@ -25,6 +27,7 @@ __all__ = [
     "defaults",
     "lookup",
     "required",
+    "written_word",
 ]
 
 Kind = Literal[
@@ -32,12 +35,13 @@ Kind = Literal[
     "env_string",  # a string literal or env("VAR"[, "default"])
     "template",  # a Jinja2 template over the dataset's fields
     "path",  # a file or folder path, relative to the file that contains it
+    "paths",  # a list of file paths, each relative to the file that contains it
     "version",  # a semantic version string "MAJOR.MINOR.PATCH"
     "number",
     "integer",
     "bool",
     "ref",  # a reference to a declaration of one of `refers_to`
-    "enum",  # one word of `words`
+    "enum",  # one word of `words` (in quotes when it is not a name, e.g. "unsafe-process")
     "words",  # a list of words of `words`
     "metrics",  # a list of metrics: `mean`, `mean@k`, `pass@k`
     "libraries",  # a list of libraries: `none`, a learn name, or "module/path@version"
@@ -88,9 +92,14 @@ class AttributeSpec:
         if self.kind == "ref":
             return "the name of " + " or ".join(f"a {kind}" for kind in self.refers_to)
         if self.kind in ("enum", "words"):
-            choices = ", ".join(f"`{w}`" for w in self.words)
+            choices = ", ".join(f"`{written_word(w)}`" for w in self.words)
             return f"one of {choices}" if self.kind == "enum" else f"a list of {choices}"
         return _KIND_WORDS[self.kind]
+
+
+def written_word(word: str) -> str:
+    """A word as a program writes it: bare when it is a name, else in quotes."""
+    return word if is_name(word) else f'"{word}"'
 
 
 _KIND_WORDS: dict[str, str] = {
@@ -98,6 +107,7 @@ _KIND_WORDS: dict[str, str] = {
     "env_string": 'a string or `env("VAR")`',
     "template": "a Jinja2 template string",
     "path": "a path string",
+    "paths": "a list of path strings",
     "version": 'a version string such as `"1.2.0"`',
     "bool": "`true` or `false`",
     "metrics": "a list of metrics (`mean`, `mean@k`, `pass@k`)",
@@ -121,6 +131,10 @@ _PRICE = (
     AttributeSpec("input", "number", "USD per million prompt tokens", default=0.0, minimum=0),
     AttributeSpec("output", "number", "USD per million completion tokens", default=0.0, minimum=0),
 )
+
+def _max_failures(doc: str) -> AttributeSpec:
+    return AttributeSpec("max_failures", "number", doc, default=0.1, minimum=0, maximum=1)
+
 
 _BUDGET = (
     AttributeSpec("usd", "number", "stop the run cleanly once this much has been spent", minimum=0, exclusive_minimum=True),
@@ -147,6 +161,13 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
             words=("json_schema", "json_object", "text"),
         ),
         AttributeSpec("gguf", "path", "another GGUF file for the embedded local model"),
+        AttributeSpec(
+            "sandbox",
+            "enum",
+            "how the python tool isolates the code this model writes (docs/sandbox.md)",
+            default="bubblewrap",
+            words=("bubblewrap", "unsafe-process"),
+        ),
     ),
     "dataset": (
         AttributeSpec("source", "path", "a `.jsonl`, `.json` or `.csv` file", required=True),
@@ -168,7 +189,9 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         AttributeSpec("temperature", "number", "sampling temperature for evaluation and deployment", default=0.7, minimum=0, maximum=2),
         AttributeSpec("top_p", "number", "nucleus sampling", default=1.0, minimum=0, maximum=1, exclusive_minimum=True),
         _positive("max_tokens", "completion tokens per answer", 1024),
+        _positive("answer_tokens", "the usual length of an answer, for the expected cost (absent: the reference answers' length)"),
         AttributeSpec("tools", "words", "tools the model may call", default=[], words=("python",)),
+        AttributeSpec("files", "paths", "files the python tool may read, copied read-only into its folder", default=[]),
         _positive("max_turns", "turns of a tool-using answer", 8),
         AttributeSpec(
             "demos_placement",
@@ -241,6 +264,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
             words=("none", "hurting"),
         ),
         _positive("repeats", "learn this many times, with seeds `seed`, `seed + 1`, ...", 1),
+        _max_failures("the share of a step's rollouts, or learner calls, that may fail (after retries) before the run fails"),
     ),
     "evaluate": (
         AttributeSpec("task", "ref", "the task to evaluate", required=True, refers_to=("task",)),
@@ -258,6 +282,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
             words=("loo", "shapley"),
         ),
         _positive("subsets", "the most library subsets a Shapley ablation evaluates (all of them when they fit)", 64),
+        _max_failures("the share of a library's samples that may fail (after retries) before the evaluation fails"),
     ),
     "emit": (
         AttributeSpec("library", "ref", "the learn whose library is written", required=True, refers_to=("learn",)),

@@ -119,19 +119,16 @@ def conditional(condition: Value, then: Value, otherwise: Value) -> ast.Conditio
 
 
 def _word(value: Value) -> ast.Expr:
-    return ast.Name(value) if isinstance(value, str) else expr(value)
+    """A word, a reference or a library: bare when it is a name, else a string."""
+    if isinstance(value, str):
+        return ast.Name(value) if is_name(value) else ast.String(value)
+    return expr(value)
 
 
 def _metric(value: Value) -> ast.Expr:
     if isinstance(value, str):
         name, at, k = value.partition("@")
         return ast.Metric(name, int(k)) if at and k.isdigit() else ast.Name(value)
-    return expr(value)
-
-
-def _library(value: Value) -> ast.Expr:
-    if isinstance(value, str):
-        return ast.Name(value) if is_name(value) else ast.String(value)
     return expr(value)
 
 
@@ -149,16 +146,12 @@ def _value(kind: str, name: str, value: Value) -> ast.Expr | ast.Block:
         inner = f"{kind}.{name}" if spec is not None and spec.kind == "block" else ""
         return ast.Block(tuple(ast.Attribute(key, _value(inner, key, item)) for key, item in value.items()))
     match spec.kind if spec is not None else None:
-        case "ref" | "enum":
+        case "ref" | "enum" | "library":
             return _word(value)
-        case "library":
-            return _library(value)
-        case "words":
+        case "words" | "libraries":
             return _items(value, _word)
         case "metrics":
             return _items(value, _metric)
-        case "libraries":
-            return _items(value, _library)
         case "python" if isinstance(value, str):
             return python(value)
     return expr(value)

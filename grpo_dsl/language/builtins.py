@@ -36,6 +36,7 @@ exception. The choices where the language reference is silent:
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import re
@@ -363,6 +364,19 @@ class Builtin:
     function: Callable[..., Value]
     doc: str
     isolated: bool = False
+
+    @property
+    def signature(self) -> str:
+        """How a call is written, with the argument names: `numeric_equal(a, b, tol = 1e-06)`."""
+        arguments = []
+        for parameter in inspect.signature(self.function).parameters.values():
+            if parameter.kind is parameter.VAR_POSITIONAL:
+                arguments.append(f"{parameter.name}...")
+            elif parameter.default is parameter.empty:
+                arguments.append(parameter.name)
+            else:
+                arguments.append(f"{parameter.name} = {parameter.default!r}")
+        return f"{self.name}({', '.join(arguments)})"
 
     def arity_error(self, count: int) -> str | None:
         """A sentence describing the mismatch when `count` arguments are wrong, else None."""

@@ -49,6 +49,7 @@ CODES: dict[str, str] = {
     "E0104": "file not found",
     "E0105": "python file not found",
     "E0106": "malformed python reference",
+    "E0107": "two tool files with the same name",
     # references
     "E0201": "reference to a declaration of the wrong kind",
     "E0202": "unknown name in a reward expression",
@@ -70,6 +71,9 @@ CODES: dict[str, str] = {
     "E0402": "template variable is not a dataset field",
     "E0403": "malformed dataset file",
     "E0404": "field mapped to a missing column",
+    "E0405": "template past the render budget",
+    "E0406": "dataset without rows",
+    "E0407": "two dataset rows with one id",
     # semantic rules of learning and evaluation
     "E0501": "group too small to compare",
     "E0502": "reward reads the answer without ground truth",
@@ -82,6 +86,7 @@ CODES: dict[str, str] = {
     "W0002": "identical rollouts",
     "W0003": "validation set is the training set",
     "W0004": "secret written in the source",
+    "W0005": "code runs without isolation",
 }
 
 

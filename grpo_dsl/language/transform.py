@@ -9,14 +9,14 @@ imports `lark`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from lark import Token, Tree
 
 from grpo_dsl.language import ast
-from grpo_dsl.language.diagnostics import Diagnostic, ProgramError
+from grpo_dsl.language.diagnostics import Diagnostic
 from grpo_dsl.language.literals import (
     LANGUAGE_VERSIONS,
     RESERVED_WORDS,
@@ -348,29 +348,42 @@ def _too_deep(tree: Tree[Token]) -> Tree[Token] | None:
 
 
 def build(
-    parse: Callable[[], object], *, path: str, source: str, parse_tree: Callable[[], Tree[Token]]
-) -> ast.Program:
+    parse: Callable[[], tuple[object | None, Sequence[Diagnostic]]],
+    *,
+    path: str,
+    source: str,
+    parse_tree: Callable[[], Tree[Token]],
+) -> tuple[ast.Program | None, tuple[Diagnostic, ...]]:
     """Run `parse`, a parse of `source` by a Lark parser whose callbacks are a
-    `Builder`, and return the `ast.Program` it builds.
+    `Builder` that returns the tree it built (None if it stopped early) and the
+    syntax errors it recovered from; return the `ast.Program` and every problem.
 
-    Raises `ProgramError` listing every problem found while building: malformed
-    escapes and numbers, reserved words used as names, a missing or unknown header;
-    or only that the program is nested more than `MAX_DEPTH` levels deep (E0010),
-    which `parse_tree`, a parse of `source` into a Lark tree with positions, places.
-    Lark's errors (`UnexpectedInput`) pass through.
+    The problems come in source order: syntax errors, malformed escapes and
+    numbers, reserved words used as names, a missing or unknown header; or only
+    that the program is nested more than `MAX_DEPTH` levels deep (E0010, with no
+    program), which `parse_tree`, a parse of `source` into a Lark tree with
+    positions, places. Lark's errors (`UnexpectedInput`) pass through.
     """
     state = _Parse(path, source)
     reset = _current.set(state)
     try:
-        program = parse()
+        program, syntax = parse()
     finally:
         _current.reset(reset)
+    built = state.diagnostics
+    if syntax:
+        # A file cut short by a syntax error may have lost its header to it.
+        built = [d for d in built if d.code != "E0004"]
+    found = tuple(sorted([*syntax, *built], key=lambda d: (d.span.start, d.code)))
+    if program is None:
+        return None, found
     assert isinstance(program, ast.Program)
     # A Lark tree has one more level than the program: the block of a declaration.
-    if _depth(program) + 1 > MAX_DEPTH and (deep := _too_deep(parse_tree())) is not None:
+    too_deep = _depth(program) + 1 > MAX_DEPTH
+    if too_deep and syntax:
+        return None, found  # the syntax errors are reported; a tree that deep is not handed on
+    if too_deep and (deep := _too_deep(parse_tree())) is not None:
         span = ast.Span(path, deep.meta.line, deep.meta.column, deep.meta.line, deep.meta.column + 1)
         message = f"the program is nested more than {MAX_DEPTH} levels deep"
-        raise ProgramError([Diagnostic("E0010", "error", message, span)], {path: source})
-    if state.diagnostics:
-        raise ProgramError(state.diagnostics, {path: source})
-    return program
+        return None, (Diagnostic("E0010", "error", message, span),)
+    return program, found

@@ -9,13 +9,13 @@ one namespace; duplicate names are reported by the checks (`grpo_dsl.language.ch
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from grpo_dsl.language.ast import Decl, Import, Program
 from grpo_dsl.language.diagnostics import Diagnostic, ProgramError
-from grpo_dsl.language.parser import parse_file
+from grpo_dsl.language.parser import parse, parse_file
 
 __all__ = ["Workspace", "build_workspace", "load_workspace", "load_sources"]
 
@@ -73,6 +73,7 @@ def _at_import(diagnostic: Diagnostic, via: Import | None) -> Diagnostic:
 
 @dataclass
 class _Loader:
+    open_files: Mapping[Path, Program | str] = field(default_factory=dict)
     programs: dict[str, Program] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
@@ -88,7 +89,7 @@ class _Loader:
         if key in self.loaded:
             return
         try:
-            program = parse_file(path)
+            program = self.read(key, path)
         except ProgramError as error:
             self.diagnostics.extend(_at_import(d, via) for d in error.diagnostics)
             self.sources.update(error.sources)
@@ -100,7 +101,7 @@ class _Loader:
         self.visiting.append((key, path, via))
         for item in program.imports:
             target = os.path.normpath(os.path.join(os.path.dirname(path), item.path.value))
-            if not os.path.exists(target):
+            if not os.path.exists(target) and Path(target).resolve() not in self.open_files:
                 self.diagnostics.append(
                     Diagnostic(
                         "E0101",
@@ -113,6 +114,13 @@ class _Loader:
                 continue
             self.load(target, item)
         self.visiting.pop()
+
+    def read(self, key: Path, path: str) -> Program:
+        """The program at `path`: given in `open_files`, or read from the disk."""
+        given = self.open_files.get(key)
+        if isinstance(given, Program):
+            return given
+        return parse(given, path) if given is not None else parse_file(path)
 
     def _cycle(self, start: int, closing: Import) -> None:
         chain = [entry[1] for entry in self.visiting[start:]] + [self.visiting[start][1]]
@@ -130,10 +138,17 @@ class _Loader:
         )
 
 
-def load_sources(path: str) -> tuple[Workspace | None, list[Diagnostic], dict[str, str]]:
+def load_sources(
+    path: str, open_files: Mapping[Path, Program | str] | None = None
+) -> tuple[Workspace | None, list[Diagnostic], dict[str, str]]:
     """Like `load_workspace`, and also the text of every file read (for rendering
-    diagnostics even when a file failed to parse)."""
-    loader = _Loader()
+    diagnostics even when a file failed to parse).
+
+    `open_files` holds, by resolved path, programs or texts to use instead of the
+    files on disk: an editor's unsaved buffers. A program given there must have
+    been parsed without a problem, with the path this loader reads it under.
+    """
+    loader = _Loader(open_files or {})
     loader.load(path, None)
     if loader.diagnostics or path not in loader.programs:
         return None, loader.diagnostics, loader.sources

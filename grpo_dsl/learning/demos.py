@@ -37,13 +37,13 @@ def prompt_key(fields: Mapping[str, Any], variables: Collection[str]) -> str:
 @dataclass(frozen=True, slots=True)
 class GroupResult:
     """What demo selection needs of one group: its question and its scored answers
-    (`None` for a rollout that failed)."""
+    (`None` for a rollout that failed, as output or as reward)."""
 
     group: str
     question: str
     fields: Mapping[str, Any]
     outputs: Sequence[str | None]
-    rewards: Sequence[float]
+    rewards: Sequence[float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +72,22 @@ def candidates(
     """
     found: list[tuple[int, float, int, Candidate]] = []
     for position, group in enumerate(groups):
-        if not group.rewards or prompt_key(group.fields, variables) in held_out:
+        scored = [
+            (reward, index)
+            for index, (reward, output) in enumerate(zip(group.rewards, group.outputs))
+            if output and reward is not None
+        ]
+        if not scored or prompt_key(group.fields, variables) in held_out:
             continue
         shown = {name: group.fields[name] for name in variables if name in group.fields}
-        scored = [(reward, index) for index, (reward, output) in enumerate(zip(group.rewards, group.outputs)) if output]
-        best = max(scored, key=lambda pair: (pair[0], -pair[1]), default=None)
-        mean = fmean(group.rewards)
-        if source in ("rollouts", "both") and best is not None and best[0] > mean:
+        best = max(scored, key=lambda pair: (pair[0], -pair[1]))
+        mean = fmean(reward for reward, _ in scored)
+        if source in ("rollouts", "both") and best[0] > mean:
             reward, index = best
             example = Example(group.question, shown, str(group.outputs[index]).strip(), reward, "rollout")
             rationale = f"rollout {index} of group {group.group}: reward {reward:g} against a group mean of {mean:.2f}"
             found.append((0, -reward, position, Candidate(example, group.group, rationale)))
-        elif source in ("reference", "both") and ground_truth and max(group.rewards) <= 0:
+        elif source in ("reference", "both") and ground_truth and best[0] <= 0:
             answer = group.fields.get("answer")
             if answer is not None and str(answer).strip():
                 example = Example(group.question, shown, str(answer).strip(), 1.0, "reference")

@@ -11,18 +11,19 @@ when the policy's `ops` leaves it out: `ops` limits what the learner may propose
 
 The full library's samples are the gate's samples of the new library, and a library
 that did not change since the last step is measured from the cache, so pruning pays
-only for the libraries without each item of a library that changed.
+only for the libraries without each item of a library that changed. A failed sample
+counts among the step's failures (`max_failures` applies) and is left out: an item is
+measured on the questions where every library has a scored sample.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from grpo_dsl.evaluation.ablation import ItemUtility, items_of, subset_library
+from grpo_dsl.evaluation.ablation import ItemUtility, items_of, paired_means, sample_subsets
 from grpo_dsl.evaluation.sampling import Sampling
 from grpo_dsl.evaluation.utility import design, utilities
 from grpo_dsl.library import Library, Operation, OperationSource
@@ -84,13 +85,19 @@ def validation_pruning(
     async def prune(library: Library, step: int) -> Pruning:
         found = items_of(library)
         chosen = design("loo", [item for item, _, _ in found], budget=len(found) + 1, seed=learn_view.seed)
-        sampled = await asyncio.gather(
-            *(
-                sampling.sample(learner.client.complete, scorer, subset_library(library, subset), stage=STAGE, keys=GATE_KEYS)
-                for subset in chosen.subsets
-            )
+        sampled = await sample_subsets(
+            sampling,
+            learner.client.complete,
+            scorer,
+            library,
+            chosen.subsets,
+            stage=STAGE,
+            keys=GATE_KEYS,
+            failures=(learner.failures, "pruning samples"),
         )
-        scores = {subset: [q.mean for q in results] for subset, results in zip(chosen.subsets, sampled)}
+        scores, kept = paired_means(sampled)
+        if not kept:
+            return Pruning((), ())
         kinds = {item: (kind, text) for item, kind, text in found}
         measured = tuple(ItemUtility(*kinds[u.item], u) for u in utilities(chosen, scores, seed=learn_view.seed + step))
         return Pruning(measured, prune_operations(measured, step=step, where=where))

@@ -7,7 +7,8 @@ one after the other. Every repeat answers through the cache the learn's repeats 
 run again costs nothing. With `validate`, the repeats are then *ranked*: each
 repeat's last library is sampled on the validation set, G answers per question with
 the learn's own seed (the same for every repeat, so the ranking is paired), and the
-repeat with the highest mean reward is the best. Without `validate`, an evaluation
+repeat with the highest mean reward over its scored samples is the best (failed
+samples are counted, and more than the learn's `max_failures` of them fail the run). Without `validate`, an evaluation
 that compares the learn ranks them (`best_repeat`) by their gain over its baseline.
 """
 
@@ -29,6 +30,7 @@ from grpo_dsl.library import Library
 from grpo_dsl.plan import Plan
 from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.runs.directory import EventLog, RunDirectory
+from grpo_dsl.runs.failures import Failures
 from grpo_dsl.runs.progress import Progress
 from grpo_dsl.runs.repeats import REPEATS_KIND, repeat_dir, repeat_dirs, repeat_seed, shared_cache
 from grpo_dsl.runs.session import client_stack, ending_cleanly, usage_from_events
@@ -85,12 +87,15 @@ def start_repeats(
     return _run(group, stream)
 
 
-def resume_repeats(group_dir: Path, *, stream: TextIO | None = sys.stderr) -> RepeatsResult:
-    """Continue a repeated run: finish the repeats that did not complete, start those not begun, rank them."""
-    return _run(RunDirectory(group_dir), stream)
+def resume_repeats(group_dir: Path, *, stream: TextIO | None = sys.stderr, budget: Mapping[str, float] | None = None) -> RepeatsResult:
+    """Continue a repeated run: finish the repeats that did not complete, start those not begun, rank them.
+
+    `budget` replaces limits of the learn's budget in every repeat resumed or started (as `resume_run`'s).
+    """
+    return _run(RunDirectory(group_dir), stream, budget)
 
 
-def _run(group: RunDirectory, stream: TextIO | None) -> RepeatsResult:
+def _run(group: RunDirectory, stream: TextIO | None, budget: Mapping[str, float] | None = None) -> RepeatsResult:
     info = group.info()
     plan = Plan.from_json(group.plan_path.read_text(encoding="utf-8"))
     learn, base_dir = info["learn"], Path(info["base_dir"])
@@ -111,7 +116,7 @@ def _run(group: RunDirectory, stream: TextIO | None) -> RepeatsResult:
             )
         if stream is not None:
             stream.write(f"repeat {r} of {len(info['seeds'])}: seed {seed}, {folder}\n")
-        result = resume_run(folder, stream=stream)
+        result = resume_run(folder, stream=stream, budget=budget)
         runs.append(result)
         if result.status != "completed":
             stopped = f"repeat {r} {result.status}: {result.message}; continue with `grpo run --resume {group.path}`"
@@ -146,6 +151,8 @@ async def _rank(
     progress = Progress(stream, cost=lambda: usage.total_usd, interactive=False)
     means: list[float] = []
     cache = shared_cache(group.path.parents[1], learn)
+    advice = f"Fix the cause and continue with `grpo run --resume {group.path}` (the cache keeps every answer), or raise `max_failures` of learn `{learn}`."
+    failures = Failures(view.max_failures, "the ranking of the repeats", advice)
     async with ending_cleanly(events, f"grpo run --resume {group.path}") as end:
         async with (
             client_stack(plan, base_dir, group, usage, None, events, progress, cache_dir=cache) as (client, models),
@@ -153,8 +160,12 @@ async def _rank(
         ):
             progress.message(f"ranking {len(libraries)} repeats on `{view.validate}`")
             for library in libraries:
-                results = await sampling.sample(client.complete, scorer, library, stage=RANK_STAGE, keys="validate")
-                means.append(sum(q.mean for q in results) / len(results) if results else 0.0)
+                results = await sampling.sample(
+                    client.complete, scorer, library, stage=RANK_STAGE, keys="validate", failures=(failures, "samples")
+                )
+                scored = [r for q in results for r in q.scored]
+                means.append(sum(scored) / len(scored) if scored else 0.0)
+            failures.check()
     atomic_write_json(group.usage_path, usage.to_json())
     events.append("repeats_ranked" if end.status == "completed" else "ranking_" + end.status, means=means)
     events.close()

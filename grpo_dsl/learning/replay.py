@@ -45,6 +45,7 @@ from grpo_dsl.runs.repeats import runs_root_of
 from grpo_dsl.runs.session import (
     client_stack,
     ending_cleanly,
+    judge_fields,
     model_documents,
     run_budget,
     structured_mode,
@@ -314,7 +315,7 @@ class _Replay:
                 client_stack(self.plan, self.base_dir, self.replay, self.usage, budget, self.events, progress)
             )
         scorer = await stack.enter_async_context(
-            RewardScorer(self.plan.rewards(), base_dir=self.base_dir, client=client, models=models)
+            RewardScorer(self.plan.rewards(), base_dir=self.base_dir, client=client, models=models, shown=judge_fields(self.plan, learn))
         )
         learner = Learner(
             self.plan,

@@ -1,36 +1,41 @@
 """Start, resume and stop learning runs: the run directory, the client stack, the steps.
 
 `start_run` creates `runs/<learn>/<run-id>/` and executes a plan's `learn` block in
-it; `resume_run` continues a run directory after its last completed step. Both stop
-cleanly on a budget, Ctrl-C or a fatal endpoint error, with everything so far saved.
+it; `resume_run` continues a run directory after its last completed step, with the
+plan it started with (its sha256 is checked) and optionally a larger budget. Both
+hold the run directory's lock, and stop cleanly on a budget, Ctrl-C, a fatal
+endpoint error, too many failures or a full disk, with everything so far saved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from grpo_dsl.core.errors import GrpoError
+from grpo_dsl.clients.accounting import Budget
 from grpo_dsl.core.files import atomic_write_json, read_json
-from grpo_dsl.evaluation.sampling import gate_decision, sample_library
+from grpo_dsl.evaluation.sampling import Sampling, gate_decision
 from grpo_dsl.learning.prune import validation_pruning
 from grpo_dsl.learning.step import Learner, StepOutcome
 from grpo_dsl.library import Library
 from grpo_dsl.modules import ModuleError, load_module, parse_reference
-from grpo_dsl.plan import Plan
+from grpo_dsl.plan import Plan, PlanError
+from grpo_dsl.plan.estimate import DataRows, Growth, reestimate
 from grpo_dsl.rewards.scorer import RewardScorer
+from grpo_dsl.rollout.answer import Tools
 from grpo_dsl.rollout.questions import load_questions
-from grpo_dsl.runs.directory import EventLog, RunDirectory
-from grpo_dsl.runs.progress import Progress
+from grpo_dsl.runs.directory import EventLog, RunDirectory, RunError
+from grpo_dsl.runs.progress import Progress, format_cost
 from grpo_dsl.runs.repeats import runs_root_of, shared_cache_of
 from grpo_dsl.runs.session import (
     client_stack,
     ending_cleanly,
-    latest_run,
+    judge_fields,
+    latest_completed_run,
     run_budget,
     structured_mode,
     usage_from_events,
@@ -38,7 +43,6 @@ from grpo_dsl.runs.session import (
 
 __all__ = [
     "RunResult",
-    "StartError",
     "resume_run",
     "start_run",
     "validation_gate",
@@ -55,6 +59,10 @@ class RunResult:
     steps: tuple[StepOutcome, ...]
     usage: dict[str, Any]
     message: str | None = None
+    estimate: Mapping[str, Any] | None = None
+    """The whole run's cost as expected before it started (`calls`, `prompt_tokens`, `completion_tokens`, `usd`)."""
+    reestimate: Mapping[str, Any] | None = None
+    """The same, re-estimated from what step 1 really cost (None before step 1 or for a one-step run)."""
 
 
 def start_run(
@@ -68,8 +76,10 @@ def start_run(
 ) -> RunResult:
     """Create a run directory for `learn` and run it to its end (or a clean stop).
 
-    `on_start` is told the run directory as soon as it exists.
+    `on_start` is told the run directory as soon as it exists. Raises
+    `SandboxUnavailable` before it exists when the task's python tool cannot run here.
     """
+    Tools.of(plan.task(plan.learn(learn).task), base_dir)
     run = RunDirectory.create(
         runs_root,
         learn,
@@ -78,24 +88,50 @@ def start_run(
     )
     if on_start is not None:
         on_start(run.path)
-    return asyncio.run(_execute(run, plan, learn, base_dir.resolve(), stream))
+    with run.lock():
+        return asyncio.run(_execute(run, plan, learn, base_dir.resolve(), stream))
 
 
-def resume_run(run_dir: Path, *, stream: TextIO | None = sys.stderr) -> RunResult:
-    """Continue a run directory after its last completed step."""
+def resume_run(run_dir: Path, *, stream: TextIO | None = sys.stderr, budget: Mapping[str, float] | None = None) -> RunResult:
+    """Continue a run directory after its last completed step.
+
+    `budget` (`usd`, `tokens`, `calls`) replaces those limits of the learn's budget,
+    for this and later resumptions: a run stopped by its budget goes on with a
+    larger one. Raises `RunError` when another process holds the directory, or when
+    its files are missing, damaged or changed since the run started.
+    """
     run = RunDirectory(run_dir)
-    info = run.info()
-    plan = Plan.from_json(run.plan_path.read_text(encoding="utf-8"))
-    return asyncio.run(_execute(run, plan, info["learn"], Path(info["base_dir"]), stream))
+    with run.lock():
+        info = run.info()
+        plan = recorded_plan(run, info)
+        if budget:
+            run.update_info(budget={**(info.get("budget") or {}), **budget})
+        return asyncio.run(_execute(run, plan, str(info["learn"]), Path(str(info["base_dir"])), stream))
 
 
-class StartError(GrpoError, RuntimeError):
-    """A learn that cannot start: the library its `init` names cannot be found."""
+def recorded_plan(run: RunDirectory, info: Mapping[str, Any]) -> Plan:
+    """The plan a run started with, checked against the sha256 its run.json recorded."""
+    for key in ("learn", "base_dir", "plan_sha256"):
+        if not isinstance(info.get(key), str):
+            raise RunError(f"{run.info_path} is damaged: it has no `{key}`")
+    try:
+        plan = Plan.from_json(run.plan_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, PlanError) as exc:
+        raise RunError(f"{run.plan_path} cannot be read ({exc}): the run cannot be resumed; start a new one") from None
+    if plan.sha256 != info["plan_sha256"]:
+        raise RunError(
+            f"{run.plan_path} was changed after the run started (its sha256 is {plan.sha256[:12]}..., the run "
+            f"started with {str(info['plan_sha256'])[:12]}...): a run resumes only the plan it started with; "
+            "restore it, or start a new run with the changed program"
+        )
+    if info["learn"] not in plan.names("learn"):
+        raise RunError(f"{run.info_path} names learn `{info['learn']}`, which {run.plan_path} does not have")
+    return plan
 
 
 def initial_library(plan: Plan, learn: str, runs_root: Path, base_dir: Path) -> Library:
-    """The library a learn starts from: empty, the latest library of the learn named by
-    `init`, or the prompt module version `init` names (relative to `base_dir`)."""
+    """The library a learn starts from: empty, the library of the newest completed run of
+    the learn named by `init`, or the prompt module version `init` names (relative to `base_dir`)."""
     init = plan.learn(learn).init
     if not init:
         return Library.empty()
@@ -104,31 +140,49 @@ def initial_library(plan: Plan, learn: str, runs_root: Path, base_dir: Path) -> 
         try:
             return load_module(base_dir / path, version).library
         except ModuleError as exc:
-            raise StartError(f"learn `{learn}` starts from the module {init!r}: {exc}") from None
-    previous = latest_run(runs_root, init)
+            raise RunError(f"learn `{learn}` starts from the module {init!r}: {exc}") from None
+    previous, _ = latest_completed_run(runs_root, init)
     if previous is None or not (previous / "library.json").exists():
-        raise StartError(f"learn `{learn}` starts from `{init}`, which has no run with a library under {runs_root}")
-    return Library.from_json(read_json(previous / "library.json"))
+        raise RunError(f"learn `{learn}` starts from `{init}`, which has no completed run with a library under {runs_root}")
+    try:
+        return Library.from_json(read_json(previous / "library.json"))
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{previous / 'library.json'} cannot be read ({exc}): learn `{learn}` cannot start from it") from None
+
+
+def _budget(learn: Any, override: Mapping[str, Any] | None) -> Budget:
+    """The learn's budget with the limits given at a resumption (`--budget`) in place of its own."""
+    budget = run_budget(learn)
+    limits = {"usd": budget.usd, "tokens": budget.tokens, "calls": budget.calls, **(override or {})}
+    return Budget.from_json(limits)
+
+
+def _restored(run: RunDirectory, step: int) -> Library:
+    """The library of completed step `step`."""
+    try:
+        return Library.from_json(run.read_step(step, "library"))
+    except ValueError as exc:
+        raise RunError(f"{run.step_dir(step) / 'library.json'} is damaged ({exc}); delete {run.step_dir(step)} to run that step again") from None
 
 
 async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, stream: TextIO | None) -> RunResult:
+    learn_view = plan.learn(learn)
+    completed = run.completed_steps()
+    library = _restored(run, completed[-1]) if completed else initial_library(plan, learn, runs_root_of(run.path), base_dir)
+    steps = [_outcome(run, s) for s in completed]
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
-    learn_view = plan.learn(learn)
-    budget = run_budget(learn_view)
+    info = run.info()
+    budget = _budget(learn_view, info.get("budget"))
+    revised: Mapping[str, Any] | None = info.get("reestimate")
     progress = Progress(stream, cost=lambda: usage.total_usd)
-    completed = run.completed_steps()
-    library = (
-        Library.from_json(run.read_step(completed[-1], "library"))
-        if completed
-        else initial_library(plan, learn, runs_root_of(run.path), base_dir)
-    )
-    steps = [StepOutcome(**run.read_step(s, "outcome")) for s in completed]
+    if completed and _damaged(run.library_path):
+        progress.message(f"{run.library_path} was damaged; it is written again from step {completed[-1]}")
     events.append("run_resumed" if completed else "run_started", learn=learn, completed_steps=len(completed))
     async with ending_cleanly(events, f"grpo run --resume {run.path}") as end:
         async with (
             client_stack(plan, base_dir, run, usage, budget, events, progress, shared_cache_of(run.path)) as (client, models),
-            RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
+            RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view)) as scorer,
         ):
             learner = Learner(
                 plan,
@@ -154,37 +208,82 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                     + (f" and {outcome.demos} demos" if outcome.demos else "")
                     + (f", {outcome.pruned} pruned" if outcome.pruned else "")
                 )
-    status, message = end.status, end.message
-    atomic_write_json(run.usage_path, usage.to_json())
-    events.append("run_" + ("finished" if status == "completed" else status), message=message)
+                if step == 1 and learner.total_steps > 1:
+                    growth = Growth(len(library.experiences), round(sum(len(e.text) for e in library.experiences) / max(1, len(library.experiences))))
+                    revised = reestimate(plan, learn, _data_rows(plan, learn, base_dir), usage.to_json()["entries"], 1, growth)
+                    run.update_info(reestimate=revised)
+                    events.append("reestimate", after_step=1, **revised)
+                    progress.message(f"after step 1 the run is expected to take {format_cost(revised)} (before it: {format_cost(learn_view.estimate['total']['expected'])})")
+    status, message = _finish(run, events, end.status, end.message, len(steps), library, usage.to_json())
+    return RunResult(run.path, status, library, tuple(steps), usage.to_json(), message, learn_view.estimate["total"]["expected"], revised)
+
+
+def _data_rows(plan: Plan, learn: str, base_dir: Path) -> dict[str, DataRows]:
+    """The rows of a learn's datasets as the estimate reads them."""
+    view = plan.learn(learn)
+    rows = {}
+    for name in filter(None, (view.data, view.validate)):
+        questions = load_questions(plan.dataset(name), base_dir, view.seed)
+        rows[name] = DataRows(len(questions), tuple(q.fields for q in questions))
+    return rows
+
+
+def _outcome(run: RunDirectory, step: int) -> StepOutcome:
+    try:
+        return StepOutcome(**run.read_step(step, "outcome"))
+    except TypeError as exc:
+        raise RunError(f"{run.step_dir(step) / 'outcome.json'} is damaged ({exc}); delete {run.step_dir(step)} to run that step again") from None
+
+
+def _damaged(path: Path) -> bool:
+    try:
+        Library.from_json(read_json(path))
+    except (OSError, ValueError):
+        return True
+    return False
+
+
+def _finish(
+    run: RunDirectory, events: EventLog, status: str, message: str | None, steps: int, library: Library, usage: Mapping[str, Any]
+) -> tuple[str, str | None]:
+    """Record how the run ended: usage.json, library.json, the last event and run.json.
+
+    Each write is tried even when one fails (a full disk); what could not be written
+    is added to the message, and the run is then failed.
+    """
+    unwritten = []
+    writes: list[tuple[str, Callable[[], None]]] = [
+        ("usage.json", lambda: atomic_write_json(run.usage_path, usage)),
+        ("library.json", lambda: atomic_write_json(run.library_path, library.to_json()) if steps else None),
+        ("events.jsonl", lambda: events.append("run_" + ("finished" if status == "completed" else status), message=message)),
+    ]
+    for name, write in writes:
+        try:
+            write()
+        except OSError as exc:
+            unwritten.append(f"{name} ({exc.strerror or exc})")
     events.close()
-    run.update_info(status=status, message=message, steps_completed=len(steps))
-    return RunResult(run.path, status, library, tuple(steps), usage.to_json(), message)
+    if unwritten:
+        status = "failed"
+        message = "; ".join(filter(None, [message, "could not record " + ", ".join(unwritten)]))
+    try:
+        run.update_info(status=status, message=message, steps_completed=steps)
+    except OSError as exc:
+        message = f"{message}; run.json could not be updated ({exc.strerror or exc}): it still says `running`"
+    return status, message
 
 
 def validation_gate(plan: Plan, learn: str, base_dir: Path, learner: Learner, scorer: RewardScorer) -> Any:
-    """The gate of a learn with `validate`: old and new library sampled on the held-out set."""
+    """The gate of a learn with `validate`: old and new library sampled on the held-out set,
+    their failed samples counted in the step's failures."""
     learn_view = plan.learn(learn)
-    assert learn_view.validate is not None, "a gate needs a `validate` dataset"
-    questions = load_questions(plan.dataset(learn_view.validate), base_dir, learn_view.seed)
+    sampling = Sampling.of_validation(plan, learn_view, base_dir)
 
     async def evaluate(old: Library, new: Library, step: int) -> tuple[bool, dict[str, Any]]:
         results = []
         for library in (old, new):
             results.append(
-                await sample_library(
-                    learner.client.complete,
-                    scorer,
-                    task=learner.task,
-                    templates=learner.templates,
-                    reward=learn_view.reward,
-                    questions=questions,
-                    library=library,
-                    samples=learn_view.group_size,
-                    seed=learn_view.seed,
-                    temperature=learn_view.temperature,
-                    stage="validate",
-                )
+                await sampling.sample(learner.client.complete, scorer, library, stage="validate", failures=(learner.failures, "validation samples"))
             )
         return gate_decision(results[0], results[1], seed=learn_view.seed + step)
 

@@ -7,11 +7,18 @@ semantic advantage per kept group, consolidates the batch's proposals, applies t
 with the policy's rule, optionally gates the new library on held-out questions, and
 checkpoints. Each group runs its stages as soon as its own rollouts are scored; only
 consolidation waits for the whole batch.
+
+A rollout whose calls failed, or whose reward failed, has no reward: it stays in the
+record but not in its group. Failed rollouts and learner calls are counted
+(`runs.failures`); beyond the learn's `max_failures` the step stops the run. Lessons
+are stored as direct statements (`prompts.learner.direct_statement`), and a learner
+reply that stopped at `max_tokens` is rejected and recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -49,12 +56,14 @@ from grpo_dsl.prompts.learner import (
     PROPOSALS_PER_CONSOLIDATION,
     SHOWN_OUTPUT_CHARS,
     LearnerPrompts,
+    direct_statement,
 )
 from grpo_dsl.prompts.messages import compose_templates, render_messages
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Rollout, rollout
+from grpo_dsl.rollout.answer import Rollout, Tools, rollout
 from grpo_dsl.rollout.questions import Question, epoch_order, load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
+from grpo_dsl.runs.failures import Failures, TooManyFailures
 from grpo_dsl.runs.progress import Progress
 
 __all__ = ["GroupOutcome", "Learner", "StepOutcome"]
@@ -73,6 +82,11 @@ REQUESTED_SCHEMA = {
 REPLY_SHAPE = {"type": "object", "required": ["operations"], "properties": {"operations": {"type": "array"}}}
 """What a learner reply must be to be kept; its operations are then checked one by one."""
 
+NOT_A_RULE = "it describes the attempts shown to the learner, not a general rule"
+TRUNCATED_REPLY = "the learner's reply stopped at max_tokens"
+PASSED_THROUGH = (BudgetExceeded, EndpointError, TooManyFailures)
+"""What a learner call lets through: these end the run; any other failure is counted and recorded."""
+
 
 @dataclass(slots=True)
 class GroupOutcome:
@@ -82,7 +96,8 @@ class GroupOutcome:
     question: Question
     messages: list[dict[str, str]]
     rollouts: list[Rollout]
-    rewards: list[float] = field(default_factory=list)
+    rewards: list[float | None] = field(default_factory=list)
+    """One per rollout; None for a rollout that failed or whose reward failed."""
     reward_errors: list[str | None] = field(default_factory=list)
     kept: bool = False
     skip_reason: str | None = None
@@ -90,6 +105,11 @@ class GroupOutcome:
     rule: str | None = None
     proposals: list[Operation] = field(default_factory=list)
     proposal_error: str | None = None
+
+    @property
+    def scored(self) -> list[tuple[Rollout, float]]:
+        """The rollouts that have a reward, with it: the group the learner compares."""
+        return [(r, reward) for r, reward in zip(self.rollouts, self.rewards) if reward is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +128,8 @@ class StepOutcome:
     gate: str | None
     demos: int = 0
     pruned: int = 0
+    failed_rollouts: int = 0
+    failed_calls: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -123,6 +145,8 @@ class StepOutcome:
             "gate": self.gate,
             "demos": self.demos,
             "pruned": self.pruned,
+            "failed_rollouts": self.failed_rollouts,
+            "failed_calls": self.failed_calls,
         }
 
 
@@ -154,6 +178,7 @@ class Learner:
         self.learn = plan.learn(learn_name)
         self.learn_name = learn_name
         self.task = plan.task(self.learn.task)
+        self.tools = Tools.of(self.task, base_dir)
         self.base_dir = base_dir
         self.run = run
         self.client = client
@@ -172,6 +197,7 @@ class Learner:
         questions = load_questions(plan.dataset(self.learn.data), base_dir, self.learn.seed)
         self.schedule = self._schedule(questions)
         self.held_out = self._held_out(plan, base_dir) if self.policy.demos else frozenset()
+        self.failures = self._failures(0)
 
     # ------------------------------------------------------------------ schedule
 
@@ -197,7 +223,20 @@ class Learner:
             for q in load_questions(plan.dataset(name), base_dir)
         )
 
+    def _failures(self, step: int) -> Failures:
+        return Failures(
+            self.learn.max_failures,
+            f"step {step}",
+            f"Fix the cause and continue with `grpo run --resume {self.run.path}` (answers already received come "
+            f"from the cache), or raise `max_failures` of learn `{self.learn_name}` and start a new run.",
+        )
+
     # ------------------------------------------------------------------ calls
+
+    def _learner_failed(self, step: int, event: str, error: str, **fields: Any) -> None:
+        """Record a learner call that failed after its retries (an exception) and count it."""
+        self.events.append(event, step=step, error=error, **fields)
+        self.failures.attempt("learner calls", error)
 
     async def _call_json(self, request: ChatRequest) -> dict[str, Any]:
         return await complete_json(
@@ -227,6 +266,7 @@ class Learner:
             self.client.complete,
             self.task,
             messages,
+            tools=self.tools,
             index=index,
             temperature=self.learn.temperature,
             seed=derive_seed(self.learn.seed, f"{epoch}:{question.id}", index),
@@ -257,11 +297,19 @@ class Learner:
                 for r in group.rollouts
             )
         )
-        group.rewards = [0.0 if r.error else res.value for r, res in zip(group.rollouts, results)]
         group.reward_errors = [r.error or res.error for r, res in zip(group.rollouts, results)]
-        if all(r.error for r in group.rollouts):
+        group.rewards = [None if error else res.value for error, res in zip(group.reward_errors, results)]
+        for r, res in zip(group.rollouts, results):
+            if res.error and not r.error:
+                self.events.append("reward_failed", step=step, question=question.id, index=r.index, error=res.error)
+        for error in group.reward_errors:
+            self.failures.attempt("rollouts", error)
+        scored = [reward for _, reward in group.scored]
+        if not scored:
             group.skip_reason = "every rollout failed"
-        elif self.learn.ground_truth and len(set(group.rewards)) == 1:
+        elif len(scored) < 2:
+            group.skip_reason = "fewer than two rollouts have a reward"
+        elif self.learn.ground_truth and len(set(scored)) == 1:
             group.skip_reason = "every reward is equal"
         if group.skip_reason:
             self.events.append("group_skipped", step=step, group=group.group, reason=group.skip_reason)
@@ -279,14 +327,11 @@ class Learner:
         question_text = render_messages(self.bare_templates, question.fields)[-1]["content"]
         if self.learn.summarize:
             summaries = await asyncio.gather(
-                *(
-                    self._summarise(step, group, question_text, reference, r, reward, experiences)
-                    for r, reward in zip(group.rollouts, group.rewards)
-                )
+                *(self._summarise(step, group, question_text, reference, r, reward, experiences) for r, reward in group.scored)
             )
             group.summaries = list(summaries)
         else:
-            group.summaries = [_truncate(r.output or f"(failed: {r.error})") for r in group.rollouts]
+            group.summaries = [_truncate(r.output) for r, _ in group.scored]
         await self._advantage(step, group, question_text, reference, experiences)
 
     async def _summarise(
@@ -310,18 +355,22 @@ class Learner:
         request = self._learner_request("summary", prompt, f"{group.group}/summary/{rollout.index}", LEARNER_MAX_TOKENS["summary"])
         try:
             response = await self.client.complete(request)
-        except (BudgetExceeded, EndpointError):
+        except PASSED_THROUGH:
             raise
         except Exception as exc:
-            self.events.append("summary_failed", step=step, group=group.group, index=rollout.index, error=str(exc))
-            return _truncate(rollout.output or f"(failed: {rollout.error})")
+            self._learner_failed(step, "summary_failed", str(exc), group=group.group, index=rollout.index)
+            return _truncate(rollout.output)
+        self.failures.attempt("learner calls")
+        if response.finish_reason == "length":
+            self.events.append("learner_reply_truncated", step=step, group=group.group, stage="summary", index=rollout.index)
+            return _truncate(rollout.output)
         return (response.content or "").strip()
 
     async def _advantage(
         self, step: int, group: GroupOutcome, question_text: str, reference: Any, experiences: Sequence[Mapping[str, str]]
     ) -> None:
         if self.learn.summarize:
-            ranked = sorted(zip(group.rewards, group.summaries), key=lambda pair: -pair[0])
+            ranked = sorted(zip((reward for _, reward in group.scored), group.summaries), key=lambda pair: -pair[0])
             prompt = self.prompts.advantage(
                 question=question_text,
                 reference=reference,
@@ -340,12 +389,18 @@ class Learner:
         request = self._learner_request("advantage", prompt, f"{group.group}/advantage", LEARNER_MAX_TOKENS["advantage"])
         try:
             reply = await self._call_json(request)
-        except (BudgetExceeded, EndpointError):
+        except PASSED_THROUGH:
             raise
         except StructuredOutputError as exc:
+            self.failures.attempt("learner calls")
             group.proposal_error = str(exc)
             self.events.append("learner_reply_malformed", step=step, group=group.group, stage="advantage", error=str(exc))
             return
+        except Exception as exc:
+            group.proposal_error = str(exc)
+            self._learner_failed(step, "advantage_failed", str(exc), group=group.group)
+            return
+        self.failures.attempt("learner calls")
         parsed = operations_from_json(reply, source={"step": step, "groups": [group.group]})
         for problem in parsed.errors:
             self.events.append("operation_invalid", step=step, group=group.group, error=problem)
@@ -353,11 +408,22 @@ class Learner:
         for op in parsed.operations:
             if op.op == "keep":
                 continue
-            unusable = _proposal_problem(op.text, answer)
+            stated = self._stated(step, group.group, op)
+            unusable = _proposal_problem(stated.text, answer) if stated is not None else None
             if unusable:
                 self.events.append("operation_rejected", step=step, group=group.group, reason=unusable, op=op.to_json())
-            else:
-                group.proposals.append(op)
+            elif stated is not None:
+                group.proposals.append(stated)
+
+    def _stated(self, step: int, group: str | None, op: Operation) -> Operation | None:
+        """`op` with its text as a direct statement (`direct_statement`), or None (recorded) when it has none."""
+        if op.text is None:
+            return op
+        text = direct_statement(op.text)
+        if text is None:
+            self.events.append("operation_rejected", step=step, group=group, reason=NOT_A_RULE, op=op.to_json())
+            return None
+        return op if text == op.text else dataclasses.replace(op, text=text)
 
     async def _contrast(self, step: int, group: GroupOutcome, question_text: str, reference: Any) -> str | None:
         """The rule, in the learner's own words, that the group's best attempt follows and its worst breaks
@@ -366,7 +432,7 @@ class Learner:
         Asked in free text, without a schema: small models that write a sound rule in
         prose often write the task's answer instead when made to fill a JSON field.
         """
-        ranked = sorted(zip(group.rewards, group.summaries), key=lambda pair: -pair[0])
+        ranked = sorted(zip((reward for _, reward in group.scored), group.summaries), key=lambda pair: -pair[0])
         better, worse = ({"value": r, "reward": _format_reward(r), "summary": s} for r, s in (ranked[0], ranked[-1]))
         prompt = self.prompts.contrast(
             question=question_text,
@@ -379,16 +445,22 @@ class Learner:
         request = self._learner_request("contrast", prompt, f"{group.group}/contrast", LEARNER_MAX_TOKENS["contrast"])
         try:
             response = await self.client.complete(request)
-        except (BudgetExceeded, EndpointError):
+        except PASSED_THROUGH:
             raise
         except Exception as exc:
             group.proposal_error = str(exc)
-            self.events.append("contrast_failed", step=step, group=group.group, error=str(exc))
+            self._learner_failed(step, "contrast_failed", str(exc), group=group.group)
             return None
-        rule = " ".join((response.content or "").split())
-        if not rule:
-            group.proposal_error = "the learner stated no rule"
-            self.events.append("contrast_failed", step=step, group=group.group, error=group.proposal_error)
+        self.failures.attempt("learner calls")
+        said = " ".join((response.content or "").split())
+        rule = direct_statement(said) if said else None
+        if response.finish_reason == "length":
+            group.proposal_error = TRUNCATED_REPLY
+            self.events.append("learner_reply_truncated", step=step, group=group.group, stage="contrast", reply=said)
+            return None
+        if rule is None:
+            group.proposal_error = NOT_A_RULE if said else "the learner stated no rule"
+            self.events.append("contrast_rejected", step=step, group=group.group, reason=group.proposal_error, reply=said)
             return None
         return rule
 
@@ -425,17 +497,22 @@ class Learner:
             groups_in_chunk = sorted({name for names, _ in chunk for name in names})
             try:
                 reply = await self._call_json(request)
-            except (BudgetExceeded, EndpointError):
+            except PASSED_THROUGH:
                 raise
-            except StructuredOutputError as exc:
-                self.events.append("learner_reply_malformed", step=step, stage="consolidate", error=str(exc))
+            except Exception as exc:
+                if isinstance(exc, StructuredOutputError):
+                    self.failures.attempt("learner calls")
+                    self.events.append("learner_reply_malformed", step=step, stage="consolidate", error=str(exc))
+                else:
+                    self._learner_failed(step, "consolidate_failed", str(exc))
                 self.events.append("consolidation_fallback", step=step, detail="the proposals are applied unmerged")
                 merged.extend(op for _, op in chunk)
                 continue
+            self.failures.attempt("learner calls")
             parsed = operations_from_json(reply, source={"step": step, "groups": groups_in_chunk})
             for problem in parsed.errors:
                 self.events.append("operation_invalid", step=step, stage="consolidate", error=problem)
-            merged.extend(parsed.operations)
+            merged.extend(op for op in (self._stated(step, None, op) for op in parsed.operations) if op is not None)
         return merged
 
     def demo_operations(self, step: int, library: Library, groups: Sequence[GroupOutcome]) -> list[Operation]:
@@ -472,6 +549,8 @@ class Learner:
         is given is reused as it is, not asked for again.
         """
         epoch, batch = self.schedule[step - 1]
+        self.failures = self._failures(step)
+        self.failures.expect("rollouts", len(batch) * self.learn.group_size)
         self.events.append("step_started", step=step, epoch=epoch, questions=[q.id for q in batch], library_version=library.version)
         self.progress.step_started(step, self.total_steps, len(batch), self.learn.group_size)
         if recorded_groups is not None:
@@ -486,6 +565,7 @@ class Learner:
         else:
             operations = await self.consolidate(step, library, [g for g in groups if g.kept])
             operations += self.demo_operations(step, library, groups)
+        self.failures.check()
         library = library.record_uses(i for g in groups for summary in g.summaries for i in cited_ids(summary))
         new_library, report = self.rule(library, operations, self.policy, ApplyContext(step=step, groups=tuple(g.group for g in groups)))
         gate = None
@@ -498,8 +578,9 @@ class Learner:
         pruned = 0
         if self.prune is not None and (new_library.experiences or new_library.demos):
             new_library, pruned = await self._pruned(step, new_library)
+        self.failures.check()
         self._checkpoint(step, groups, operations, report, new_library, gate)
-        rewards = [r for g in groups for r in g.rewards]
+        rewards = [r for g in groups for r in g.rewards if r is not None]
         outcome = StepOutcome(
             step=step,
             epoch=epoch,
@@ -513,6 +594,8 @@ class Learner:
             demos=len(new_library.demos),
             gate=gate,
             pruned=pruned,
+            failed_rollouts=self.failures.count("rollouts"),
+            failed_calls=self.failures.count("learner calls"),
         )
         self.run.write_step(step, "outcome", outcome.to_json())
         atomic_write_json(self.run.library_path, new_library.to_json())

@@ -43,7 +43,13 @@ from jinja2 import meta
 
 from grpo_dsl._version import __version__
 from grpo_dsl.core.env import resolve_env
-from grpo_dsl.core.files import atomic_write_text, read_json, sha256_bytes, sha256_text
+from grpo_dsl.core.files import (
+    atomic_write_text,
+    permitted_mode,
+    read_json,
+    sha256_bytes,
+    sha256_text,
+)
 from grpo_dsl.core.resources import resource_path
 from grpo_dsl.core.templating import sandbox
 from grpo_dsl.library import Experience, Library
@@ -71,7 +77,7 @@ from grpo_dsl.modules.versioning import (
 )
 from grpo_dsl.plan import LearnView, Plan, PlanError
 from grpo_dsl.prompts.messages import DemosPlacement, PromptTemplates, compose_templates
-from grpo_dsl.runs.directory import RunDirectory
+from grpo_dsl.runs.directory import RunDirectory, RunError
 
 __all__ = [
     "FORMATS",
@@ -258,6 +264,7 @@ def _fsync_folder(folder: Path) -> None:
 def _publish(root: Path, version: str, files: Mapping[str, str]) -> None:
     """Write `files` into a temporary folder, then rename it to `root/version`."""
     staging = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=root))
+    staging.chmod(permitted_mode(directory=True))
     for name, text in files.items():
         atomic_write_text(staging / name, text)
     os.rename(staging, root / version)
@@ -365,6 +372,7 @@ def emit_module(
     base_dir: Path | None = None,
     version: str | None = None,
     force: bool = False,
+    failures: int = 0,
 ) -> EmitResult:
     """Write `library` as the next version of the prompt module at `path`.
 
@@ -372,7 +380,9 @@ def emit_module(
     inside it; an existing folder must be a module or empty. `force` lifts both
     checks. Emitting the content of the latest version again writes nothing and
     returns that version with `created=False`. `version` forces the number, which
-    must be higher than the latest. Raises `ModuleError`.
+    must be higher than the latest. `failures` counts the failed calls and rollouts
+    behind `library`: an empty library with failures is never published over a
+    version that has experiences, `force` or not. Raises `ModuleError`.
     """
     unknown = [f for f in spec.formats if f not in FORMATS]
     if unknown:
@@ -393,6 +403,11 @@ def emit_module(
         _sweep(root, index)
         content = ModuleContent(spec.templates, spec.model.name, library.prompt_entries(), library.demo_entries())
         latest = index.latest
+        if failures and not library.experiences and latest is not None and latest.experiences:
+            raise ModuleError(
+                f"{root}: the library is empty after {failures} failed calls and rollouts, and would replace "
+                f"version {latest.version} and its {latest.experiences} experiences; nothing was written"
+            )
         if latest is not None and latest.sha256 == content.sha256():
             return EmitResult(root, latest.version, created=False)
         previous = read_version(root, index, latest.version).content() if latest is not None else None
@@ -464,7 +479,8 @@ def emit_from_run(
     empty library a learn without `init` starts from). The task, model and learner
     are read from the plan the run executed, so the module renders exactly what the
     run sent. `base_dir` is the program's folder; `evaluation` is recorded in the
-    manifest and the README. Raises `ModuleError`.
+    manifest and the README. Only a `completed` run is published, unless `force`.
+    Raises `ModuleError`, also when the module's files cannot be written.
     """
     if emit_name not in plan.names("emit"):
         known = ", ".join(plan.names("emit")) or "none"
@@ -473,7 +489,16 @@ def emit_from_run(
     run = RunDirectory(Path(run_dir))
     if not run.info_path.is_file() or not run.plan_path.is_file():
         raise ModuleError(f"{run_dir} is not a run directory (it has no run.json and plan.json)")
-    info = run.info()
+    try:
+        info = run.info()
+    except RunError as exc:
+        raise ModuleError(str(exc)) from None
+    status = info.get("status")
+    if status != "completed" and not force:
+        raise ModuleError(
+            f"the run {run_dir} is `{status}`, not completed, so its library is not published: "
+            f"finish it with `grpo run --resume {run_dir}`, or pass --force (force=True) to publish it anyway"
+        )
     try:
         run_plan = Plan.from_json(run.plan_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, PlanError) as exc:
@@ -500,7 +525,25 @@ def emit_from_run(
         origin=Origin(run=run.path, learn=learn_name, step=chosen, plan_sha256=info.get("plan_sha256")),
         evaluation=evaluation,
     )
-    return emit_module(library, spec, Path(block.path), base_dir=base_dir, version=block.version, force=force)
+    try:
+        return emit_module(
+            library, spec, Path(block.path), base_dir=base_dir, version=block.version, force=force, failures=_failures(run, chosen)
+        )
+    except OSError as exc:
+        raise ModuleError(f"cannot write the module {block.path}: {exc.strerror or exc} ({exc.filename or 'a file'})") from None
+
+
+def _failures(run: RunDirectory, last: int) -> int:
+    """The failed rollouts and calls of the run's steps up to `last`, as their outcomes record them."""
+    total = 0
+    for step in run.completed_steps():
+        if step <= last:
+            try:
+                outcome = run.read_step(step, "outcome")
+            except RunError:
+                continue
+            total += int(outcome.get("failed_rollouts", 0)) + int(outcome.get("failed_calls", 0))
+    return total
 
 
 def _model_ref(run_plan: Plan, block: str) -> ModelRef:
@@ -533,7 +576,7 @@ def _library_at(run: RunDirectory, run_dir: Path, learn: LearnView, step: int) -
         raise ModuleError(f"step {step} of the run {run_dir} is not complete (completed steps: {listing})")
     try:
         return Library.from_json(run.read_step(step, "library"))
-    except ValueError as exc:
+    except (ValueError, RunError) as exc:
         raise ModuleError(f"{run.step_dir(step) / 'library.json'}: {exc}") from None
 
 

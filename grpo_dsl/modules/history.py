@@ -8,7 +8,6 @@ and one that formats it for people (`format_show`, `format_log`, `format_diff`,
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 from grpo_dsl.library import Demo, Experience, ProvenanceEntry
 from grpo_dsl.library.diff import marked_word_diff
 from grpo_dsl.modules.loader import IndexEntry, ModuleError, PromptModule, read_index
-from grpo_dsl.runs.directory import RunDirectory
+from grpo_dsl.runs.directory import RunDirectory, RunError
 
 __all__ = [
     "Blame",
@@ -134,7 +133,8 @@ class GroupEvidence:
 
     group: str
     question: str | None
-    rewards: tuple[float, ...]
+    rewards: tuple[float | None, ...]
+    """One per rollout; None for a rollout that failed."""
     kept: bool
     skip_reason: str | None
     proposals: tuple[Mapping[str, Any], ...]
@@ -178,8 +178,11 @@ def _find(module: PromptModule, experience_id: str) -> tuple[Experience, bool]:
         found = next((e for e in found_in if e.id == experience_id), None)
         if found is not None:
             return found, live
-    ids = ", ".join(e["id"] for e in library.listed()) or "none"
-    raise ModuleError(f"{module.name}@{module.version} has no experience or demo {experience_id} (it holds: {ids})")
+    if experience_id.startswith("D"):
+        demos = ", ".join(d.id for d in library.demos) or "none"
+        raise ModuleError(f"{module.name}@{module.version} has no demo {experience_id} (its demos: {demos})")
+    ids = ", ".join(library.ids) or "none"
+    raise ModuleError(f"{module.name}@{module.version} has no experience {experience_id} (its experiences: {ids})")
 
 
 def _texts_after(experience: Experience) -> list[str | None]:
@@ -206,7 +209,7 @@ def _run_dir(module: PromptModule) -> Path | None:
 def _step_records(run: RunDirectory, step: int, name: str) -> dict[str, Mapping[str, Any]]:
     try:
         records = run.read_step(step, name)
-    except (OSError, json.JSONDecodeError):
+    except RunError:
         return {}
     return {r["group"]: r for r in records if isinstance(r, Mapping) and "group" in r}
 
@@ -355,7 +358,7 @@ def format_blame(result: Blame) -> str:
         elif event.text is not None and entry.op == "add":
             lines.append(f"  text: {event.text}")
         for evidence in event.evidence:
-            rewards = ", ".join(f"{r:.3g}" for r in evidence.rewards)
+            rewards = ", ".join("failed" if r is None else f"{r:.3g}" for r in evidence.rewards)
             kept = "kept" if evidence.kept else f"skipped: {evidence.skip_reason}"
             lines.append(f"  group {evidence.group} (question {evidence.question}): rewards {rewards}; {kept}")
             for proposal in evidence.proposals:

@@ -10,6 +10,7 @@ from grpo_dsl.plan.compiler import compile, expression_tree, load_plan, workspac
 from grpo_dsl.plan.document import PLAN_SCHEMA, Plan, PlanError
 from grpo_dsl.plan.views import (
     BudgetLimits,
+    CostEstimate,
     DatasetView,
     EmitView,
     EvaluateView,
@@ -22,6 +23,7 @@ from grpo_dsl.plan.views import (
 __all__ = [
     "PLAN_SCHEMA",
     "BudgetLimits",
+    "CostEstimate",
     "DatasetView",
     "EmitView",
     "EvaluateView",

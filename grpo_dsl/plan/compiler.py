@@ -308,6 +308,9 @@ class _Compiler:
                 return _string(value)
             case "path":
                 return self.path(decl, _string(value))
+            case "paths":
+                assert isinstance(value, ast.ListExpr)
+                return list(dict.fromkeys(self.path(decl, _string(item)) for item in value.items))
             case "number":
                 assert isinstance(value, ast.Number)
                 return float(value.value)

@@ -22,6 +22,7 @@ from grpo_dsl.core.resources import resource_path
 from grpo_dsl.library import PolicySpec
 from grpo_dsl.plan.views import (
     BudgetLimits,
+    CostEstimate,
     DatasetView,
     EmitView,
     EvaluateView,
@@ -128,7 +129,8 @@ class Plan:
 
     def task(self, name: str) -> TaskView:
         """The `task` block `name`."""
-        return read_view(TaskView, self.data["tasks"][name], name=name)
+        section = self.data["tasks"][name]
+        return read_view(TaskView, section, name=name, sandbox=self.data["models"][section["model"]]["sandbox"])
 
     def learn(self, name: str) -> LearnView:
         """The `learn` block `name`."""
@@ -145,6 +147,10 @@ class Plan:
     def evaluate(self, name: str) -> EvaluateView:
         """The `evaluate` block `name`."""
         return read_view(EvaluateView, self.data["evaluates"][name], name=name)
+
+    def estimate(self, kind: Literal["learn", "evaluate"], name: str) -> CostEstimate:
+        """The estimated total cost of the `learn` or `evaluate` block `name`."""
+        return read_view(CostEstimate, self.data[SECTIONS[kind]][name]["estimate"]["total"])
 
     def emit(self, name: str) -> EmitView:
         """The `emit` block `name`."""

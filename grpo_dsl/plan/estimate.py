@@ -8,6 +8,12 @@ on the held-out set. An `evaluate` samples every question `samples` times per
 compared library. Tokens are estimated as characters / 4 of the prompts rendered
 from each row; completions count the declared `max_tokens` (an upper bound).
 
+Beside these bounds, every stage has its **expected** cost (`expected_learn_steps`,
+`expected_evaluate`): the real templates rendered with the data and a library of
+the expected size, answers as long as the task's `answer_tokens` or the reference
+answers, the share of groups expected to be kept. `reestimate` scales it, once some
+steps have run, by what they really cost (docs/plan.md "The expected cost").
+
 >>> schedule({"batch_size": 8, "epochs": 3}, 20)
 {'rows': 20, 'steps_per_epoch': 3, 'steps': 9, 'last_batch': 4}
 """
@@ -15,29 +21,48 @@ from each row; completions count the declared `max_tokens` (an upper bound).
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Template
 
 from grpo_dsl.core.resources import resource_path
 from grpo_dsl.core.templating import sandbox
 from grpo_dsl.language.attributes import defaults
+from grpo_dsl.library import OPERATIONS_SCHEMA, PolicySpec
 from grpo_dsl.prompts.learner import (
     LEARNER_MAX_TOKENS,
     PROPOSALS_PER_CONSOLIDATION,
     SHOWN_OUTPUT_CHARS,
+    LearnerPrompts,
 )
-from grpo_dsl.prompts.messages import EXPERIENCES_BLOCK
+from grpo_dsl.prompts.messages import (
+    EXPERIENCES_BLOCK,
+    PromptTemplates,
+    TemplateRenderError,
+    compose_templates,
+    render_messages,
+)
+
+if TYPE_CHECKING:
+    from grpo_dsl.plan.document import Plan
 
 __all__ = [
     "CHARS_PER_TOKEN",
     "DataRows",
+    "Growth",
+    "answer_tokens",
     "estimate_ablation",
     "estimate_evaluate",
     "estimate_learn",
+    "expected_ablation",
+    "expected_evaluate",
+    "expected_learn_steps",
+    "expected_rank",
+    "reestimate",
     "schedule",
 ]
 
@@ -51,6 +76,21 @@ _CHARS_PER_WORD = 6
 _ENTRY_OVERHEAD_CHARS = 8
 _PROPOSAL_OVERHEAD_CHARS = 200
 _ATTEMPT_OVERHEAD_CHARS = 40
+
+LESSON_SHARE = 2 / 3
+"""The share of `max_words` an experience is expected to use."""
+
+SUMMARY_TOKENS = 80
+"""The expected length of a rollout summary (asked for in at most four sentences)."""
+
+JUDGE_TOKENS = 40
+"""The expected length of a judge's reply: a score and one short sentence."""
+
+OPERATION_TOKENS = 25
+"""The expected tokens of an operation besides its text: the JSON keys, an id, a short rationale."""
+
+TOOL_TURNS = 2
+"""The expected turns of a tool-using answer: one call to the interpreter, then the answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +207,12 @@ class _Stage:
         }
 
 
-def _summed(stages: Sequence[dict[str, Any]], assumptions: list[str]) -> dict[str, Any]:
+def _summed(
+    stages: Sequence[dict[str, Any]], assumptions: list[str], models: Mapping[str, Mapping[str, Any]], expected: Sequence[Step]
+) -> dict[str, Any]:
+    """The stages with their expected cost beside the bounds, and the totals of both."""
+    for stage in stages:
+        stage["expected"] = _expected_by_stage(models, expected, stage["stage"], stage["model"])
     return {
         "stages": list(stages),
         "total": {
@@ -177,9 +222,24 @@ def _summed(stages: Sequence[dict[str, Any]], assumptions: list[str]) -> dict[st
             "completion_tokens": sum(s["completion_tokens"] for s in stages),
             "usd": round(sum(s["usd"] for s in stages), 6),
             "upper_bound": any(s["upper_bound"] for s in stages),
+            "expected": {
+                key: round(sum(s["expected"][key] for s in stages), 6 if key == "usd" else None)
+                for key in ("calls", "prompt_tokens", "completion_tokens", "usd")
+            },
         },
-        "assumptions": assumptions,
+        "assumptions": [*assumptions, *_EXPECTED_ASSUMPTIONS],
     }
+
+
+_EXPECTED_ASSUMPTIONS = [
+    "expected: an answer is the task's answer_tokens long, or as long as the reference answers the reward reads "
+    "(a quarter of max_tokens when it reads none); a tool-using answer takes two turns",
+    f"expected: the library grows by max_per_group experiences a step, each of {LESSON_SHARE:.0%} of max_words; "
+    "with ground truth 1 - 2/2^G of the groups are kept (rewards of answers right half the time differ), each proposing "
+    f"one operation; a summary is {SUMMARY_TOKENS} tokens, a judge's reply {JUDGE_TOKENS}; "
+    "the gate pays for the old library's samples only at step 1 (later they come from the cache)",
+    "expected: after step 1, `grpo run` re-estimates the whole run from what that step cost and how the library grew",
+]
 
 
 def _judges(rewards: Mapping[str, Mapping[str, Any]], name: str | None) -> list[str]:
@@ -401,7 +461,8 @@ def estimate_learn(plan: Mapping[str, Any], learn: Mapping[str, Any], rows: Mapp
         prune=learn["prune"] == "hurting",
         repeats=repeats,
     )
-    return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions)
+    expected = expected_learn_steps(plan, learn, rows) * repeats + expected_rank(plan, learn, rows)
+    return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions, plan["models"], expected)
 
 
 def _items(policy: Mapping[str, Any]) -> int:
@@ -465,7 +526,7 @@ def estimate_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows
         assumptions.append(_TOOLS_ASSUMPTION.format(turns=turns))
     if len(stages) > 1:
         assumptions.append(_JUDGE_ASSUMPTION)
-    return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions)
+    return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions, plan["models"], [expected_evaluate(plan, evaluate, rows)])
 
 
 def _ablated_subsets(method: str, items: int, budget: int) -> int:
@@ -525,7 +586,7 @@ def estimate_ablation(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows
         assumptions.append(_TOOLS_ASSUMPTION.format(turns=turns))
     if any(stage.stage == "judge" for stage in stages):
         assumptions.append(_JUDGE_ASSUMPTION)
-    return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions)
+    return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions, plan["models"], [expected_ablation(plan, evaluate, rows)])
 
 
 _TOOLS_ASSUMPTION = (
@@ -566,3 +627,349 @@ def _assumptions(
     if judged:
         notes.append(_JUDGE_ASSUMPTION)
     return notes
+
+
+# ------------------------------------------------------------------ the expected cost
+
+@dataclass(slots=True)
+class Expected:
+    """The expected calls and tokens of one stage and model."""
+
+    calls: float = 0.0
+    prompt_tokens: float = 0.0
+    completion_tokens: float = 0.0
+
+    def add(self, calls: float, prompt_chars: float, completion_tokens: float) -> None:
+        """Count `calls` calls of `prompt_chars` prompt characters and `completion_tokens` completion tokens each."""
+        self.calls += calls
+        self.prompt_tokens += calls * prompt_chars / CHARS_PER_TOKEN
+        self.completion_tokens += calls * completion_tokens
+
+
+Step = dict[tuple[str, str], Expected]
+"""The expected cost of one step, by (stage, model)."""
+
+
+def _mean(data: DataRows, per_row: Any) -> float:
+    return data.total(per_row(row) for row in data.fields) / data.count if data.count else 0.0
+
+
+def _reference_fields(plan: Mapping[str, Any], reward: str | None, data: DataRows) -> list[str]:
+    """The dataset fields a reward compares answers with, directly or through other rewards."""
+    rewards = plan["rewards"]
+    columns = {name for row in data.fields for name in row}
+    found: dict[str, None] = {}
+    pending, seen = [reward] if reward else [], set()
+    while pending:
+        current = pending.pop()
+        if current in seen or current not in rewards:
+            continue
+        seen.add(current)
+        if rewards[current]["kind"] == "expression":
+            for name in rewards[current]["reads"]:
+                if name in rewards:
+                    pending.append(name)
+                elif name in columns:
+                    found[name] = None
+    return list(found)
+
+
+def answer_tokens(plan: Mapping[str, Any], task: Mapping[str, Any], reward: str | None, data: DataRows) -> float:
+    """The expected length of an answer: the task's `answer_tokens`; else the mean length of the
+    reference fields the reward reads (an answer about as long as the right one), plus a few
+    tokens; else a quarter of `max_tokens`. Never more than `max_tokens`."""
+    limit = float(task["max_tokens"])
+    if task.get("answer_tokens"):
+        return min(limit, float(task["answer_tokens"]))
+    fields = _reference_fields(plan, reward, data)
+    if not fields or not data.count:
+        return limit / 4
+    return min(limit, 4 + _mean(data, lambda row: sum(_text_chars(row.get(f)) for f in fields)) / CHARS_PER_TOKEN)
+
+
+@dataclass(frozen=True, slots=True)
+class Growth:
+    """How a library grew: experiences added per step, and their mean length in characters."""
+
+    per_step: float
+    lesson_chars: int
+
+
+class _Library:
+    """The expected size of a learn's library: it grows by `max_per_group` experiences a step
+    (one consolidated batch), up to its capacity, each of `LESSON_SHARE` of `max_words`;
+    or as `growth` says, when the run has shown it. Its `demos` are expected to fill with the
+    first change of the library (a step's winners offer more candidates than slots)."""
+
+    def __init__(self, policy: Mapping[str, Any], growth: Growth | None = None):
+        self.demos = int(policy.get("demos", 0))
+        self.capacity = int(policy["capacity"])
+        self.growth = growth.per_step if growth is not None else float(policy["max_per_group"])
+        self.lesson_chars = growth.lesson_chars if growth is not None else round(int(policy["max_words"]) * LESSON_SHARE * _CHARS_PER_WORD)
+
+    def size(self, steps_done: int) -> int:
+        return min(self.capacity, round(steps_done * self.growth))
+
+    def entries(self, size: int) -> list[dict[str, str]]:
+        """`size` stand-in experiences of the expected length."""
+        return [{"id": f"E{i + 1}", "text": "x" * self.lesson_chars} for i in range(size)]
+
+    def demo_entries(self, size: int, row: Mapping[str, Any], answer_chars: int) -> list[dict[str, Any]]:
+        """Stand-in demos of a library of `size` experiences: the row's fields and an answer of `answer_chars`."""
+        count = self.demos if size > 0 else 0
+        return [{"id": f"D{i + 1}", "fields": dict(row), "answer": "x" * answer_chars} for i in range(count)]
+
+
+class _Rendered:
+    """Prompt lengths measured by rendering the real templates: the task's with every row
+    of the data, the learner's with the expected lengths of what they show."""
+
+    def __init__(self, task: Mapping[str, Any], data: DataRows, library: _Library, structured: str, answer: float):
+        self.templates = compose_templates(task["system"], task["prompt"], task["experiences"], task["demos_placement"])
+        self.answer_chars = round(answer * CHARS_PER_TOKEN)
+        self.library = library
+        self.data = data
+        self.question = _mean(data, lambda row: self._chars(compose_templates(task["system"], task["prompt"], "none"), row, 0, user=True))
+        self.task = _mean(data, lambda row: self._chars(self.templates, row, 0))
+        self.schema = json.dumps(OPERATIONS_SCHEMA) if structured == "text" else None
+        self._library_chars: dict[int, int] = {}
+        self.prompts = LearnerPrompts()
+
+    def _chars(self, templates: PromptTemplates, row: Mapping[str, Any], size: int, user: bool = False) -> int:
+        try:
+            demos = self.library.demo_entries(size, row, self.answer_chars)
+            messages = render_messages(templates, row, self.library.entries(size), demos)
+        except TemplateRenderError:
+            return len(templates.user) + len(templates.system or "")
+        return len(messages[-1]["content"]) if user else sum(len(m["content"]) for m in messages)
+
+    def task_prompt(self, size: int) -> float:
+        """The mean characters of a task's prompt with a library of `size` experiences."""
+        if size not in self._library_chars:
+            row = self.data.fields[0] if self.data.fields else {}
+            self._library_chars[size] = self._chars(self.templates, row, size) - self._chars(self.templates, row, 0)
+        return self.task + self._library_chars[size]
+
+    def learner(self, kind: str, policy: PolicySpec, size: int, **values: Any) -> float:
+        """The characters of learner prompt `kind` with a library of `size` experiences, the
+        question left out (the caller adds its mean length)."""
+        experiences = self.library.entries(size)
+        if kind == "summary":
+            return len(self.prompts.summary(question="", experiences=experiences, **values))
+        if kind == "contrast":
+            return len(self.prompts.contrast(policy=policy, question="", **values))
+        if kind == "advantage":
+            return len(self.prompts.advantage(policy=policy, question="", experiences=experiences, schema=self.schema, **values))
+        if kind == "advantage_from_rule":
+            return len(self.prompts.advantage_from_rule(policy=policy, experiences=experiences, schema=self.schema, **values))
+        return len(self.prompts.consolidate(policy=policy, experiences=experiences, schema=self.schema, **values))
+
+
+def _judge_expected(step: Step, plan: Mapping[str, Any], reward: str | None, data: DataRows, answers: float, answer: float) -> None:
+    for name in _judges(plan["rewards"], reward):
+        judge = plan["rewards"][name]
+        fields = _mean(data, lambda row: sum(len(k) + _text_chars(v) + 4 for k, v in row.items()))
+        chars = _learner_template_chars("judge") + len(judge["rubric"]) + fields + answer * CHARS_PER_TOKEN
+        step.setdefault(("judge", judge["model"]), Expected()).add(answers, chars, JUDGE_TOKENS)
+
+
+def kept_share(group: int, ground_truth: bool) -> float:
+    """The share of groups expected to be kept: with ground truth, a group whose rewards are all
+    equal is skipped, which for answers right half the time is 2 / 2^G of the groups."""
+    return 1.0 - 2.0 / 2**group if ground_truth else 1.0
+
+
+def expected_learn_steps(
+    plan: Mapping[str, Any], learn: Mapping[str, Any], rows: Mapping[str, DataRows], growth: Growth | None = None
+) -> list[Step]:
+    """The expected cost of each step of a `learn`, in step order (`growth`: how its library grows, when known).
+
+    Prompts are rendered from the real templates, the data and a library of the
+    expected size (`_Library`); a share `kept_share` of the groups is kept and each
+    proposes one operation; an answer is `answer_tokens` long; learner replies have
+    the lengths of `SUMMARY_TOKENS`, `OPERATION_TOKENS` and the expected experience.
+    The gate runs when the library grows (until it is full) and pays for the old
+    library's samples only at step 1: later they are the previous step's new
+    library, answered from the cache. Pruning then samples the library without each
+    of its items (the full library is the gate's new one, from the cache).
+    """
+    task = plan["tasks"][learn["task"]]
+    data = rows[learn["data"]]
+    validation = rows[learn["validate"]] if learn["validate"] is not None else None
+    group, batch = int(learn["group_size"]), int(learn["batch_size"])
+    policy = PolicySpec.from_json(learn["policy"])
+    library = _Library(learn["policy"], growth)
+    model, learner = task["model"], learn["learner"]
+    answer = answer_tokens(plan, task, learn["reward"], data)
+    rendered = _Rendered(task, data, library, str(plan["models"][learner]["structured"]), answer)
+    held = _Rendered(task, validation, library, "json_schema", answer) if validation is not None else None
+    turns = min(TOOL_TURNS, _turns(task))
+    shown = "x" * round(min(answer * CHARS_PER_TOKEN, SHOWN_OUTPUT_CHARS))
+    summary = "x" * (SUMMARY_TOKENS * CHARS_PER_TOKEN)
+    lesson = "x" * library.lesson_chars
+    operation = library.lesson_chars / CHARS_PER_TOKEN + OPERATION_TOKENS
+    reference = "x" * round(_mean(data, lambda row: _text_chars(row.get("answer")))) if learn["ground_truth"] else None
+    kept = kept_share(group, bool(learn["ground_truth"]))
+    batches = [min(batch, data.count - start) for start in range(0, data.count, batch)] * int(learn["epochs"])
+    steps: list[Step] = []
+    for done, questions in enumerate(batches):
+        size = library.size(done)
+        step: Step = {}
+        answers = group * questions
+        step.setdefault(("rollout", model), Expected()).add(answers * turns, rendered.task_prompt(size), answer / turns)
+        _judge_expected(step, plan, learn["reward"], data, answers, answer)
+        groups = kept * questions
+        if learn["summarize"]:
+            chars = rendered.learner("summary", policy, size, reference=reference, output=shown, reward="1", error=None)
+            step.setdefault(("summary", learner), Expected()).add(group * groups, chars + rendered.question, SUMMARY_TOKENS)
+            attempts = [{"reward": "1", "summary": summary}] * group
+            chars = rendered.learner("advantage", policy, size, reference=reference, attempts=attempts, contrast=True)
+            step.setdefault(("advantage", learner), Expected()).add(groups, chars + rendered.question, operation)
+        else:
+            attempt = {"value": 1.0, "reward": "1", "summary": shown}
+            chars = rendered.learner("contrast", policy, size, reference=reference, better=attempt, worse={**attempt, "value": 0.0}, contrast=True)
+            step.setdefault(("contrast", learner), Expected()).add(groups, chars + rendered.question, operation - OPERATION_TOKENS)
+            chars = rendered.learner("advantage_from_rule", policy, size, rule=lesson)
+            step.setdefault(("advantage", learner), Expected()).add(groups, chars, operation)
+        chunks = math.ceil(groups / PROPOSALS_PER_CONSOLIDATION)
+        if chunks:
+            proposal = {"operation": json.dumps({"op": "add", "text": lesson, "rationale": "x" * 60}), "groups": 1}
+            chars = rendered.learner("consolidate", policy, size, proposals=[proposal] * round(groups / chunks))
+            step.setdefault(("consolidate", learner), Expected()).add(chunks, chars, library.growth * operation)
+        if held is not None and validation is not None and library.size(done + 1) != size:
+            gate = group * validation.count
+            for libraries in ([size] if done == 0 else []) + [library.size(done + 1)]:
+                step.setdefault(("validate", model), Expected()).add(gate * turns, held.task_prompt(libraries), answer / turns)
+                _judge_expected(step, plan, learn["reward"], validation, gate, answer)
+            if learn["prune"] == "hurting":
+                # the library without each of its items; the full one is the gate's, from the cache
+                after = library.size(done + 1)
+                pruned = gate * (after + library.demos)
+                step.setdefault(("prune", model), Expected()).add(pruned * turns, held.task_prompt(after - 1), answer / turns)
+                _judge_expected(step, plan, learn["reward"], validation, pruned, answer)
+        steps.append(step)
+    return steps
+
+
+def expected_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> Step:
+    """The expected cost of an `evaluate`: a learned library at its expected final size, a
+    module's at half the default capacity; two libraries of the same content are asked once."""
+    task = plan["tasks"][evaluate["task"]]
+    data = rows[evaluate["data"]]
+    turns = min(TOOL_TURNS, _turns(task))
+    answer = answer_tokens(plan, task, evaluate["reward"], data)
+    step: Step = {}
+    answers = data.count * int(evaluate["samples"])
+    for name in evaluate["compare"]:
+        library, size = _expected_library(plan, task, name)
+        # a learn with `repeats` is evaluated once per repeat
+        asked = answers * int(plan["learns"].get(name, {}).get("repeats", 1))
+        prompt = _Rendered(task, data, library, "json_schema", answer).task_prompt(size)
+        step.setdefault(("evaluate", task["model"]), Expected()).add(asked * turns, prompt, answer / turns)
+        _judge_expected(step, plan, evaluate["reward"], data, asked, answer)
+    return step
+
+
+def _expected_library(plan: Mapping[str, Any], task: Mapping[str, Any], name: str) -> tuple[_Library, int]:
+    """The library `name` of an `evaluate` and its expected size: a learned library at its
+    expected final size, a module's at half the default capacity, `none` empty."""
+    library = _Library(defaults("policy"))
+    if name == "none" or task["experiences"] == "none":
+        return library, 0
+    if name in plan["learns"]:
+        learn = plan["learns"][name]
+        library = _Library(learn["policy"])
+        return library, library.size(int(learn["schedule"]["steps"]))
+    return library, library.capacity // 2
+
+
+def expected_rank(plan: Mapping[str, Any], learn: Mapping[str, Any], rows: Mapping[str, DataRows]) -> list[Step]:
+    """The expected cost of ranking the repeats of a learn with `repeats` and `validate`: each
+    repeat's last library, at its expected final size, sampled on the validation set (none otherwise)."""
+    repeats = int(learn["repeats"])
+    if repeats < 2 or learn["validate"] is None:
+        return []
+    task, validation = plan["tasks"][learn["task"]], rows[learn["validate"]]
+    library = _Library(learn["policy"])
+    answer = answer_tokens(plan, task, learn["reward"], rows[learn["data"]])
+    turns = min(TOOL_TURNS, _turns(task))
+    ranked = repeats * int(learn["group_size"]) * validation.count
+    prompt = _Rendered(task, validation, library, "json_schema", answer).task_prompt(library.size(int(learn["schedule"]["steps"])))
+    step: Step = {}
+    step.setdefault(("rank", task["model"]), Expected()).add(ranked * turns, prompt, answer / turns)
+    _judge_expected(step, plan, learn["reward"], validation, ranked, answer)
+    return [step]
+
+
+def expected_ablation(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> Step:
+    """The expected cost of `grpo ablate` on each library an `evaluate` compares (but `none`):
+    the library at its expected size (`_expected_library`) with its demos, each subset's
+    prompt that of a library half as large."""
+    task, data = plan["tasks"][evaluate["task"]], rows[evaluate["data"]]
+    turns = min(TOOL_TURNS, _turns(task))
+    answer = answer_tokens(plan, task, evaluate["reward"], data)
+    step: Step = {}
+    for name in dict.fromkeys(evaluate["compare"]):
+        if name == "none":
+            continue
+        library, size = _expected_library(plan, task, name)
+        items = size + (library.demos if size else 0)
+        answers = _ablated_subsets(evaluate["ablate"], items, int(evaluate["subsets"])) * data.count * int(evaluate["samples"])
+        prompt = _Rendered(task, data, library, "json_schema", answer).task_prompt(size // 2)
+        step.setdefault(("ablate", task["model"]), Expected()).add(answers * turns, prompt, answer / turns)
+        _judge_expected(step, plan, evaluate["reward"], data, answers, answer)
+    return step
+
+
+def _usd(models: Mapping[str, Mapping[str, Any]], model: str, prompt_tokens: float, completion_tokens: float) -> float:
+    price = models[model]["price"]
+    return (prompt_tokens * float(price["input"]) + completion_tokens * float(price["output"])) / 1e6
+
+
+def _totals(models: Mapping[str, Mapping[str, Any]], counts: Iterable[tuple[str, Expected]]) -> dict[str, Any]:
+    calls = prompt = completion = usd = 0.0
+    for model, count in counts:
+        calls += count.calls
+        prompt += count.prompt_tokens
+        completion += count.completion_tokens
+        usd += _usd(models, model, count.prompt_tokens, count.completion_tokens)
+    return {"calls": round(calls), "prompt_tokens": round(prompt), "completion_tokens": round(completion), "usd": round(usd, 6)}
+
+
+def _expected_by_stage(models: Mapping[str, Mapping[str, Any]], steps: Sequence[Step], stage: str, model: str) -> dict[str, Any]:
+    return _totals(models, ((model, step[stage, model]) for step in steps if (stage, model) in step))
+
+
+def reestimate(
+    plan: Plan, learn: str, rows: Mapping[str, DataRows], observed: Sequence[Mapping[str, Any]], done: int, growth: Growth
+) -> dict[str, Any]:
+    """The cost of the whole run of `learn`, re-estimated once `done` steps have run.
+
+    `observed` are the `entries` of `usage.json` (calls and tokens by stage and model)
+    after those steps, `growth` how the library grew in them. Each stage's remaining
+    steps are the expected ones, with the library growing as it did, scaled by what
+    the done steps really cost against what was expected of them (calls, prompt and
+    completion tokens each): the tokenizer, the real answer lengths and the share of
+    groups kept are taken from the run itself.
+    """
+    steps = expected_learn_steps(plan.data, plan.data["learns"][learn], rows, growth)
+    seen = {(str(e["stage"]), str(e["model"])): e for e in observed}
+    counts: list[tuple[str, Expected]] = []
+    for stage, model in sorted({key for step in steps for key in step} | set(seen)):
+        before = [step.get((stage, model), Expected()) for step in steps[:done]]
+        total = Expected()
+        for key in ("calls", "prompt_tokens", "completion_tokens"):
+            real = float(seen.get((stage, model), {}).get(key, 0))
+            expected_before = sum(getattr(part, key) for part in before)
+            later = sum(_scaled(getattr(step.get((stage, model), Expected()), key), real, expected_before, done) for step in steps[done:])
+            setattr(total, key, real + later)
+        counts.append((model, total))
+    return _totals(plan.data["models"], counts)
+
+
+def _scaled(expected: float, real: float, expected_before: float, done: int) -> float:
+    """`expected` for a later step, scaled by how the done steps compared with their expectation
+    (a stage that was not expected but happened goes on at its observed rate per step)."""
+    if expected_before > 0:
+        return expected * real / expected_before
+    return real / done if done else expected

@@ -1,7 +1,8 @@
 """A plan in words, for a person deciding whether to run it (`grpo plan --explain`).
 
 `explain(plan, "programs/math.grpo")` lists each `learn` step by step with the calls
-every stage makes, the cost estimate with its upper bounds marked `<=`, each
+every stage makes, the cost estimate (what is expected, and the bounds with its upper
+bounds marked `<=`), each
 `evaluate` and `emit`, and every default the compiler filled in. Values read from
 the environment are shown as `env("VAR")`, never resolved.
 """
@@ -31,12 +32,17 @@ def _plural(count: int, word: str) -> str:
 
 
 def _table(estimate: Mapping[str, Any]) -> list[str]:
-    header = f"    {'stage':<12} {'calls':>10} {'max calls':>10} {'prompt tokens':>15} {'completion tokens':>18} {'USD':>11}"
-    lines = [header]
+    header = (
+        f"    {'stage':<12} {'expected calls':>14} {'tokens':>12} {'USD':>10}   {'calls':>10} {'max calls':>10}"
+        f" {'prompt tokens':>15} {'completion tokens':>18} {'USD':>11}"
+    )
+    lines = ["    " + " " * 13 + f"{'expected':^38}   {'bound (<= marks an upper bound)':^68}", header]
     for row in [*estimate["stages"], {"stage": "total", "model": "", **estimate["total"]}]:
         mark = "<=" if row["upper_bound"] else ""
+        expected = row["expected"]
         lines.append(
-            f"    {row['stage']:<12} {mark:>2}{row['calls']:>8,} {row['max_calls']:>10,} {row['prompt_tokens']:>15,}"
+            f"    {row['stage']:<12} {expected['calls']:>14,} {expected['prompt_tokens'] + expected['completion_tokens']:>12,}"
+            f" {expected['usd']:>10.4f}   {mark:>2}{row['calls']:>8,} {row['max_calls']:>10,} {row['prompt_tokens']:>15,}"
             f" {row['completion_tokens']:>18,} {row['usd']:>11.4f}"
         )
     lines.append("    assumptions:")
@@ -124,7 +130,7 @@ def _learn(data: Mapping[str, Any], name: str, learn: Mapping[str, Any]) -> list
         lines.append(f"  budget: stop cleanly after {budget}")
     lines.append("  each step, in order:")
     lines.extend(_step_lines(data, learn))
-    lines.append("  estimate for the whole run" + (", every repeat" if learn["repeats"] > 1 else "") + " (<= marks an upper bound):")
+    lines.append("  estimate for the whole run" + (", every repeat" if learn["repeats"] > 1 else "") + ":")
     lines.extend(_table(learn["estimate"]))
     return lines
 

@@ -19,6 +19,7 @@ from grpo_dsl.prompts.messages import DemosPlacement
 __all__ = [
     "AblationMethod",
     "BudgetLimits",
+    "CostEstimate",
     "DatasetView",
     "DemoOrigin",
     "EmitView",
@@ -27,6 +28,7 @@ __all__ = [
     "LearnView",
     "ModelView",
     "Pruning",
+    "Sandbox",
     "Schedule",
     "TaskView",
     "read_view",
@@ -36,6 +38,7 @@ Experiences: TypeAlias = Literal["system", "user", "none"]
 DemoOrigin: TypeAlias = Literal["rollouts", "reference", "both"]
 Pruning: TypeAlias = Literal["none", "hurting"]
 AblationMethod: TypeAlias = Literal["loo", "shapley"]
+Sandbox: TypeAlias = Literal["bubblewrap", "unsafe-process"]
 View = TypeVar("View")
 
 
@@ -58,6 +61,7 @@ class ModelView:
     api_key: Any
     structured: str
     gguf: str | None
+    sandbox: Sandbox
     document: Mapping[str, Any]
     """The block as JSON, for the client stack (whose `ModelConfig` reads it)."""
 
@@ -78,7 +82,9 @@ class DatasetView:
 
 @dataclass(frozen=True, slots=True)
 class TaskView:
-    """A `task` block: the model that answers, its templates and sampling."""
+    """A `task` block: the model that answers, its templates and sampling, its tools
+    with the `files` they mount (relative to the program's folder), and the
+    `sandbox` of its model, which isolates the python tool."""
 
     name: str
     model: str
@@ -88,9 +94,12 @@ class TaskView:
     temperature: float
     top_p: float
     max_tokens: int
+    answer_tokens: int | None
     max_turns: int
     tools: tuple[str, ...]
     demos_placement: DemosPlacement
+    files: tuple[str, ...]
+    sandbox: Sandbox
     variables: tuple[str, ...]
 
 
@@ -135,8 +144,11 @@ class LearnView:
     demo_source: DemoOrigin
     prune: Pruning
     repeats: int
+    max_failures: float
     budget: BudgetLimits
     schedule: Schedule
+    estimate: Mapping[str, Any]
+    """The compiler's estimate (docs/plan.md "Estimate"): stages, totals, assumptions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +165,9 @@ class EvaluateView:
     seed: int
     ablate: AblationMethod
     subsets: int
+    max_failures: float
+    estimate: Mapping[str, Any]
+    """The compiler's estimate of the evaluation's cost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,3 +181,17 @@ class EmitView:
     name: str
     version: str | None
 
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    """The estimated total of a `learn` or `evaluate` block (docs/plan.md "Estimate"):
+    LLM calls (`max_calls` counts every tool turn), tokens and USD; `upper_bound`
+    when a stage is counted at its most."""
+
+    calls: int
+    max_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    usd: float
+    upper_bound: bool

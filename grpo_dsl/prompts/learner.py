@@ -1,7 +1,10 @@
-"""The learner's prompts: one Jinja template file each, rendered sandboxed."""
+"""The learner's prompts: one Jinja template file each, rendered sandboxed; and
+`direct_statement`, which turns the learner's wording of a lesson into a rule that
+stands without the prompt it answered."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,7 +14,7 @@ from grpo_dsl.core.resources import resource_path
 from grpo_dsl.core.templating import sandbox
 from grpo_dsl.library import PolicySpec
 
-__all__ = ["LEARNER_MAX_TOKENS", "PROPOSALS_PER_CONSOLIDATION", "SHOWN_OUTPUT_CHARS", "LearnerPrompts"]
+__all__ = ["LEARNER_MAX_TOKENS", "PROPOSALS_PER_CONSOLIDATION", "SHOWN_OUTPUT_CHARS", "LearnerPrompts", "direct_statement"]
 
 LEARNER_MAX_TOKENS: Mapping[str, int] = {"summary": 300, "contrast": 120, "advantage": 600, "consolidate": 1000}
 """The completion limit of each kind of learner call."""
@@ -66,3 +69,49 @@ def _policy_values(policy: PolicySpec) -> dict[str, Any]:
         "capacity": policy.capacity,
         "style": policy.style,
     }
+
+
+_PROMPT_WORDS = (
+    r"(?:that|which|the|a|an|attempt|attempts|answer|answers|[AB]|better|worse|best|worst|first|second|"
+    r"follows?|breaks?|obeys?|violates?|ignores?|misses?|and|but|does|did|not|one|general)"
+)
+_PREAMBLES = (
+    # "A rule that B breaks is that ...", "The rule A follows and B breaks is: ...", "The rule is ..."
+    re.compile(rf"^(?:the|a|one)\s+(?:general\s+)?rule(?:\s+{_PROMPT_WORDS})*\s+is\b\s*(?:that\b)?\s*[:,]?\s*", re.I),
+    # "Attempt A follows the rule that ...", "B breaks the rule: ..."
+    re.compile(rf"^(?:{_PROMPT_WORDS}\s+)*(?:follows?|obeys?|applies|breaks?|violates?|ignores?)\s+(?:the\s+)?rule\s*(?:that\b|of\b)?\s*[:,]?\s*", re.I),
+    # "Rule: ...", "Lesson - ..."
+    re.compile(r"^\W*(?:rule|lesson|experience|insight)\W*\s*[:\-\u2013\u2014]\s*", re.I),
+)
+_REFERS_TO_THE_PROMPT = re.compile(
+    r"\b(?:attempts?|answers?)\s+[AB]\b|\b[AB]\s+(?:follows?|breaks?|obeys?|violates?)\b|"
+    r"\bthe\s+(?:better|worse|best|worst|first|second|other)\s+(?:attempt|answer)s?\b",
+    re.I,
+)
+
+
+def direct_statement(text: str) -> str | None:
+    """`text` as a rule that stands on its own, or None when it only describes the attempts.
+
+    The learner often keeps the wording of the question it was asked ("A rule that B
+    breaks is that the date must be ..."); that preamble is removed and the rest
+    starts with a capital ("The date must be ..."). A text that still refers to the
+    attempts of the prompt ("Attempt A wrote ...", "the better attempt ...") is not a
+    general rule: None.
+
+    >>> direct_statement("A rule that B breaks is that the date must be in the format YYYY-MM-DD.")
+    'The date must be in the format YYYY-MM-DD.'
+    >>> direct_statement("Attempt A wrote the date with dashes.") is None
+    True
+    """
+    statement = " ".join(text.split()).strip("\"'\u201c\u201d ")
+    changed = True
+    while changed and statement:
+        changed = False
+        for preamble in _PREAMBLES:
+            shorter = preamble.sub("", statement, count=1).strip("\"'\u201c\u201d ")
+            if shorter != statement:
+                statement, changed = shorter, True
+    if not statement or _REFERS_TO_THE_PROMPT.search(statement) or not any(c.isalpha() for c in statement):
+        return None
+    return statement[0].upper() + statement[1:]

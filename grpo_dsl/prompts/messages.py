@@ -44,7 +44,8 @@ DemosPlacement: TypeAlias = Literal["turns", "system"]
 
 
 class TemplateRenderError(GrpoError):
-    """A template could not be rendered (a missing field or a template error)."""
+    """A template could not be rendered: a missing field, a template error, or a render
+    past its budget (`core.templating.RenderBudget`)."""
 
 
 @dataclass(frozen=True, slots=True)

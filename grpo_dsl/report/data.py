@@ -154,6 +154,8 @@ REPORT_DATA_SCHEMA: dict[str, Any] = {
                             "questions": _COUNT,
                             "samples": _COUNT,
                             "metrics": {"type": "object", "additionalProperties": _INTERVAL},
+                            "failed": _COUNT,
+                            "attempted": _COUNT,
                         },
                     },
                 },

@@ -22,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from grpo_dsl.core.resources import resource_path
 from grpo_dsl.evaluation.results import Comparison, EvaluationData, PooledGain
+from grpo_dsl.evaluation.stats import SMALL_SAMPLE
 from grpo_dsl.report.data import AblationData, ReportData, StageCost, StepData
 
 __all__ = ["render_report"]
@@ -377,10 +378,12 @@ def _comparison_sentence(c: Comparison, confidence: float) -> str:
         f"{c.candidate} − {c.baseline} on {c.metric}: {_signed(c.difference)} "
         f"({level} interval {_signed(c.low)} to {_signed(c.high)}; p = {_p_value(c.p_value)}; {counts})."
     )
+    questions = c.better + c.worse + c.ties
+    small = f" The sample is small ({questions} questions, under {SMALL_SAMPLE}): a few questions decide it." if questions < SMALL_SAMPLE else ""
     if c.includes_zero:
-        return f"{head} The interval includes zero: the difference is not distinguishable from noise at this level."
+        return f"{head} The interval includes zero: the difference is not distinguishable from noise at this level.{small}"
     direction = "better" if c.difference > 0 else "worse"
-    return f"{head} The interval excludes zero: {c.candidate} is {direction} than {c.baseline} beyond noise at the {level} level."
+    return f"{head} The interval excludes zero: {c.candidate} is {direction} than {c.baseline} beyond noise at the {level} level.{small}"
 
 
 def _pooled_sentence(pooled: PooledGain, confidence: float) -> str:
@@ -432,6 +435,7 @@ def render_report(data: ReportData) -> str:
         total_calls=sum(c.calls for c in data.costs),
         changed_steps=[s for s in steps if s.changes],
         metric_names=list(dict.fromkeys(m.name for lib in evaluation.libraries for m in lib.metrics)) if evaluation else [],
+        failures_shown=bool(evaluation and any(lib.failed for lib in evaluation.libraries)),
         metric_forests=_metric_forests(evaluation) if evaluation else [],
         difference_figure=_comparison_forest(evaluation) if evaluation and evaluation.comparisons else None,
         sentences=[_comparison_sentence(c, evaluation.confidence) for c in evaluation.comparisons] if evaluation else [],

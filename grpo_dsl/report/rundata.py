@@ -89,8 +89,9 @@ def _library(path: Path) -> Library:
 def _step(run: RunDirectory, step: int, before: Library | None, after: Library) -> StepData:
     groups = _read(run.step_dir(step) / "rewards.json")
     report = _read(run.step_dir(step) / "report.json")
-    group_means = [fmean(g["rewards"]) for g in groups if g["rewards"]]
-    rewards = [r for g in groups for r in g["rewards"]]
+    scored = [[r for r in g["rewards"] if r is not None] for g in groups]
+    group_means = [fmean(rewards) for rewards in scored if rewards]
+    rewards = [r for group in scored for r in group]
     band = bootstrap_ci(group_means, resamples=STEP_RESAMPLES, seed=step) if group_means else None
     changes: tuple[ExperienceChange, ...] = library_changes(_contents(before), _contents(after)) if before is not None else ()
     return StepData(

@@ -25,7 +25,9 @@ a pool of worker processes with a deadline; a worker that overruns it is killed 
 replaced. User code is imported only there, at run time, and an exception, a
 timeout or a non-number result is a recorded error with reward 0. Judge rewards ask
 their model through the injected `LLMClient` (stage `judge`) with the prompt of
-`prompts/templates/judge.j2` for `{"score": 0..1, "reason": ...}`; budget and fatal endpoint
+`prompts/templates/judge.j2` for `{"score": 0..1, "reason": ...}`: the rubric rendered with the
+row's fields and the answer, and the row's fields. Without ground truth (`shown`) the judge sees
+only the fields the task's prompt shows, never a reference answer. Budget and fatal endpoint
 errors propagate, any other failure of the judge is a recorded error.
 """
 
@@ -50,7 +52,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from jinja2 import Template
+from jinja2 import Template, TemplateError
 
 from grpo_dsl.clients.protocol import (
     BudgetExceeded,
@@ -463,8 +465,10 @@ class RewardScorer:
 
     `base_dir` is the folder of the program (user reward paths are relative to it);
     `client` answers judge rewards; `models` is the plan's `models`, read for each
-    judge model's `structured` setting. `timeout_s` bounds every user reward and
-    isolated builtin call. Use `close()` (or `async with`) to stop the workers.
+    judge model's `structured` setting. `shown` (None: every field) is the fields a
+    judge may see: without ground truth, those of the task's prompt. `timeout_s`
+    bounds every user reward and isolated builtin call. Use `close()` (or
+    `async with`) to stop the workers.
     """
 
     def __init__(
@@ -476,6 +480,7 @@ class RewardScorer:
         models: Mapping[str, Mapping[str, Any]] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         workers: int | None = None,
+        shown: frozenset[str] | None = None,
     ) -> None:
         for name, reward in rewards.items():
             if reward.get("kind") not in ("expression", "python", "judge"):
@@ -485,6 +490,7 @@ class RewardScorer:
         self.client = client
         self.models = dict(models or {})
         self.timeout_s = timeout_s
+        self.shown = shown
         self.pool = WorkerPool(workers)
         self._judge_template: Template | None = None
 
@@ -532,7 +538,12 @@ class RewardScorer:
             return RewardResult(0.0, f"judge reward `{name}` needs an LLM client")
         if self._judge_template is None:
             self._judge_template = sandbox().from_string(resource_path("prompts/templates/judge.j2").read_text(encoding="utf-8"))
-        prompt = self._judge_template.render(rubric=reward["rubric"], output=output, fields=row).strip()
+        fields = row if self.shown is None else {k: v for k, v in row.items() if k in self.shown}
+        try:
+            rubric = sandbox().from_string(str(reward["rubric"])).render({**fields, "output": output})
+        except TemplateError as exc:
+            return RewardResult(0.0, f"judge reward `{name}`: its rubric cannot be rendered: {exc}")
+        prompt = self._judge_template.render(rubric=rubric, output=output, fields=fields).strip()
         model = str(reward["model"])
         request = ChatRequest(
             model=model, messages=({"role": "user", "content": prompt},), temperature=0.0, stage="judge"

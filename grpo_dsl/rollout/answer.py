@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from grpo_dsl.clients.protocol import (
@@ -13,12 +14,42 @@ from grpo_dsl.clients.protocol import (
     ChatResponse,
     EndpointError,
 )
-from grpo_dsl.plan.views import TaskView
-from grpo_dsl.rollout.sandbox import PYTHON_TOOL, run_python
+from grpo_dsl.plan.views import Sandbox, TaskView
+from grpo_dsl.rollout.sandbox import (
+    PYTHON_TOOL,
+    SandboxUnavailable,
+    require_isolation,
+    run_python,
+)
 
-__all__ = ["Rollout", "rollout"]
+__all__ = ["Rollout", "Tools", "rollout"]
 
 Call = Callable[[ChatRequest], Awaitable[ChatResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tools:
+    """The tools of a task, ready to call: whether the model may run `python`, the
+    files the sandbox mounts (absolute) and the isolation it runs in."""
+
+    python: bool = False
+    files: tuple[Path, ...] = ()
+    isolation: Sandbox = "bubblewrap"
+
+    @classmethod
+    def of(cls, task: TaskView, base_dir: Path) -> Tools:
+        """The tools of `task`, whose `files` are relative to `base_dir`.
+
+        Raises `SandboxUnavailable` when the task has the python tool and its
+        model's sandbox cannot run on this machine, before anything is spent.
+        """
+        tools = cls("python" in task.tools, tuple((base_dir / f).resolve() for f in task.files), task.sandbox)
+        if tools.python:
+            try:
+                require_isolation(tools.isolation)
+            except SandboxUnavailable as exc:
+                raise SandboxUnavailable(f"task `{task.name}` (model `{task.model}`): {exc}") from None
+        return tools
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +57,7 @@ class Rollout:
     """A finished trajectory: the final answer text, its cost in tokens and tool calls.
 
     `error` is set when the rollout failed after the client's retries; such a
-    rollout stays in its group and scores 0.
+    rollout is recorded but has no reward and is counted as a failure.
     """
 
     index: int
@@ -52,6 +83,7 @@ async def rollout(
     task: TaskView,
     messages: list[dict[str, str]],
     *,
+    tools: Tools,
     index: int,
     temperature: float,
     seed: int,
@@ -60,13 +92,12 @@ async def rollout(
 ) -> Rollout:
     """Sample one answer to `messages` from the task's model.
 
-    With `tools = [python]` the model may call the code interpreter; each call runs
-    in the sandbox and its output goes back as a tool message, for at most
-    `max_turns` model turns. Budget and fatal endpoint errors propagate; any other
-    failure becomes a failed rollout.
+    With the python tool (`tools`, made by `Tools.of(task, ...)`) the model may call
+    the code interpreter; each call runs in the sandbox and its output goes back as
+    a tool message, for at most `max_turns` model turns. Budget, fatal endpoint and
+    sandbox errors propagate; any other failure becomes a failed rollout.
     """
-    tools = "python" in task.tools
-    turns = task.max_turns if tools else 1
+    turns = task.max_turns if tools.python else 1
     conversation: list[dict[str, Any]] = [dict(m) for m in messages]
     tool_calls = 0
     tokens = 0
@@ -83,7 +114,7 @@ async def rollout(
                 top_p=task.top_p,
                 max_tokens=task.max_tokens,
                 seed=seed,
-                tools=(PYTHON_TOOL,) if tools else (),
+                tools=(PYTHON_TOOL,) if tools.python else (),
                 stage=stage,
                 sample_key=f"{key}/{turn}",
             )
@@ -96,24 +127,25 @@ async def rollout(
             for tool_call in response.tool_calls:
                 tool_calls += 1
                 conversation.append(
-                    {"role": "tool", "tool_call_id": tool_call.get("id", ""), "content": await _run_tool(tool_call)}
+                    {"role": "tool", "tool_call_id": tool_call.get("id", ""), "content": await _run_tool(tool_call, tools)}
                 )
         return finish("", "the trajectory reached max_turns")
-    except (BudgetExceeded, EndpointError):
+    except (BudgetExceeded, EndpointError, SandboxUnavailable):
         raise
     except Exception as exc:
         return finish("", f"{type(exc).__name__}: {exc}")
 
 
-async def _run_tool(call: Mapping[str, Any]) -> str:
+async def _run_tool(call: Mapping[str, Any], tools: Tools) -> str:
     function = call.get("function") or {}
-    if function.get("name") != "python":
-        return f"error: unknown tool {function.get('name')!r}; the only tool is `python`"
+    if not tools.python or function.get("name") != "python":
+        offered = "the only tool is `python`" if tools.python else "this task has no tools"
+        return f"error: unknown tool {function.get('name')!r}; {offered}"
     try:
         code = json.loads(function.get("arguments") or "{}").get("code", "")
     except (json.JSONDecodeError, AttributeError):
         return "error: the arguments must be a JSON object with a `code` string"
-    result = await run_python(str(code))
+    result = await run_python(str(code), files=tools.files, isolation=tools.isolation)
     parts = [result.stdout]
     if result.stderr:
         parts.append(f"stderr:\n{result.stderr}")

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Callable, TextIO
+from collections.abc import Mapping
+from typing import Any, Callable, TextIO
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "format_cost"]
 
 STAGES = ("rollout", "summary", "contrast", "advantage", "consolidate", "validate", "prune")
+
+
+def format_cost(count: Mapping[str, Any]) -> str:
+    """An estimate or a usage total (`calls`, `prompt_tokens`, `completion_tokens`, `usd`) in words:
+    "1,234 calls, 56,789 tokens, $0.1234"."""
+    tokens = int(count["prompt_tokens"]) + int(count["completion_tokens"])
+    return f"{int(count['calls']):,} calls, {tokens:,} tokens, ${float(count['usd']):.4f}"
 
 
 class Progress:

@@ -22,24 +22,46 @@ from grpo_dsl.clients.protocol import (
     ModelConfig,
 )
 from grpo_dsl.clients.stack import build_client
+from grpo_dsl.core.files import read_json
 from grpo_dsl.plan import LearnView, Plan
 from grpo_dsl.runs.directory import EventLog, RunDirectory, read_events
+from grpo_dsl.runs.failures import TooManyFailures
 from grpo_dsl.runs.progress import Progress
 
 
-def latest_run(runs_root: Path, learn: str) -> Path | None:
-    """The most recent run directory of `learn` under `runs_root`, if any."""
+def latest_completed_run(runs_root: Path, learn: str) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The most recent *completed* run of `learn` under `runs_root` (None if there is none),
+    and the newer runs passed over with their status, newest first."""
+    passed: list[tuple[Path, str]] = []
+    for run in reversed(_runs(runs_root, learn)):
+        status = run_status(run)
+        if status == "completed":
+            return run, passed
+        passed.append((run, status))
+    return None, passed
+
+
+def run_status(run_dir: Path) -> str:
+    """The status a run directory records, or `damaged` when its run.json cannot be read."""
+    try:
+        return str(read_json(run_dir / "run.json").get("status") or "unknown")
+    except (OSError, ValueError, AttributeError):
+        return "damaged"
+
+
+def _runs(runs_root: Path, learn: str) -> list[Path]:
     base = runs_root / learn
-    runs = sorted(p for p in base.iterdir() if (p / "run.json").exists()) if base.is_dir() else []
-    return runs[-1] if runs else None
+    return sorted(p for p in base.iterdir() if (p / "run.json").exists()) if base.is_dir() else []
 
 
 @dataclass(slots=True)
 class RunEnd:
-    """How a block of run work ended: `completed`, `stopped`, `interrupted` or `failed`."""
+    """How a block of run work ended: `completed`, `stopped`, `interrupted` or `failed`,
+    with the exception that ended it (None when it completed)."""
 
     status: str = "completed"
     message: str | None = None
+    error: BaseException | None = None
 
 
 @contextlib.asynccontextmanager
@@ -48,38 +70,44 @@ async def ending_cleanly(
 ) -> AsyncIterator[RunEnd]:
     """Turn the ways a run can end into a `RunEnd`, never an exception.
 
-    A budget stops the run; a fatal endpoint error, one of `failures` or any other
-    exception fails it (an unexpected one is logged with its traceback); Ctrl-C
-    interrupts it, with `resume_command` (if any) in the message. Every other task of the
-    loop is settled before the block ends.
+    A budget stops the run; a fatal endpoint error, too many failures, one of
+    `failures`, a file that cannot be written (a full disk) or any other exception
+    fails it (an unexpected one is logged with its traceback); Ctrl-C interrupts it,
+    with `resume_command` (if any) in the message. Every other task of the loop is
+    settled before the block ends.
     """
     end = RunEnd()
-    fatal: tuple[type[Exception], ...] = (EndpointError, *failures)
+    fatal: tuple[type[Exception], ...] = (EndpointError, TooManyFailures, *failures)
     try:
         yield end
     except BudgetExceeded as exc:
-        end.status, end.message = "stopped", str(exc)
+        end.status, end.message, end.error = "stopped", str(exc), exc
     except fatal as exc:
-        end.status, end.message = "failed", str(exc)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        end.status = "interrupted"
+        end.status, end.message, end.error = "failed", str(exc), exc
+    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+        end.status, end.error = "interrupted", exc
         end.message = f"interrupted; continue with `{resume_command}`" if resume_command else "interrupted"
+    except OSError as exc:
+        end.status, end.error = "failed", exc
+        end.message = f"cannot write {exc.filename or 'a file of the run'}: {exc.strerror or exc}"
     except Exception as exc:
-        end.status, end.message = "failed", f"{type(exc).__name__}: {exc}"
-        events.append("error", traceback=traceback.format_exc())
+        end.status, end.message, end.error = "failed", f"{type(exc).__name__}: {exc}", exc
+        with contextlib.suppress(OSError):
+            events.append("error", traceback=traceback.format_exc())
     finally:
         await settle_tasks()
 
 
-async def settle_tasks() -> None:
-    """Cancel and wait for every other task of the loop, so nothing runs after a run ends.
+async def settle_tasks(cancel: bool = True) -> None:
+    """Wait for every other task of the loop, cancelled first unless `cancel` is False,
+    so nothing runs after a run ends.
 
     After a budget stop, an error or Ctrl-C, the sibling tasks of a cancelled
     `gather` may still be running; they must finish before the log is closed.
     """
     current = asyncio.current_task()
     others = [task for task in asyncio.all_tasks() if task is not current]
-    for task in others:
+    for task in others if cancel else ():
         task.cancel()
     await asyncio.gather(*others, return_exceptions=True)
 
@@ -121,6 +149,11 @@ async def client_stack(
     """The run's client and its models as endpoints (local models started and pointed at).
 
     Answers are cached in `cache_dir`, by default the run directory's own `cache/`.
+    Every endpoint is checked first (`ClientStack.preflight`), so a wrong URL, key or
+    model name fails in seconds, before any step, with an `EndpointError`. When a
+    budget stops the run, the calls in flight (allowed by the budget, and being paid
+    for) finish into the cache before the connections close, while every new call is
+    refused: a resumption does not pay for them again.
     """
     async with local_endpoints(model_documents(plan), base_dir=base_dir) as models:
         client = build_client(
@@ -132,7 +165,12 @@ async def client_stack(
         )
         endpoints: dict[str, Mapping[str, Any]] = dict(models)
         try:
+            await client.preflight()
+            events.append("preflight_passed", models=sorted(endpoints))
             yield EventedClient(client, events, progress), endpoints
+        except BudgetExceeded:
+            await settle_tasks(cancel=False)
+            raise
         finally:
             await client.aclose()
 
@@ -169,6 +207,12 @@ def model_documents(plan: Plan) -> dict[str, Mapping[str, Any]]:
 def structured_mode(models: Mapping[str, Mapping[str, Any]], block: str) -> str:
     """How structured outputs are asked of model `block` of the client stack's `models`."""
     return ModelConfig.from_plan(block, models[block]).structured
+
+
+def judge_fields(plan: Plan, learn: LearnView) -> frozenset[str] | None:
+    """The dataset fields a judge may see in a learn: every one (None), or, without ground
+    truth, only those the task's prompt shows, so no reference answer reaches a prompt."""
+    return None if learn.ground_truth else frozenset(plan.task(learn.task).variables)
 
 
 def run_budget(learn: LearnView) -> Budget:

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 from support.endpoint import Endpoint
-from support.eval_world import HELD_OUT, learn, write_program
+from support.eval_world import HELD_OUT, date_module, learn, write_program
 from support.worlds import HARMFUL_LESSON, HELPFUL_LESSON
 
 from grpo_dsl.cli import main
 from grpo_dsl.core.files import read_json
 from grpo_dsl.evaluation.ablation import read_ablation
+from grpo_dsl.library import Experience, Library, ProvenanceEntry
 from grpo_dsl.modules import emit_from_run, load_module
 from grpo_dsl.plan import load_plan
 
@@ -177,6 +178,8 @@ def test_what_cannot_be_ablated_is_a_clear_error(planted: Path, endpoint: Endpoi
 
 def test_a_library_without_items_is_a_clear_error(endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     program = write_program(tmp_path, endpoint)
+    # the troubled world's learner never proposes a lesson; its failures are let through
+    program.write_text(program.read_text().replace("learn date_lessons {", "learn date_lessons {\n  max_failures = 1"))
     learn(tmp_path, program, endpoint, script="support.worlds:troubled_world")
 
     status, _, err = grpo_ablate(program, capsys)
@@ -196,3 +199,77 @@ def test_the_run_directory_holds_the_library_and_the_results(planted: Path, caps
     events = [json.loads(line)["event"] for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert events[0] == "ablation_started" and events[-1] == "ablation_finished"
     assert events.count("subset_scored") == 3
+
+
+def one_lesson_module(folder: Path, lesson: str = HELPFUL_LESSON) -> str:
+    """A module of the date task whose library holds `lesson`; its reference."""
+    added = (ProvenanceEntry("add", 0),)
+    return date_module(folder, Library(version=1, experiences=(Experience("E1", lesson, added, 0),), next_id=2), "one")
+
+
+def _failing(endpoint: Endpoint, folder: Path, limit: str | None = None) -> tuple[Path, str]:
+    """The evaluation world where every sample of half the held-out questions fails (HTTP 500,
+    retried once), and a module of one lesson to ablate."""
+    endpoint.configure(script="support.worlds:quarter_failing_world")
+    program = write_program(folder, endpoint)
+    program.write_text(program.read_text().replace("max_retries = 8", "max_retries = 1"))
+    if limit is not None:
+        program.write_text(program.read_text().replace("  compare = [none, date_lessons]", f"  compare = [none, date_lessons]\n  max_failures = {limit}"))
+    return program, one_lesson_module(folder)
+
+
+def test_an_ablation_with_too_many_failed_samples_fails_and_says_why(endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    program, reference = _failing(endpoint, tmp_path)
+
+    status, out, err = grpo_ablate(program, capsys, "--library", reference)
+
+    assert status == 1, err
+    assert f"ablation failed: the ablation of `{reference}`: 24 of 96 samples failed" in err, err
+    assert "more than max_failures = 10%): 24 x HTTP 500: scripted failure" in err and "Traceback" not in err
+    assert out.startswith("ablate date_eval: failed")
+    (run_dir,) = (p for p in (tmp_path / "runs" / "date_eval").iterdir() if p.name != "cache")
+    assert read_json(run_dir / "run.json")["status"] == "failed" and not (run_dir / "ablation.json").exists()
+
+
+def test_failed_samples_are_counted_and_left_out_never_scored_0(endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    program, reference = _failing(endpoint, tmp_path, limit="0.5")
+
+    document = ablated(program, capsys, "--library", reference)
+
+    # the full library and the empty one, 12 questions x 4 samples each; half the questions fail every sample
+    assert document["failures"] == {"attempted": 96, "failed": 48, "causes": {"HTTP 500: scripted failure": 48}}
+    assert document["questions"] == HELD_OUT // 2
+    assert all(len(s["scores"]) == HELD_OUT // 2 for s in document["subsets"])
+    assert [(i["id"], i["verdict"]) for i in document["items"]] == [("E1", "helps")]
+    full = next(s for s in document["subsets"] if s["items"] == ["E1"])
+    assert full["scores"] == [1.0] * (HELD_OUT // 2), "the helpful lesson answers every scored sample right: no failure counts as 0"
+    status, out, _ = grpo_ablate(program, capsys, "--library", reference)
+    assert status == 0 and "48 of 96 samples failed, left out of the numbers: 48 x HTTP 500: scripted failure" in out
+
+
+def _ablate_with_tools(endpoint: Endpoint, folder: Path) -> tuple[Path, str]:
+    endpoint.configure(script="support.worlds:tool_world")
+    program = write_program(folder, endpoint, compare="[none]", questions=3)
+    program.write_text(program.read_text().replace("  max_tokens  = 20\n", "  max_tokens  = 20\n  tools       = [python]\n"))
+    return program, one_lesson_module(folder)
+
+
+@pytest.mark.usefixtures("bubblewrap")
+def test_an_ablation_runs_the_python_tool_in_the_sandbox(endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    program, reference = _ablate_with_tools(endpoint, tmp_path)
+
+    document = ablated(program, capsys, "--library", reference)
+
+    # every answer asked the interpreter first (two calls), and what it printed is right
+    assert all(score == 1.0 for subset in document["subsets"] for score in subset["scores"])
+    assert endpoint.stats()["total"] == 2 * (2 * 3 * 4)
+
+
+@pytest.mark.usefixtures("no_bubblewrap")
+def test_an_ablation_without_bubblewrap_refuses_before_it_starts(endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    program, reference = _ablate_with_tools(endpoint, tmp_path)
+
+    status, _, err = grpo_ablate(program, capsys, "--library", reference)
+
+    assert status == 1 and "task `write_date` (model `world`)" in err and "`bwrap` is not installed" in err
+    assert not (tmp_path / "runs").exists() and endpoint.stats()["total"] == 0

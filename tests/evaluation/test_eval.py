@@ -62,7 +62,8 @@ def test_eval_prints_the_difference_with_its_interval(learned: Path, capsys: pyt
     difference, low, high = (float(g) for g in match.groups()[:3])
     assert 0 < low <= difference <= high
     assert difference > 0.4
-    assert "the interval excludes zero: date_lessons scores higher than none at 95 %" in out
+    assert "date_lessons scores higher than none at 95 % (the interval excludes zero)" in out
+    assert "the sample is small (12 questions, under 20)" in out
     assert "includes zero" not in out
     assert re.search(rf"^none\s+{NUMBER} \[{NUMBER}, {NUMBER}\]", out, re.MULTILINE), out
     assert "date_lessons: 2 experiences from" in out
@@ -148,6 +149,7 @@ def test_a_rerun_replays_from_the_cache_for_free(learned: Path, endpoint: Endpoi
 
 def test_an_interval_that_includes_zero_is_said_in_words(endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     program = write_program(tmp_path, endpoint)
+    program.write_text(program.read_text().replace("  seed       = 3\n", "  seed       = 3\n  max_failures = 0.5\n"))
     result = learn(tmp_path, program, endpoint, script="support.worlds:troubled_world")
     assert len(result.library.experiences) == 0
     endpoint.configure(script="support.worlds:date_world")
@@ -156,7 +158,7 @@ def test_an_interval_that_includes_zero_is_said_in_words(endpoint: Endpoint, tmp
 
     assert status == 0
     assert re.search(r"date_lessons - none on mean: \+0\.000 \[\+0\.000, \+0\.000\], p = 1 ", out), out
-    assert out.count("the interval includes zero: no evidence of a difference at 95 %") == 3
+    assert out.count("no evidence of a difference at 95 % (the interval includes zero)") == 3
     assert "excludes zero" not in out
     assert endpoint.stats()["total"] == HELD_OUT * 4, "the same prompts are not paid for twice"
 
@@ -271,3 +273,27 @@ def test_the_block_must_exist_and_be_chosen(endpoint: Endpoint, tmp_path: Path, 
     status, _, err = grpo_eval(program, capsys)
     assert status == 2 and "choose one with --evaluate (date_eval, other)" in err
     assert endpoint.stats()["total"] == 0
+
+
+def _eval_with_tools(endpoint: Endpoint, folder: Path) -> Path:
+    endpoint.configure(script="support.worlds:tool_world")
+    program = write_program(folder, endpoint, compare="[none]", questions=3)
+    program.write_text(program.read_text().replace("  max_tokens  = 20\n", "  max_tokens  = 20\n  tools       = [python]\n"))
+    return program
+
+
+@pytest.mark.usefixtures("bubblewrap")
+def test_eval_runs_the_python_tool_in_the_sandbox(endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = grpo_eval(_eval_with_tools(endpoint, tmp_path), capsys)
+    assert status == 0, err
+    records = [json.loads(line) for line in (eval_run_dir(err) / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 3 * 4
+    assert all(r["tool_calls"] == 1 and r["reward"] == 1 for r in records)
+
+
+@pytest.mark.usefixtures("no_bubblewrap")
+def test_eval_without_bubblewrap_refuses_before_it_starts(endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = grpo_eval(_eval_with_tools(endpoint, tmp_path), capsys)
+    assert status == 1
+    assert "grpo: error: task `write_date` (model `world`)" in err and "`bwrap` is not installed" in err
+    assert not (tmp_path / "runs").exists() and endpoint.stats()["total"] == 0

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from grpo_dsl.evaluation.pooled import crossed_bootstrap
 from grpo_dsl.evaluation.stats import StatsError, bootstrap_ci
-from grpo_dsl.evaluation.utility import Scores, UtilityError, design, utilities
+from grpo_dsl.evaluation.utility import Method, Scores, UtilityError, design, utilities
 
 ITEMS = ("E1", "E2", "E3", "D1", "D2")
 RESAMPLES = 400
@@ -78,6 +78,18 @@ def test_an_item_that_never_changes_any_score_gets_zero(table: tuple[tuple[str, 
         utility = {u.item: u for u in utilities(chosen, scores, resamples=RESAMPLES, seed=seed)}[idle]
         assert (utility.estimate, utility.low, utility.high) == (0.0, 0.0, 0.0)
         assert utility.verdict == "no evidence"
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables(max_items=4), st.sampled_from(["loo", "shapley"]), st.integers(0, 1000))
+def test_an_exact_verdict_and_its_p_value_never_disagree(table: tuple[tuple[str, ...], Scores], method: Method, seed: int) -> None:
+    items, scores = table
+
+    for utility in utilities(design(method, items, budget=64, seed=seed), scores, resamples=RESAMPLES, seed=seed):
+        assert utility.p_value is not None
+        assert (utility.verdict == "no evidence") == (utility.p_value >= 0.05)
+        if utility.verdict != "no evidence":
+            assert (utility.verdict == "helps") == (utility.estimate > 0)
 
 
 @settings(max_examples=60, deadline=None)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grpo_dsl.cli import main
-from grpo_dsl.core.datasets import DatasetError, read_columns, read_rows, row_id
+from grpo_dsl.core.datasets import DatasetError, read_rows, read_table, row_id
 from grpo_dsl.language import ast
 from grpo_dsl.language.attributes import (
     SPECS,
@@ -27,6 +27,7 @@ from grpo_dsl.language.attributes import (
 )
 from grpo_dsl.language.checks import CHECKS, check, check_path
 from grpo_dsl.language.diagnostics import CODES
+from grpo_dsl.language.parser import parse
 from grpo_dsl.language.workspace import build_workspace, load_workspace
 
 PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
@@ -153,10 +154,10 @@ class TestDatasets:
         write(tmp_path, "a.jsonl", '{"id": 1, "q": "x"}\n\n{"q": "y", "a": "z"}\n')
         write(tmp_path, "a.json", '[{"q": "x"}, {"a": "y"}]')
         write(tmp_path, "a.csv", "q,a\nx,1\n")
-        assert read_columns(tmp_path / "a.jsonl") == ("id", "q", "a")
+        assert read_table(tmp_path / "a.jsonl").columns == ("id", "q", "a")
         assert read_rows(tmp_path / "a.jsonl") == [{"id": 1, "q": "x"}, {"q": "y", "a": "z"}]
-        assert read_columns(tmp_path / "a.json") == ("q", "a")
-        assert read_columns(tmp_path / "a.csv") == ("q", "a")
+        assert read_table(tmp_path / "a.json").columns == ("q", "a")
+        assert read_table(tmp_path / "a.csv").columns == ("q", "a")
         assert read_rows(tmp_path / "a.csv") == [{"q": "x", "a": "1"}]
 
     @pytest.mark.parametrize(
@@ -183,9 +184,9 @@ class TestDatasets:
     def test_missing_and_non_utf8_files(self, tmp_path: Path) -> None:
         (tmp_path / "latin.jsonl").write_bytes(b'{"q": "caf\xe9"}\n')
         with pytest.raises(DatasetError, match="not valid UTF-8"):
-            read_columns(tmp_path / "latin.jsonl")
+            read_rows(tmp_path / "latin.jsonl")
         with pytest.raises(DatasetError, match="no such file"):
-            read_columns(tmp_path / "absent.jsonl")
+            read_rows(tmp_path / "absent.jsonl")
 
     def test_row_ids(self) -> None:
         assert row_id({"id": "q7", "q": "x"}) == "q7"
@@ -232,6 +233,23 @@ class TestWorkspace:
         assert [d.code for d in result.diagnostics] == ["E0001"]
         assert result.workspace is None and not result.ok
         assert set(result.sources) == {main_path, str(tmp_path / "bad.grpo")}
+
+    def test_open_files_replace_the_files_on_disk(self, tmp_path: Path) -> None:
+        base = write(tmp_path, "base.grpo", 'grpo 1\nmodel m { name = "x" }\n')
+        main_path = write(tmp_path, "main.grpo", 'grpo 1\nimport "base.grpo"\ntask t { model = m  prompt = "p" }\n')
+        assert check_path(main_path).ok
+        edited = 'grpo 1\nimport "base.grpo"\nimport "new.grpo"\ntask t { model = m  prompt = "p" }\n'
+        unsaved = {
+            Path(main_path).resolve(): edited,
+            Path(base).resolve(): 'grpo 1\nmodel n { name = "x" }\n',
+            (tmp_path / "new.grpo").resolve(): "grpo 1\npolicy p {}\n",
+        }
+        result = check_path(main_path, unsaved)
+        assert [(d.code, d.message) for d in result.diagnostics] == [("E0203", "unknown model `m`")]
+        assert result.sources[main_path] == edited
+        parsed = parse(edited.replace('import "new.grpo"\n', ""), main_path)
+        workspace = check_path(main_path, {Path(main_path).resolve(): parsed}).workspace
+        assert workspace is not None and workspace.program is parsed
 
 
 # ----------------------------------------------------------- programs built in Python

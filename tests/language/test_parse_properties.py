@@ -1,7 +1,8 @@
 """Properties of the front end over generated and mutated programs.
 
 Parsing either succeeds or raises `ProgramError`, whatever the input; formatting
-a program that parses gives the same tree back and is a fixed point.
+a program that parses gives the same tree back and is a fixed point; recovering
+from syntax errors keeps the first error as it was and reports the rest in order.
 """
 
 from __future__ import annotations
@@ -11,12 +12,19 @@ from pathlib import Path
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
+from lark.exceptions import UnexpectedInput
 from lark.lexer import PatternStr
 
 from grpo_dsl.language.ast import Program
 from grpo_dsl.language.diagnostics import ProgramError
 from grpo_dsl.language.fmt import format_program
-from grpo_dsl.language.parser import _lark, parse, parse_bytes
+from grpo_dsl.language.parser import (
+    _build,
+    _lark,
+    _syntax_diagnostic,
+    parse,
+    parse_bytes,
+)
 
 FIXTURES = sorted((Path(__file__).resolve().parents[1] / "fixtures").glob("*.grpo"))
 
@@ -97,3 +105,27 @@ def test_mutated_programs_raise_only_program_error_and_format_when_valid(data: b
         assert all(d.code.startswith("E00") for d in error.diagnostics)
         return
     assert_formatting_round_trips(program)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_fixture())
+def test_recovery_keeps_the_first_syntax_error_and_reports_the_rest_in_order(data: bytes) -> None:
+    text = data.decode("utf-8", errors="replace")
+    try:
+        _build(text, "mutated.grpo")
+    except UnexpectedInput as error:
+        first = _syntax_diagnostic(error, "mutated.grpo", text)
+    except ProgramError:
+        return
+    else:
+        return
+    try:
+        parse(text, "mutated.grpo")
+    except ProgramError as error:
+        found = error.diagnostics
+    syntax = [d for d in found if d.code == "E0001"]
+    assert syntax[0] == first
+    starts = [d.span.start for d in found]
+    assert starts == sorted(starts)
+    assert len(set(found)) == len(found)
+    assert all(0 <= d.span.start <= len(text) for d in found)

@@ -10,7 +10,13 @@ import pytest
 from grpo_dsl.cli import main
 from grpo_dsl.language import ast
 from grpo_dsl.language.diagnostics import ProgramError
-from grpo_dsl.language.parser import SYNTAX_EXAMPLES, parse, parse_file
+from grpo_dsl.language.parser import (
+    MAX_SYNTAX_ERRORS,
+    SYNTAX_EXAMPLES,
+    parse,
+    parse_file,
+    parse_partial,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -317,6 +323,78 @@ class TestSyntaxErrors:
     def test_every_labelled_example_gets_its_own_label(self, label: str, examples: tuple[str, ...]) -> None:
         for example in examples:
             assert message_of(example).endswith(label), example
+
+
+class TestRecovery:
+    def test_every_syntax_error_of_a_file_is_reported_in_order(self) -> None:
+        text = "grpo 1\nmodel m {\n  name \"x\"\n}\ntask t {\n  a = [1 2]\n}\nlearn l {\n  group_size =\n}\n"
+        diagnostics = error_of(text).diagnostics
+        assert [(d.code, d.span.line, d.message) for d in diagnostics] == [
+            ("E0001", 3, "expected `=` or `{` after the attribute name"),
+            ("E0001", 6, "expected `,` or `]` in the list"),
+            ("E0001", 10, "expected a value after `=`"),
+        ]
+
+    def test_a_block_without_its_brace_resumes_at_the_next_declaration(self) -> None:
+        text = 'grpo 1\nmodel m {\n  name = "x"\n\ntask t {\n  model = m\n}\nreward r = 1 +\n'
+        diagnostics = error_of(text).diagnostics
+        assert [(d.span.line, d.span.column, d.message) for d in diagnostics] == [
+            (5, 6, "expected `=` or `{` after the attribute name"),
+            (8, 15, "unexpected end of file; expected a value after the operator"),
+        ]
+
+    def test_the_rest_of_a_line_with_an_unterminated_string_is_skipped(self) -> None:
+        text = 'grpo 1\nmodel m {\n  name = "oops model x = 1\n  rpm = 3\n}\nmodle n {}\n'
+        diagnostics = error_of(text).diagnostics
+        assert [(d.span.line, d.message.split(":")[0]) for d in diagnostics] == [
+            (3, "unterminated string"),
+            (6, "expected a declaration"),
+        ]
+        assert diagnostics[1].hint == "did you mean `model`?"
+
+    def test_the_end_of_the_file_is_reported_after_a_recovery(self) -> None:
+        diagnostics = error_of("grpo 1\nmodel m { p { a = }").diagnostics
+        assert [(d.span.column, d.message) for d in diagnostics] == [
+            (19, "expected a value after `=`"),
+            (20, "unexpected end of file; expected an attribute name or `}`"),
+        ]
+
+    def test_an_unterminated_multiline_string_ends_the_parse(self) -> None:
+        (diagnostic,) = error_of('grpo 1\nmodel m { p = """abc\n }\nmodel n { a b }').diagnostics
+        assert diagnostic.message == 'unterminated string: `"""` is never closed'
+
+    def test_other_errors_of_the_phase_come_with_the_syntax_errors(self) -> None:
+        text = 'grpo 1\nmodel m { a = "\\u{zz}" }\nmodel n { b c }\nmodel then {}\n'
+        assert [(d.code, d.span.line) for d in error_of(text).diagnostics] == [("E0003", 2), ("E0001", 3), ("E0008", 4)]
+
+    def test_a_partial_parse_keeps_the_declarations_around_the_errors(self) -> None:
+        text = 'grpo 1\nmodel m { name = "x" }\ntask t {\n  model m\n}\nreward r = 1\nlearn l {\n  task = t\n  grou'
+        program, problems = parse_partial(text, "p.grpo")
+        assert program is not None
+        assert [(d.kind, d.name) for d in program.declarations] == [("model", "m"), ("task", "t"), ("reward", "r")]
+        assert program.declarations[1].attributes == ()
+        assert [(d.span.line, d.message) for d in problems] == [
+            (4, "expected `=` or `{` after the attribute name"),
+            (9, "unexpected end of file; expected `=` or `{` after the attribute name"),
+        ]
+        assert parse_partial('grpo 1\nmodel m { p = """never closed\n}', "p.grpo")[0] is None
+
+    def test_a_file_of_noise_stops_at_the_limit(self) -> None:
+        text = "grpo 1\n" + "model m { a b }\n" * (MAX_SYNTAX_ERRORS + 10)
+        diagnostics = error_of(text).diagnostics
+        assert len(diagnostics) == MAX_SYNTAX_ERRORS
+        assert [d.span.line for d in diagnostics] == list(range(2, MAX_SYNTAX_ERRORS + 2))
+
+    def test_three_broken_lines_give_three_diagnostics_from_grpo_check(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        path = tmp_path / "three.grpo"
+        path.write_text('grpo 1\nmodel m {\n  name "x"\n}\nmodle n {}\ntask t {\n  tools = [a b]\n}\n')
+        assert main(["check", str(path)]) == 1
+        captured = capsys.readouterr()
+        assert captured.out.count("error[E0001]") == 3
+        assert "Traceback" not in captured.out + captured.err
+        assert captured.err == "checked 1 file: 3 errors, 0 warnings\n"
 
 
 class TestFiles:

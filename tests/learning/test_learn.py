@@ -13,6 +13,7 @@ from support.endpoint import Endpoint
 from support.learn_world import write_world
 from support.worlds import LESSONS
 
+from grpo_dsl.cli import main
 from grpo_dsl.learning.run import RunResult, resume_run, start_run
 from grpo_dsl.plan import load_plan
 from grpo_dsl.plan.estimate import PROPOSALS_PER_CONSOLIDATION
@@ -103,10 +104,13 @@ def resume_run_copy(run_dir: Path, target: Path) -> RunResult:
 
 def test_skipped_groups_and_malformed_learner_replies_do_not_stop_a_step(endpoint: Endpoint, tmp_path: Path) -> None:
     endpoint.configure(script="support.worlds:troubled_world")
-    result = _run(tmp_path, endpoint, questions=6, batch_size=6, group_size=3)
+    program = write_world(tmp_path, endpoint.base_url, questions=6, batch_size=6, group_size=3)
+    program.write_text(program.read_text().replace("  seed       = 3\n", "  seed       = 3\n  max_failures = 0.5\n"))
+    result = start_run(load_plan(program), "date_lessons", base_dir=tmp_path, runs_root=tmp_path / "runs", stream=None)
 
     assert result.status == "completed"
     (outcome,) = result.steps
+    assert outcome.failed_rollouts == 2 * 3
     rewards = json.loads((result.run_dir / "steps/0001/rewards.json").read_text())
     reasons = Counter(g["skip_reason"] for g in rewards)
     assert reasons["every rollout failed"] == 2
@@ -149,10 +153,15 @@ def test_the_library_is_placed_where_the_task_says(endpoint: Endpoint, tmp_path:
     assert where == expected[placement]
 
 
+def _with_tools(program: Path) -> Path:
+    program.write_text(program.read_text().replace("  max_tokens  = 20\n", "  max_tokens  = 20\n  tools       = [python]\n  max_turns   = 3\n"))
+    return program
+
+
+@pytest.mark.usefixtures("bubblewrap")
 def test_rollouts_use_the_code_interpreter_when_the_task_has_tools(endpoint: Endpoint, tmp_path: Path) -> None:
     endpoint.configure(script="support.worlds:tool_world")
-    program = write_world(tmp_path, endpoint.base_url, questions=2, batch_size=2, group_size=2)
-    program.write_text(program.read_text().replace("  max_tokens  = 20\n", "  max_tokens  = 20\n  tools       = [python]\n  max_turns   = 3\n"))
+    program = _with_tools(write_world(tmp_path, endpoint.base_url, questions=2, batch_size=2, group_size=2))
     result = start_run(load_plan(program), "date_lessons", base_dir=tmp_path, runs_root=tmp_path / "runs", stream=None)
 
     assert result.status == "completed"
@@ -166,6 +175,40 @@ def test_rollouts_use_the_code_interpreter_when_the_task_has_tools(endpoint: End
             assert roles == ["assistant", "tool", "assistant"]
     sent = [r["body"] for r in endpoint.stats()["requests"]]
     assert all(body["tools"][0]["function"]["name"] == "python" for body in sent)
+
+
+@pytest.mark.usefixtures("no_bubblewrap")
+def test_without_bubblewrap_a_run_with_the_python_tool_refuses_before_it_starts(
+    endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint.configure(script="support.worlds:tool_world")
+    program = _with_tools(write_world(tmp_path, endpoint.base_url, questions=2, batch_size=2, group_size=2))
+    assert main(["run", str(program), "--runs", str(tmp_path / "runs")]) == 1
+    error = capsys.readouterr().err
+    assert "task `write_date` (model `world`)" in error and "`bwrap` is not installed" in error
+    assert 'set `sandbox = "unsafe-process"`' in error
+    assert not (tmp_path / "runs").exists() and endpoint.stats()["total"] == 0
+
+    program.write_text(program.read_text().replace('  name        = "world"\n', '  name        = "world"\n  sandbox     = "unsafe-process"\n'))
+    assert main(["run", str(program), "--runs", str(tmp_path / "runs")]) == 0
+    (run_dir,) = (tmp_path / "runs" / "date_lessons").iterdir()
+    groups = json.loads((run_dir / "steps/0001/rollouts.json").read_text())
+    assert all(r["tool_calls"] == 1 and r["error"] is None for g in groups for r in g["rollouts"])
+
+
+def test_a_prompt_past_its_render_budget_fails_the_run_with_the_reason(
+    endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint.configure(script="support.worlds:date_world")
+    program = write_world(tmp_path, endpoint.base_url, questions=2, batch_size=2, group_size=2)
+    # 10 GB of dashes for the year 1990: `grpo check` cannot see it, the render stops it
+    program.write_text(program.read_text().replace('prompt      = "', """prompt      = "{{ '-' * (year * 5000000) }}"""))
+    assert main(["run", str(program), "--runs", str(tmp_path / "runs")]) == 1
+    error = capsys.readouterr().err
+    assert "`*` would make a value of more than 2000000 characters" in error
+    (run_dir,) = (tmp_path / "runs" / "date_lessons").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    assert endpoint.stats()["total"] == 0
 
 
 def test_without_ground_truth_every_group_is_kept_and_no_answer_is_shown(endpoint: Endpoint, tmp_path: Path) -> None:

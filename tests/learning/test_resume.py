@@ -22,7 +22,9 @@ from support.learn_world import write_world
 from grpo_dsl.runs.directory import read_events
 
 GRACE_S = 0.25
-"""An answer sent this close before a kill may not have reached the run's cache (on a loaded machine)."""
+"""On a loaded machine an answer sent this close before a kill may not have reached the
+run, and a request the killed run sent may reach the server's handler this long after
+the kill (a resumed run has not started by then)."""
 
 
 @pytest.fixture
@@ -102,7 +104,7 @@ def test_killed_runs_resume_to_the_same_library_and_pay_nothing_twice(
     for body, entries in answers.items():
         first = min(entries, key=lambda e: e["answered_at"])
         for again in entries[1:]:
-            assert any(first["answered_at"] > kill - GRACE_S and first["received_at"] < kill for kill in kills), (
+            assert any(first["answered_at"] > kill - GRACE_S and first["received_at"] < kill + GRACE_S for kill in kills), (
                 f"request {body[:12]} was answered at {first['answered_at']:.3f}, "
                 f"well before any kill ({kills}), and asked again at {again['received_at']:.3f}"
             )

@@ -204,6 +204,21 @@ def test_templates_render_sandboxed(tmp_path: Path) -> None:
         load_module(tmp_path / "m").render(day=1)
 
 
+@pytest.mark.parametrize(
+    ("prompt", "stopped"),
+    [
+        ("{{ 'x' * day }}", "would make a value of more than 2000000 characters"),
+        ("{% for i in range(day) %}{% for j in range(day) %}.{% endfor %}{% endfor %}", "loops ran more than 1000000 times"),
+    ],
+)
+def test_a_render_past_its_budget_is_stopped(tmp_path: Path, prompt: str, stopped: str) -> None:
+    emit_module(Library.empty(), replace(SPEC, prompt=prompt), "m", base_dir=tmp_path)
+    module = load_module(tmp_path / "m")
+    with pytest.raises(TemplateRenderError, match=stopped):
+        module.render(day=10**10 if "*" in prompt else 100_000)
+    assert module.render(day=3)[-1] == {"role": "user", "content": "xxx" if "*" in prompt else "." * 9}
+
+
 # ---------------------------------------------------------------------- refusals
 
 

@@ -4,7 +4,7 @@ Each example grows a library with `apply` over random operations (the strategies
 `grpo_dsl.testing`), emits it after every step, and checks: version numbers only
 grow and follow the rule of docs/prompt-modules.md; emitting an unchanged library
 writes nothing; the diff of two versions applied to the first gives the second;
-every experience of every version is traced by blame to the step that added it.
+every experience and demo of every version is traced by blame to the step that added it.
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ def histories(draw: st.DrawFn) -> list[Library]:
 
 def _expected(previous: str, before: Library, after: Library) -> str:
     major, minor, patch = version_key(previous)
-    if set(after.ids) - set(before.ids):
+    def ids(library: Library) -> set[str]:
+        return {entry["id"] for entry in library.listed()}
+
+    if ids(after) - ids(before):
         return f"{major}.{minor + 1}.0"
     return f"{major}.{minor}.{patch + 1}"
 
@@ -76,12 +79,14 @@ def test_versions_grow_unchanged_emits_are_no_ops_diffs_apply_and_blame_traces(h
         modules = [load_module(path, version) for version, _ in emitted]
         for module, (_, library) in zip(modules, emitted):
             assert module.library.prompt_entries() == library.prompt_entries()
-            for experience in module.experiences:
-                events = blame(module, experience.id).events
+            assert module.library.demo_entries() == library.demo_entries()
+            items = [(e.id, e.text) for e in module.experiences] + [(d.id, d.example.answer) for d in module.demos]
+            for item, text in items:
+                events = blame(module, item).events
                 assert events[0].entry.op == "add" and events[0].entry.step >= 1
-                assert events[-1].text == experience.text
+                assert events[-1].text == text
         for before, after in zip(modules, modules[1:]):
-            entries_before, entries_after = before.library.prompt_entries(), after.library.prompt_entries()
+            entries_before, entries_after = before.library.listed(), after.library.listed()
             assert diff_experiences(entries_before, entries_after).apply(entries_before) == entries_after
-        first, last = modules[0].library.prompt_entries(), modules[-1].library.prompt_entries()
+        first, last = modules[0].library.listed(), modules[-1].library.listed()
         assert diff_experiences(first, last).apply(first) == last

@@ -518,10 +518,11 @@ class TestCommand:
 
 
 def explained_estimate(out: str, section: str) -> dict[str, tuple[bool, int, int]]:
-    """The estimate table of one section of `grpo plan --explain`: stage -> (upper bound, calls, max calls)."""
+    """The estimate table of one section of `grpo plan --explain`: stage -> (upper bound, calls, max calls),
+    the bound columns that follow the expected calls, tokens and USD."""
     block = next(b for b in out.split("\n\n") if b.startswith(section))
     table = block.split("estimate")[1]
-    found = re.findall(r"^    (\w+)\s+(<=)?\s*([\d,]+)\s+([\d,]+)\s", table, re.M)
+    found = re.findall(r"^    (\w+)\s+[\d,]+\s+[\d,]+\s+[\d.]+\s+(<=)?\s*([\d,]+)\s+([\d,]+)\s", table, re.M)
     return {stage: (bound == "<=", int(calls.replace(",", "")), int(most.replace(",", ""))) for stage, bound, calls, most in found}
 
 

@@ -196,7 +196,8 @@ def test_a_built_program_printed_and_parsed_again_compiles_to_the_same_plan(data
 )
 def test_the_estimate_counts_the_calls_of_the_method(rows: int, batch: int, epochs: int, group: int, per_group: int, held: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (ROWS * 3)[:rows]), encoding="utf-8")
+        train = [{**r, "id": f"r{i}"} for i, r in enumerate((ROWS * 3)[:rows])]  # one id each: repeated rows are an error
+        (Path(folder) / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train), encoding="utf-8")
         (Path(folder) / "held.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS[:held]), encoding="utf-8")
         program = g.Program(
             [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +13,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+
+from support.debian import apt_install
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -33,16 +34,6 @@ CHROMIUM_FLAGS = (
 )
 
 
-def install_chromium() -> None:
-    """Install Debian's chromium without interaction (refreshing the package lists first)."""
-    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        result = subprocess.run([*sudo, *command], env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        if result.returncode != 0:
-            pytest.fail(f"`{' '.join(command)}` failed with status {result.returncode}:\n{result.stderr[-3000:]}")
-
-
 @dataclass(frozen=True)
 class Browser:
     websocket_url: str
@@ -52,7 +43,7 @@ class Browser:
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     """A headless Chromium with the DevTools protocol on a free loopback port."""
     if not CHROMIUM.exists():
-        install_chromium()
+        apt_install("chromium")
     profile = tmp_path_factory.mktemp("chromium-profile")
     log_path = profile.parent / "chromium.log"
     with open(log_path, "wb") as log:

@@ -6,7 +6,8 @@ the reply text, or a dict that becomes the assistant message (an optional
 `finish_reason` key sets the finish reason), or a dict with `error_status` (and
 optionally `retry_after`, `message`, `code`) to answer with that HTTP error. Without
 a script it echoes the last user message. It fills `usage` with whitespace token
-counts.
+counts, or, with the setting `chars_per_token` (in `faults`), with characters / that
+many, rounded up per message.
 
 Script modules are imported with `tests/` and the repository root on `sys.path`,
 so they are named from `tests/`: `support.worlds:date_world`,
@@ -14,8 +15,13 @@ so they are named from `tests/`: `support.worlds:date_world`,
 
 Faults are injected with configured rates drawn from a seeded generator: 429 with
 `Retry-After`, 500, dropped connections (the socket is closed before any answer),
-malformed JSON bodies, and a latency for every request. With `api_key` set, other
-keys get 401; with `models` set, other model names get 404.
+malformed JSON bodies, and a latency for every request; `trickle_ms` sends every
+answer's body one byte at a time, that many milliseconds apart. With `api_key` set,
+other keys get 401; with `models` set, other model names get 404.
+
+`GET /v1/models` lists `models` (an empty list when none are set), as OpenAI's
+model listing does, and checks the key; it is not counted in the statistics. The
+fault `no_model_list` (non-zero) makes it answer 404, as endpoints without the route do.
 
 `GET /stats` returns the counts (total, per outcome, per model, peak in flight, the
 last request bodies with their arrival time); `POST /reset` clears them;
@@ -36,6 +42,7 @@ import contextlib
 import hashlib
 import importlib
 import json
+import math
 import os
 import random
 import subprocess
@@ -61,6 +68,9 @@ DEFAULT_FAULTS: dict[str, float] = {
     "rate_malformed": 0.0,
     "latency_ms": 0.0,
     "retry_after": 0.05,
+    "trickle_ms": 0.0,
+    "no_model_list": 0.0,
+    "chars_per_token": 0.0,
     "seed": 0,
 }
 
@@ -73,8 +83,10 @@ def echo(request: Mapping[str, Any], number: int) -> str:
     return f"echo: {users[-1].get('content') if users else ''}"
 
 
-def _whitespace_tokens(value: Any) -> int:
-    return len(value.split()) if isinstance(value, str) else 0
+def _tokens(value: Any, chars_per_token: float) -> int:
+    if not isinstance(value, str):
+        return 0
+    return math.ceil(len(value) / chars_per_token) if chars_per_token else len(value.split())
 
 
 def _load_script(reference: str | None) -> Script:
@@ -135,12 +147,12 @@ def _error(status: int, message: str, code: str, headers: Mapping[str, str] | No
     return web.json_response(body, status=status, headers=headers)
 
 
-def _completion(body: Mapping[str, Any], number: int, reply: str | Mapping[str, Any]) -> dict[str, Any]:
+def _completion(body: Mapping[str, Any], number: int, reply: str | Mapping[str, Any], chars_per_token: float) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply} if isinstance(reply, str) else {"role": "assistant", **reply}
     finish_reason = message.pop("finish_reason", "tool_calls" if message.get("tool_calls") else "stop")
-    prompt_tokens = sum(_whitespace_tokens(m.get("content")) for m in body.get("messages", []))
-    completion_tokens = _whitespace_tokens(message.get("content")) + sum(
-        _whitespace_tokens(call.get("function", {}).get("arguments")) for call in message.get("tool_calls") or []
+    prompt_tokens = sum(_tokens(m.get("content"), chars_per_token) for m in body.get("messages", []))
+    completion_tokens = _tokens(message.get("content"), chars_per_token) + sum(
+        _tokens(call.get("function", {}).get("arguments"), chars_per_token) for call in message.get("tool_calls") or []
     )
     return {
         "id": f"chatcmpl-{number}",
@@ -204,7 +216,9 @@ def _application(server: _Server) -> web.Application:
                 headers = {"Retry-After": str(reply["retry_after"])} if "retry_after" in reply else None
                 return _error(status, str(reply.get("message", "scripted error")), str(reply.get("code", "scripted")), headers)
             server.outcomes["ok"] += 1
-            response = web.json_response(_completion(body, number, reply))
+            response = web.json_response(_completion(body, number, reply, server.faults["chars_per_token"]))
+            if server.faults["trickle_ms"]:
+                return await _trickle(request, response, server.faults["trickle_ms"] / 1000)
             digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
             server.ledger.append({"sha256": digest, "received_at": received_at, "answered_at": time.time()})
             return response
@@ -213,6 +227,14 @@ def _application(server: _Server) -> web.Application:
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response(server.stats())
+
+    async def models(request: web.Request) -> web.Response:
+        if server.faults["no_model_list"]:
+            return _error(404, "Not found.", "not_found")
+        if server.api_key is not None and request.headers.get("Authorization") != f"Bearer {server.api_key}":
+            return _error(401, "Incorrect API key provided.", "invalid_api_key")
+        listed = [{"id": name, "object": "model", "owned_by": "test"} for name in server.models or []]
+        return web.json_response({"object": "list", "data": listed})
 
     async def ledger(request: web.Request) -> web.Response:
         return web.json_response(server.ledger)
@@ -230,11 +252,25 @@ def _application(server: _Server) -> web.Application:
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
     app.router.add_get("/stats", stats)
     app.router.add_get("/ledger", ledger)
     app.router.add_post("/reset", reset)
     app.router.add_post("/configure", configure)
     return app
+
+
+async def _trickle(request: web.Request, response: web.Response, pause: float) -> web.StreamResponse:
+    """Send `response`'s body one byte at a time, `pause` seconds apart."""
+    body = bytes(response.body) if isinstance(response.body, (bytes, bytearray)) else b""
+    stream = web.StreamResponse(status=response.status, headers={"Content-Type": "application/json"})
+    stream.content_length = len(body)
+    await stream.prepare(request)
+    for index in range(len(body)):
+        await stream.write(body[index : index + 1])
+        await asyncio.sleep(pause)
+    await stream.write_eof()
+    return stream
 
 
 async def _serve(port: int, config: Mapping[str, Any]) -> None:

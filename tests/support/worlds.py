@@ -17,18 +17,23 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "FICKLE_LESSONS",
     "HARMFUL_LESSON",
     "HELPFUL_LESSON",
     "LESSONS",
     "MISLEADING_LESSON",
-    "FICKLE_LESSONS",
     "date_world",
     "demo_world",
     "fickle_world",
+    "half_failing_world",
+    "judged_world",
     "misleading_world",
     "planted_world",
+    "preamble_world",
+    "quarter_failing_world",
     "tool_world",
     "troubled_world",
+    "truncating_world",
 ]
 
 LESSONS = (
@@ -89,7 +94,7 @@ def date_world(request: Mapping[str, Any], number: int) -> str:
         attempt = text.split("<attempt>")[1].split("</attempt>")[0].strip()
         return f"The attempt answered {attempt}."
     if text.startswith("Two attempts at the same task"):
-        return "The better attempt wrote the date as YYYY-MM-DD."
+        return "A rule that B breaks is that the date is written as YYYY-MM-DD."
     if text.startswith("Several attempts at the same task"):
         return json.dumps(_advantage(text))
     if text.startswith("You maintain a small library"):
@@ -314,3 +319,58 @@ def fickle_world(request: Mapping[str, Any], number: int) -> str:
         return "I do not know."
     chance = max((value for lesson, value in FICKLE_LESSONS.items() if lesson in text), default=0.25)
     return asked.iso if _draw("luck", request.get("seed"), asked.question) < chance else asked.slashed
+
+
+LEARNER_OPENINGS = ("You are reviewing one attempt", "Two attempts at the same task", "Several attempts at the same task", "You maintain a small library")
+"""How the learner's prompts begin."""
+
+
+def half_failing_world(request: Mapping[str, Any], number: int) -> str | dict[str, Any]:
+    """The date world whose rollouts fail (HTTP 500) for every question of an even year: half of them."""
+    match = re.search(r"day (\d+) of month (\d+) of (\d+)", _text(request))
+    if match and int(match.group(3)) % 2 == 0 and not _text(request).startswith(LEARNER_OPENINGS):
+        return {"error_status": 500, "message": "scripted failure"}
+    return date_world(request, number)
+
+
+
+def truncating_world(request: Mapping[str, Any], number: int) -> str | dict[str, Any]:
+    """The date world whose learner runs out of tokens: every contrast and advantage reply stops at max_tokens."""
+    text = _text(request)
+    if text.startswith("Two attempts at the same task"):
+        return {"content": "A rule that B breaks is that the date", "finish_reason": "length"}
+    if text.startswith("Several attempts at the same task"):
+        return {"content": '{"operations": [{"op": "add", "text": "Write every date in the numeric', "finish_reason": "length"}
+    return date_world(request, number)
+
+
+PREAMBLED = "A rule that B breaks is that the date must be written as YYYY-MM-DD."
+ABOUT_AN_ATTEMPT = "Attempt A wrote the date with dashes between its parts."
+
+
+def preamble_world(request: Mapping[str, Any], number: int) -> str:
+    """The date world whose learner words its lessons as answers to the prompt: one with the
+    prompt's preamble, one describing an attempt."""
+    text = _text(request)
+    if text.startswith("Several attempts at the same task"):
+        return json.dumps({"operations": [{"op": "add", "text": PREAMBLED}, {"op": "add", "text": ABOUT_AN_ATTEMPT}]})
+    return date_world(request, number)
+
+
+def judged_world(request: Mapping[str, Any], number: int) -> str:
+    """The date world with a judge: an answer in the form YYYY-MM-DD scores 1, any other 0."""
+    text = _text(request)
+    if text.startswith("You are grading one answer"):
+        answer = text.split("<answer>")[1].split("</answer>")[0].strip()
+        score = 1 if re.fullmatch(r"\d{4}-\d{2}-\d{2}", answer) else 0
+        return json.dumps({"score": score, "reason": "the form of the date"})
+    return date_world(request, number)
+
+
+def quarter_failing_world(request: Mapping[str, Any], number: int) -> str | dict[str, Any]:
+    """The date world whose rollouts fail (HTTP 500) for questions of the years 1, 5, 9, ... modulo 4:
+    half of the held-out questions of `eval_world`."""
+    match = re.search(r"day (\d+) of month (\d+) of (\d+)", _text(request))
+    if match and int(match.group(3)) % 4 == 1 and not _text(request).startswith(LEARNER_OPENINGS):
+        return {"error_status": 500, "message": "scripted failure"}
+    return date_world(request, number)

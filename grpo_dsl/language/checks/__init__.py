@@ -12,8 +12,11 @@ found no error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from grpo_dsl.language.ast import Program
 from grpo_dsl.language.checks.attributes import check_attributes
 from grpo_dsl.language.checks.context import Check, Context
 from grpo_dsl.language.checks.expressions import (
@@ -21,7 +24,11 @@ from grpo_dsl.language.checks.expressions import (
     check_reward_cycles,
     check_reward_names,
 )
-from grpo_dsl.language.checks.files import check_data_files, check_python_files
+from grpo_dsl.language.checks.files import (
+    check_data_files,
+    check_python_files,
+    check_tool_files,
+)
 from grpo_dsl.language.checks.names import check_duplicates, check_references
 from grpo_dsl.language.checks.rules import (
     check_evaluation_reward,
@@ -30,6 +37,7 @@ from grpo_dsl.language.checks.rules import (
     check_metric_samples,
     check_pruning,
     check_secrets,
+    check_unsafe_sandbox,
     check_validation_set,
 )
 from grpo_dsl.language.checks.templates import check_templates
@@ -45,6 +53,7 @@ CHECKS: tuple[Check, ...] = (
     check_references,
     check_data_files,
     check_python_files,
+    check_tool_files,
     check_functions,
     check_reward_names,
     check_reward_cycles,
@@ -56,6 +65,7 @@ CHECKS: tuple[Check, ...] = (
     check_validation_set,
     check_pruning,
     check_secrets,
+    check_unsafe_sandbox,
     check_unused,
 )
 
@@ -90,13 +100,14 @@ def check(workspace: Workspace) -> list[Diagnostic]:
     return [diagnostic for rule in CHECKS for diagnostic in rule(context)]
 
 
-def check_path(path: str) -> CheckResult:
+def check_path(path: str, open_files: Mapping[Path, Program | str] | None = None) -> CheckResult:
     """Load the program at `path` with its imports and check it.
 
     Syntax errors, missing imports and import cycles stop before the checks; the
-    result then has no workspace.
+    result then has no workspace. `open_files` replaces files on disk by programs or
+    texts, by resolved path (see `load_sources`).
     """
-    workspace, diagnostics, sources = load_sources(path)
+    workspace, diagnostics, sources = load_sources(path, open_files)
     if workspace is None:
         return CheckResult(None, _sorted(diagnostics, list(sources)), sources)
     return CheckResult(workspace, _sorted(check(workspace), list(workspace.files)), sources)

@@ -13,6 +13,7 @@ from grpo_dsl.language.attributes import (
     AttributeSpec,
     attribute_names,
     lookup,
+    written_word,
 )
 from grpo_dsl.language.checks.context import (
     Context,
@@ -99,11 +100,13 @@ def _number(attribute: str, spec: AttributeSpec, value: ast.Expr | ast.Block) ->
 
 def _word(attribute: str, spec: AttributeSpec, value: ast.Expr) -> Iterator[Diagnostic]:
     if isinstance(value, ast.String) and value.value in spec.words:
+        if written_word(value.value) != value.value:
+            return
         yield _type_error(attribute, spec, value, f"write the word without quotes: `{value.value}`")
     elif not isinstance(value, ast.Name):
         yield _type_error(attribute, spec, value)
     elif value.name not in spec.words:
-        choices = ", ".join(f"`{w}`" for w in spec.words)
+        choices = ", ".join(f"`{written_word(w)}`" for w in spec.words)
         suggestion = did_you_mean(value.name, spec.words)
         yield error(
             "E0306",
@@ -177,6 +180,13 @@ def _value(attribute: str, spec: AttributeSpec, value: ast.Expr | ast.Block, kin
                 return
             for item in value.items:
                 yield from _word(attribute, spec, item) if spec.kind == "words" else _metric(attribute, item)
+        case "paths":
+            if not isinstance(value, ast.ListExpr):
+                yield _type_error(attribute, spec, value, f'write a list: `{attribute} = ["file.csv"]`')
+                return
+            for item in value.items:
+                if not isinstance(item, ast.String):
+                    yield _type_error(attribute, spec, item)
         case "libraries":
             if not isinstance(value, ast.ListExpr):
                 yield _type_error(attribute, spec, value, f"write a list: `{attribute} = [...]`")

@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from grpo_dsl.core.datasets import DatasetError, read_columns
+from grpo_dsl.core.datasets import DatasetError, read_table, row_id
 from grpo_dsl.language import ast
 from grpo_dsl.language.diagnostics import Diagnostic
 from grpo_dsl.language.queries import PYTHON_REFERENCE, names_in, reference
@@ -84,19 +85,23 @@ def span_in_string(literal: ast.String, source: str | None, start: int, end: int
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A dataset's file and columns. `columns` is None when the file cannot be read
-    (then `problem` says why, unless the source is not a string at all)."""
+    """A dataset's file, columns, number of rows and rows sharing an id. `columns` is None
+    when the file cannot be read (then `problem` says why, unless the source is not a
+    string at all). `duplicate` is the first id two rows share, with their row numbers."""
 
     decl: ast.Dataset
     path: Path | None
     columns: tuple[str, ...] | None
     problem: DatasetError | None
     mapping: dict[str, ast.String]
+    rows: int = 0
+    duplicate: tuple[str, int, int] | None = None
 
     @property
     def fields(self) -> frozenset[str] | None:
-        """The names the program may use: mapped names and unmapped columns."""
-        if self.columns is None:
+        """The names the program may use: mapped names and unmapped columns (None when
+        unknown: the file cannot be read, or has no row and no header to tell)."""
+        if self.columns is None or not (self.columns or self.rows):
             return None
         mapped = {literal.value for literal in self.mapping.values()}
         return frozenset(self.mapping) | frozenset(c for c in self.columns if c not in mapped)
@@ -114,9 +119,20 @@ def _dataset_info(workspace: Workspace, decl: ast.Dataset) -> DatasetInfo:
         return DatasetInfo(decl, None, None, None, mapping)
     path = workspace.folder_of(decl) / source.value.value
     try:
-        return DatasetInfo(decl, path, read_columns(path), None, mapping)
+        table = read_table(path)
     except DatasetError as problem:
         return DatasetInfo(decl, path, None, problem, mapping)
+    return DatasetInfo(decl, path, table.columns, None, mapping, len(table.rows), _duplicate(table.rows))
+
+
+def _duplicate(rows: list[dict[str, Any]]) -> tuple[str, int, int] | None:
+    """The first id (`id` column, or the content's hash) two rows share, with both row numbers (from 1)."""
+    seen: dict[str, int] = {}
+    for number, row in enumerate(rows, start=1):
+        first = seen.setdefault(row_id(row), number)
+        if first != number:
+            return row_id(row), first, number
+    return None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Files a program names: dataset files (E0104, E0403), the columns
-`fields` maps to (E0404), and the files of `python(...)` references (E0105).
-User code is never imported here."""
+`fields` maps to (E0404), datasets with no row (E0406) or two rows with one id
+(E0407), the files of `python(...)` references (E0105), and the files a task gives
+its python tool (E0104, E0107). Every row is read, so what a run would reject is
+rejected here. User code is never imported here."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from grpo_dsl.language.checks.context import Context, DatasetInfo, did_you_mean,
 from grpo_dsl.language.diagnostics import Diagnostic
 from grpo_dsl.language.queries import PYTHON_REFERENCE, walk
 
-__all__ = ["check_data_files", "check_python_files"]
+__all__ = ["check_data_files", "check_python_files", "check_tool_files"]
 
 
 def _dataset(info: DatasetInfo) -> Iterator[Diagnostic]:
@@ -29,6 +31,23 @@ def _dataset(info: DatasetInfo) -> Iterator[Diagnostic]:
         where = f"line {info.problem.line}: " if info.problem.line is not None else ""
         yield error("E0403", f"cannot read dataset `{info.decl.name}`: {where}{info.problem.message}", source.value.span)
     elif info.columns is not None:
+        if info.rows == 0:
+            yield error(
+                "E0406",
+                f"dataset `{info.decl.name}` has no rows",
+                source.value.span,
+                f"`{source.value.value}` holds no question to learn or evaluate on",
+            )
+            return
+        if info.duplicate is not None:
+            same, first, second = info.duplicate
+            yield error(
+                "E0407",
+                f"rows {first} and {second} of dataset `{info.decl.name}` have the same id `{same}`",
+                source.value.span,
+                "a row's id is its `id` column, or a hash of its content when it has none; "
+                "a question twice would be sampled twice in one batch",
+            )
         for name, column in info.mapping.items():
             if column.value not in info.columns:
                 listed = ", ".join(f"`{c}`" for c in info.columns)
@@ -72,3 +91,34 @@ def check_python_files(context: Context) -> Iterator[Diagnostic]:
                         literal.span,
                         f"paths are relative to the file that contains them: looked for `{path}`",
                     )
+
+
+def check_tool_files(context: Context) -> Iterator[Diagnostic]:
+    """Every file in a task's `files` exists, and no two share a name (each is copied
+    into the python tool's folder under its own name)."""
+    for decl in context.workspace.all_declarations():
+        found = decl.get("files") if isinstance(decl, ast.Task) else None
+        if found is None or not isinstance(found.value, ast.ListExpr):
+            continue
+        names: dict[str, ast.String] = {}
+        for literal in found.value.items:
+            if not isinstance(literal, ast.String):
+                continue
+            path = context.workspace.folder_of(decl) / literal.value
+            if not path.is_file():
+                what = "is a folder, not a file" if path.is_dir() else "not found"
+                yield error(
+                    "E0104",
+                    f"file `{literal.value}` for the python tool {what}",
+                    literal.span,
+                    f"paths are relative to the file that contains them: looked for `{path}`",
+                )
+            elif path.name in names:
+                yield error(
+                    "E0107",
+                    f"`{literal.value}` and `{names[path.name].value}` would both be `{path.name}` in the tool's folder",
+                    literal.span,
+                    "files are copied into the folder under their own names: rename one of them",
+                )
+            else:
+                names[path.name] = literal

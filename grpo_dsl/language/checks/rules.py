@@ -1,4 +1,4 @@
-"""The semantic rules of learning and evaluation (E0501-E0506, W0002-W0004)."""
+"""The semantic rules of learning and evaluation (E0501-E0506, W0002-W0005)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ __all__ = [
     "check_validation_set",
     "check_pruning",
     "check_secrets",
+    "check_unsafe_sandbox",
 ]
 
 
@@ -203,4 +204,18 @@ def check_secrets(context: Context) -> Iterator[Diagnostic]:
                 "`api_key` is written in the source",
                 key.span,
                 'read it from the environment: `api_key = env("API_KEY")`',
+            )
+
+
+def check_unsafe_sandbox(context: Context) -> Iterator[Diagnostic]:
+    """`sandbox = "unsafe-process"`: the python tool would run without isolation."""
+    for decl in context.workspace.all_declarations():
+        value = _value(decl, "sandbox") if isinstance(decl, ast.Model) else None
+        if isinstance(value, ast.String) and value.value == "unsafe-process":
+            yield warning(
+                "W0005",
+                f"model `{decl.name}` runs the python tool's code without isolation",
+                value.span,
+                "model-written code in a plain process can read the API key, your files and the dataset's "
+                "answers; keep the default `bubblewrap` wherever it can run (docs/sandbox.md)",
             )
