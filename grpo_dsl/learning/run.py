@@ -24,7 +24,7 @@ from grpo_dsl.learning.step import Learner, StepOutcome
 from grpo_dsl.library import Library
 from grpo_dsl.modules import ModuleError, load_module, parse_reference
 from grpo_dsl.plan import Plan, PlanError
-from grpo_dsl.plan.estimate import DataRows, Growth, reestimate
+from grpo_dsl.plan.estimate import DataRows, Growth, expected_run, reestimate
 from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.rollout.answer import Tools
 from grpo_dsl.rollout.questions import load_questions
@@ -175,6 +175,8 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
     info = run.info()
     budget = _budget(learn_view, info.get("budget"))
     revised: Mapping[str, Any] | None = info.get("reestimate")
+    # a repeat of a learn with `repeats` is expected to cost one run, not all of them
+    expected = learn_view.estimate["total"]["expected"] if learn_view.repeats == 1 else expected_run(plan, learn, _data_rows(plan, learn, base_dir))
     progress = Progress(stream, cost=lambda: usage.total_usd)
     if completed and _damaged(run.library_path):
         progress.message(f"{run.library_path} was damaged; it is written again from step {completed[-1]}")
@@ -213,9 +215,9 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                     revised = reestimate(plan, learn, _data_rows(plan, learn, base_dir), usage.to_json()["entries"], 1, growth)
                     run.update_info(reestimate=revised)
                     events.append("reestimate", after_step=1, **revised)
-                    progress.message(f"after step 1 the run is expected to take {format_cost(revised)} (before it: {format_cost(learn_view.estimate['total']['expected'])})")
+                    progress.message(f"after step 1 the run is expected to take {format_cost(revised)} (before it: {format_cost(expected)})")
     status, message = _finish(run, events, end.status, end.message, len(steps), library, usage.to_json())
-    return RunResult(run.path, status, library, tuple(steps), usage.to_json(), message, learn_view.estimate["total"]["expected"], revised)
+    return RunResult(run.path, status, library, tuple(steps), usage.to_json(), message, expected, revised)
 
 
 def _data_rows(plan: Plan, learn: str, base_dir: Path) -> dict[str, DataRows]:

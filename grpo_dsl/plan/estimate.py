@@ -62,6 +62,7 @@ __all__ = [
     "expected_evaluate",
     "expected_learn_steps",
     "expected_rank",
+    "expected_run",
     "reestimate",
     "schedule",
 ]
@@ -849,6 +850,12 @@ def expected_learn_steps(
                 _judge_expected(step, plan, learn["reward"], validation, pruned, answer)
         steps.append(step)
     return steps
+
+
+def expected_run(plan: Plan, learn: str, rows: Mapping[str, DataRows]) -> dict[str, Any]:
+    """The expected cost of one run of `learn`: the whole run, or one repeat of a learn with `repeats`."""
+    steps = expected_learn_steps(plan.data, plan.data["learns"][learn], rows)
+    return _totals(plan.data["models"], ((model, count) for step in steps for (_, model), count in step.items()))
 
 
 def expected_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> Step:

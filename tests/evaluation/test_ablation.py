@@ -224,8 +224,9 @@ def test_an_ablation_with_too_many_failed_samples_fails_and_says_why(endpoint: E
     status, out, err = grpo_ablate(program, capsys, "--library", reference)
 
     assert status == 1, err
-    assert f"ablation failed: the ablation of `{reference}`: 24 of 96 samples failed" in err, err
-    assert "more than max_failures = 10%): 24 x HTTP 500: scripted failure" in err and "Traceback" not in err
+    # it stops as soon as more than a tenth of the 96 planned samples have failed
+    assert f"ablation failed: the ablation of `{reference}`: 10 of 96 samples failed" in err, err
+    assert "more than max_failures = 10%): 10 x HTTP 500: scripted failure" in err and "Traceback" not in err
     assert out.startswith("ablate date_eval: failed")
     (run_dir,) = (p for p in (tmp_path / "runs" / "date_eval").iterdir() if p.name != "cache")
     assert read_json(run_dir / "run.json")["status"] == "failed" and not (run_dir / "ablation.json").exists()
@@ -240,9 +241,10 @@ def test_failed_samples_are_counted_and_left_out_never_scored_0(endpoint: Endpoi
     assert document["failures"] == {"attempted": 96, "failed": 48, "causes": {"HTTP 500: scripted failure": 48}}
     assert document["questions"] == HELD_OUT // 2
     assert all(len(s["scores"]) == HELD_OUT // 2 for s in document["subsets"])
-    assert [(i["id"], i["verdict"]) for i in document["items"]] == [("E1", "helps")]
-    full = next(s for s in document["subsets"] if s["items"] == ["E1"])
-    assert full["scores"] == [1.0] * (HELD_OUT // 2), "the helpful lesson answers every scored sample right: no failure counts as 0"
+    full, empty = (next(s["scores"] for s in document["subsets"] if s["items"] == items) for items in (["E1"], []))
+    [item] = document["items"]
+    assert item["estimate"] == pytest.approx(sum(full) / len(full) - sum(empty) / len(empty))
+    assert item["p_value"] is not None and (item["verdict"] == "no evidence") == (item["p_value"] >= 0.05)
     status, out, _ = grpo_ablate(program, capsys, "--library", reference)
     assert status == 0 and "48 of 96 samples failed, left out of the numbers: 48 x HTTP 500: scripted failure" in out
 
