@@ -211,9 +211,10 @@ class _Stage:
 def _summed(
     stages: Sequence[dict[str, Any]], assumptions: list[str], models: Mapping[str, Mapping[str, Any]], expected: Sequence[Step]
 ) -> dict[str, Any]:
-    """The stages with their expected cost beside the bounds, and the totals of both."""
+    """The stages with their expected cost beside the bounds (unless a stage has its own), and the totals of both."""
     for stage in stages:
-        stage["expected"] = _expected_by_stage(models, expected, stage["stage"], stage["model"])
+        if "expected" not in stage:
+            stage["expected"] = _expected_by_stage(models, expected, stage["stage"], stage["model"])
     return {
         "stages": list(stages),
         "total": {
@@ -587,7 +588,12 @@ def estimate_ablation(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows
         assumptions.append(_TOOLS_ASSUMPTION.format(turns=turns))
     if any(stage.stage == "judge" for stage in stages):
         assumptions.append(_JUDGE_ASSUMPTION)
-    return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions, plan["models"], [expected_ablation(plan, evaluate, rows)])
+    found = [stage.to_json(plan["models"]) for stage in stages]
+    per_library = expected_ablation(plan, evaluate, rows)
+    # one `ablate` stage per library, first, each with its own expected cost
+    for stage, step in zip(found, per_library):
+        stage["expected"] = _expected_by_stage(plan["models"], [step], "ablate", stage["model"])
+    return _summed(found, assumptions, plan["models"], per_library)
 
 
 _TOOLS_ASSUMPTION = (
@@ -908,24 +914,26 @@ def expected_rank(plan: Mapping[str, Any], learn: Mapping[str, Any], rows: Mappi
     return [step]
 
 
-def expected_ablation(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> Step:
-    """The expected cost of `grpo ablate` on each library an `evaluate` compares (but `none`):
-    the library at its expected size (`_expected_library`) with its demos, each subset's
-    prompt that of a library half as large."""
+def expected_ablation(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> list[Step]:
+    """The expected cost of `grpo ablate` on each library an `evaluate` compares (but `none`),
+    one step per library: the library at its expected size (`_expected_library`) with its
+    demos, each subset's prompt that of a library half as large."""
     task, data = plan["tasks"][evaluate["task"]], rows[evaluate["data"]]
     turns = min(TOOL_TURNS, _turns(task))
     answer = answer_tokens(plan, task, evaluate["reward"], data)
-    step: Step = {}
+    steps: list[Step] = []
     for name in dict.fromkeys(evaluate["compare"]):
         if name == "none":
             continue
+        step: Step = {}
+        steps.append(step)
         library, size = _expected_library(plan, task, name)
         items = size + (library.demos if size else 0)
         answers = _ablated_subsets(evaluate["ablate"], items, int(evaluate["subsets"])) * data.count * int(evaluate["samples"])
         prompt = _Rendered(task, data, library, "json_schema", answer).task_prompt(size // 2)
         step.setdefault(("ablate", task["model"]), Expected()).add(answers * turns, prompt, answer / turns)
         _judge_expected(step, plan, evaluate["reward"], data, answers, answer)
-    return step
+    return steps
 
 
 def _usd(models: Mapping[str, Mapping[str, Any]], model: str, prompt_tokens: float, completion_tokens: float) -> float:

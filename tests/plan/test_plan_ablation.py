@@ -120,3 +120,26 @@ def test_prune_without_validate_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ProgramError) as raised:
         load_plan(path)
     assert [d.code for d in raised.value.diagnostics] == ["E0506"]
+
+
+def _expected_calls(estimate: dict[str, object]) -> dict[str, int]:
+    stages = estimate["stages"]
+    assert isinstance(stages, list)
+    return {str(s["stage"]): int(s["expected"]["calls"]) for s in stages}
+
+
+def test_the_expected_cost_counts_every_repeat_its_ranking_pruning_and_the_ablation(tmp_path: Path) -> None:
+    single = load_plan(program(tmp_path)).data
+    repeated = load_plan(program(tmp_path, "repeats = 3")).data
+    pruned = load_plan(program(tmp_path, "prune = hurting")).data
+
+    one, three = _expected_calls(single["learns"]["l"]["estimate"]), _expected_calls(repeated["learns"]["l"]["estimate"])
+    for stage, calls in one.items():
+        assert abs(three[stage] - 3 * calls) <= 3, stage  # each repeat rounds its own count
+    assert three["rank"] == 3 * 4 * 6, "each repeat's last library, G answers on each held-out question"
+    assert _expected_calls(pruned["learns"]["l"]["estimate"])["prune"] > 0
+    # the evaluation asks none, the module and each of the 3 repeats of l
+    evaluated = _expected_calls(repeated["evaluates"]["e"]["estimate"])["evaluate"]
+    assert evaluated == 5 * 6 * 2 == 3 * _expected_calls(single["evaluates"]["e"]["estimate"])["evaluate"] - 6 * 2 * 4
+    ablation = single["evaluates"]["e"]["ablation_estimate"]["total"]
+    assert 0 < ablation["expected"]["calls"] <= ablation["calls"]
