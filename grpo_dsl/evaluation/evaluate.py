@@ -548,7 +548,8 @@ async def _execute(
     block, reward = evaluate_block(plan, evaluate)
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
-    progress = Progress(stream, cost=lambda: usage.total_usd, interactive=False)
+    progress = Progress(stream, title=f"eval {evaluate}", cost=lambda: usage.total_usd, budget_usd=budget.usd if budget else None)
+    progress.expect(block.estimate, len(sources), usage.to_json()["by_stage"])
     sampling = Sampling.of_evaluate(plan, block, reward, base_dir)
     questions = sampling.questions
     records: list[dict[str, Any]] = []
@@ -563,13 +564,21 @@ async def _execute(
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
         ):
-            for source in sources:
-                progress.message(f"{source.name}: {len(questions)} questions x {block.samples} samples")
+            for number, source in enumerate(sources, 1):
+                progress.unit_started(f"library {source.name}", number, f"{source.name}: {len(questions)} questions x {block.samples} samples")
                 costs = _SampleCosts(client.complete, usage)
-                results = await sampling.sample(costs.complete, scorer, source.library, stage=STAGE, failures=(failures[source.name], "samples"))
+                results = await sampling.sample(
+                    costs.complete,
+                    scorer,
+                    source.library,
+                    stage=STAGE,
+                    failures=(failures[source.name], "samples"),
+                    on_result=lambda question: progress.rewards(question.rewards),
+                )
                 records.extend(_records(source.name, results, costs.usd))
                 atomic_write_text(run.path / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
                 scored = [r for q in results for r in q.scored]
+                progress.step_finished(f"{len(scored)} of {len(questions) * block.samples} samples scored")
                 events.append(
                     "library_evaluated",
                     library=source.name,
@@ -579,6 +588,7 @@ async def _execute(
             sampled = True
             for tally in failures.values():
                 tally.check()
+    progress.close()
     status, message = end.status, end.message
     atomic_write_json(run.usage_path, usage.to_json())
     libraries: tuple[LibraryResult, ...] = ()

@@ -9,7 +9,7 @@ failure, never as a score of 0.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,8 +76,10 @@ async def sample_library(
     temperature: float,
     stage: str,
     keys: str | None = None,
+    on_result: Callable[[QuestionResult], None] | None = None,
 ) -> list[QuestionResult]:
-    """Sample every question `samples` times with `library` in the prompt and score each sample.
+    """Sample every question `samples` times with `library` in the prompt and score each sample;
+    `on_result` is told of each question as soon as its samples are scored (the progress).
 
     The cache key of a sample depends on the question, the sample index and the
     rendered messages, never on the library's name: the same prompt is never paid
@@ -110,7 +112,7 @@ async def sample_library(
             *(scorer.score(reward, r.output, question.fields, tokens=r.tokens, tool_calls=r.tool_calls) for r in rollouts)
         )
         errors = tuple(r.error or s.error for r, s in zip(rollouts, scores))
-        return QuestionResult(
+        result = QuestionResult(
             question=question.id,
             rewards=tuple(None if error else s.value for error, s in zip(errors, scores)),
             tokens=tuple(r.tokens for r in rollouts),
@@ -118,6 +120,9 @@ async def sample_library(
             errors=errors,
             outputs=tuple(r.output for r in rollouts),
         )
+        if on_result is not None:
+            on_result(result)
+        return result
 
     return list(await asyncio.gather(*(one(q) for q in questions)))
 
@@ -170,8 +175,9 @@ class Sampling:
         stage: str,
         keys: str | None = None,
         failures: tuple[Failures, str] | None = None,
+        on_result: Callable[[QuestionResult], None] | None = None,
     ) -> list[QuestionResult]:
-        """`sample_library` of `library` with these settings.
+        """`sample_library` of `library` with these settings (`on_result` as there).
 
         With `failures` = (tally, kind), every sample is counted as an attempt of
         `kind`, failed with its error when it has no reward.
@@ -190,6 +196,7 @@ class Sampling:
             temperature=self.temperature,
             stage=stage,
             keys=keys,
+            on_result=on_result,
         )
         if failures is not None:
             tally, kind = failures

@@ -287,7 +287,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
     "emit": (
         AttributeSpec("library", "ref", "the learn whose library is written", required=True, refers_to=("learn",)),
         AttributeSpec("path", "path", "the module folder", required=True),
-        AttributeSpec("formats", "words", "files written", default=["json"], words=("json", "jinja", "markdown")),
+        AttributeSpec("formats", "words", "files written", default=["json"], words=("json", "jinja", "markdown", "prompty")),
         AttributeSpec("name", "string", "the module name (absent: the emit's name)"),
         AttributeSpec("version", "version", "force this version; it must be higher than the last"),
     ),

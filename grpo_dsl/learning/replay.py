@@ -286,7 +286,7 @@ class _Replay:
 
     async def run(self, stream: TextIO | None) -> tuple[str, str | None, list[ReplayedStep]]:
         steps: list[ReplayedStep] = []
-        progress = Progress(stream, cost=lambda: self.usage.total_usd)
+        progress = Progress(stream, title=f"replay {self.learn}", cost=lambda: self.usage.total_usd, budget_usd=run_budget(self.plan.learn(self.learn)).usd)
         self.events.append("replay_started", original=str(self.original.path), from_step=self.from_step, offline=self.offline)
         async with ending_cleanly(self.events, None, (RuleError, ReplayError)) as end:
             async with contextlib.AsyncExitStack() as stack:
@@ -296,6 +296,7 @@ class _Replay:
                     replayed, library = await self._step(learner, step, library)
                     steps.append(replayed)
                     atomic_write_json(self.replay.usage_path, self.usage.to_json())
+        progress.close()
         status, message = end.status, end.message
         atomic_write_json(self.replay.usage_path, self.usage.to_json())
         self.events.append("run_" + ("finished" if status == "completed" else status), message=message)

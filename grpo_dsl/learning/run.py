@@ -40,6 +40,7 @@ from grpo_dsl.runs.session import (
     structured_mode,
     usage_from_events,
 )
+from grpo_dsl.runs.tracing import traced_run
 
 __all__ = [
     "RunResult",
@@ -177,12 +178,16 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
     revised: Mapping[str, Any] | None = info.get("reestimate")
     # a repeat of a learn with `repeats` is expected to cost one run, not all of them
     expected = learn_view.estimate["total"]["expected"] if learn_view.repeats == 1 else expected_run(plan, learn, _data_rows(plan, learn, base_dir))
-    progress = Progress(stream, cost=lambda: usage.total_usd)
+    progress = Progress(stream, title=f"run {learn}", cost=lambda: usage.total_usd, budget_usd=budget.usd)
     if completed and _damaged(run.library_path):
         progress.message(f"{run.library_path} was damaged; it is written again from step {completed[-1]}")
     events.append("run_resumed" if completed else "run_started", learn=learn, completed_steps=len(completed))
     async with ending_cleanly(events, f"grpo run --resume {run.path}") as end:
         async with (
+            traced_run(
+                f"learn {learn}",
+                {"grpo.learn": learn, "grpo.run_dir": str(run.path), "grpo.plan_sha256": plan.sha256, "grpo.completed_steps": len(completed)},
+            ),
             client_stack(plan, base_dir, run, usage, budget, events, progress, shared_cache_of(run.path)) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view)) as scorer,
         ):
@@ -197,6 +202,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                 progress=progress,
                 structured=structured_mode(models, learn_view.learner),
             )
+            progress.expect(learn_view.estimate, learner.total_steps, usage.to_json()["by_stage"])
             learner.evaluate_gate = validation_gate(plan, learn, base_dir, learner, scorer) if learn_view.validate else None
             if learn_view.prune == "hurting":
                 learner.prune = validation_pruning(plan, learn, base_dir, learner, scorer)
@@ -216,6 +222,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                     run.update_info(reestimate=revised)
                     events.append("reestimate", after_step=1, **revised)
                     progress.message(f"after step 1 the run is expected to take {format_cost(revised)} (before it: {format_cost(expected)})")
+    progress.close()
     status, message = _finish(run, events, end.status, end.message, len(steps), library, usage.to_json())
     return RunResult(run.path, status, library, tuple(steps), usage.to_json(), message, expected, revised)
 

@@ -65,6 +65,7 @@ from grpo_dsl.rollout.questions import Question, epoch_order, load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.failures import Failures, TooManyFailures
 from grpo_dsl.runs.progress import Progress
+from grpo_dsl.runs.tracing import span
 
 __all__ = ["GroupOutcome", "Learner", "StepOutcome"]
 
@@ -280,8 +281,18 @@ class Learner:
     # ------------------------------------------------------------------ one group
 
     async def _group(self, step: int, epoch: int, question: Question, library: Library) -> GroupOutcome:
-        group = await self.sample_group(step, epoch, question, library)
-        await self.learn_from_group(step, group, library)
+        with span(f"group {step}:{question.id}", {"grpo.group": f"{step}:{question.id}", "grpo.question": question.id}) as traced:
+            group = await self.sample_group(step, epoch, question, library)
+            await self.learn_from_group(step, group, library)
+            scored = [reward for reward in group.rewards if reward is not None]  # failed rollouts have no reward
+            traced.set(
+                {
+                    "grpo.kept": group.kept,
+                    "grpo.rewards": scored,
+                    "grpo.failed_rollouts": len(group.rewards) - len(scored),
+                    "grpo.skip_reason": group.skip_reason,
+                }
+            )
         return group
 
     async def sample_group(self, step: int, epoch: int, question: Question, library: Library) -> GroupOutcome:
@@ -304,6 +315,7 @@ class Learner:
                 self.events.append("reward_failed", step=step, question=question.id, index=r.index, error=res.error)
         for error in group.reward_errors:
             self.failures.attempt("rollouts", error)
+        self.progress.rewards(group.rewards)
         scored = [reward for _, reward in group.scored]
         if not scored:
             group.skip_reason = "every rollout failed"
@@ -548,6 +560,18 @@ class Learner:
         summaries and proposals, and `recorded_operations` for its consolidation: what
         is given is reused as it is, not asked for again.
         """
+        with span(f"step {step}", {"grpo.step": step, "grpo.library_version": library.version}) as traced:
+            new_library, outcome = await self._run_step(step, library, recorded_groups, recorded_operations)
+            traced.set({f"grpo.{key}": value for key, value in outcome.to_json().items() if key != "step"})
+        return new_library, outcome
+
+    async def _run_step(
+        self,
+        step: int,
+        library: Library,
+        recorded_groups: Sequence[GroupOutcome] | None,
+        recorded_operations: Sequence[Operation] | None,
+    ) -> tuple[Library, StepOutcome]:
         epoch, batch = self.schedule[step - 1]
         self.failures = self._failures(step)
         self.failures.expect("rollouts", len(batch) * self.learn.group_size)
