@@ -52,6 +52,7 @@ from grpo_dsl.modules import ModuleError, ablation_record, parse_reference, reco
 from grpo_dsl.plan import Plan
 from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.rollout.answer import Call
+from grpo_dsl.rollout.tools import open_tools
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.failures import Failures
 from grpo_dsl.runs.progress import Progress
@@ -373,7 +374,7 @@ async def _execute(
     questions = sampling.questions
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
-    progress = Progress(stream, cost=lambda: usage.total_usd, interactive=False)
+    progress = Progress(stream, title=f"ablate {evaluate}", cost=lambda: usage.total_usd, budget_usd=budget.usd if budget else None)
     scores: dict[frozenset[str], list[float]] = {}
     kept: tuple[str, ...] = ()
     advice = f"Fix the cause and run the ablation again (the cache keeps every answer), or raise `max_failures` of evaluate `{evaluate}`."
@@ -386,12 +387,13 @@ async def _execute(
         async with (
             client_stack(plan, base_dir, run, usage, budget, events, progress, cache_dir=cache) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
+            open_tools(sampling.task, base_dir, scorer, run, events) as tools,
         ):
             progress.message(
                 f"{source.name}: {len(chosen.subsets)} libraries x {len(questions)} questions x {block.samples} samples"
             )
             sampled = await sample_subsets(
-                sampling,
+                sampling.with_tools(tools),
                 client.complete,
                 scorer,
                 source.library,
@@ -408,6 +410,7 @@ async def _execute(
             if not kept:
                 causes = "; ".join(f"{n} x {cause}" for cause, n in failures.of("samples")["causes"].items())
                 raise AblationError(f"no question of `{block.data}` has a scored sample under every subset: {causes}")
+    progress.close()
     items: tuple[ItemUtility, ...] = ()
     if end.status == "completed":
         found = utilities(chosen, scores, confidence=CONFIDENCE, seed=block.seed)

@@ -71,7 +71,8 @@ from grpo_dsl.modules import (
 from grpo_dsl.plan import Plan
 from grpo_dsl.plan.views import EvaluateView
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Call, Tools
+from grpo_dsl.rollout.answer import Call
+from grpo_dsl.rollout.tools import Tools, open_tools
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.failures import Failures, TooManyFailures
 from grpo_dsl.runs.progress import Progress
@@ -563,7 +564,9 @@ async def _execute(
         async with (
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
+            open_tools(sampling.task, base_dir, scorer, run, events) as tools,
         ):
+            sampling = sampling.with_tools(tools)
             for number, source in enumerate(sources, 1):
                 progress.unit_started(f"library {source.name}", number, f"{source.name}: {len(questions)} questions x {block.samples} samples")
                 costs = _SampleCosts(client.complete, usage)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,9 @@ from grpo_dsl.plan import Plan
 from grpo_dsl.plan.views import EvaluateView, LearnView, TaskView
 from grpo_dsl.prompts.messages import PromptTemplates, compose_templates, render_messages
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Call, Tools, rollout
+from grpo_dsl.rollout.answer import Call, rollout
 from grpo_dsl.rollout.questions import Question, load_questions
+from grpo_dsl.rollout.tools import Tools, ToolBox
 from grpo_dsl.runs.failures import Failures
 
 __all__ = ["QuestionResult", "Sampling", "gate_decision", "sample_library"]
@@ -66,7 +67,7 @@ async def sample_library(
     scorer: RewardScorer,
     *,
     task: TaskView,
-    tools: Tools,
+    tools: ToolBox,
     templates: PromptTemplates,
     reward: str,
     questions: Sequence[Question],
@@ -129,17 +130,18 @@ async def sample_library(
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
-    """How a block samples any library: the task with its tools and templates, the
-    reward, the questions, the samples per question, the seed and the temperature."""
+    """How a block samples any library: the task with its templates, the reward, the
+    questions, the samples per question, the seed and the temperature, and the task's
+    tools once a run has opened them (`with_tools`; none before)."""
 
     task: TaskView
-    tools: Tools
     templates: PromptTemplates
     reward: str
     questions: tuple[Question, ...]
     samples: int
     seed: int
     temperature: float
+    tools: ToolBox = field(default_factory=ToolBox)
 
     @classmethod
     def of_evaluate(cls, plan: Plan, evaluate: EvaluateView, reward: str, base_dir: Path) -> Sampling:
@@ -148,10 +150,9 @@ class Sampling:
         Raises `SandboxUnavailable` when the task's python tool cannot run here.
         """
         task = plan.task(evaluate.task)
+        Tools.of(task, base_dir)  # refuses a python tool this machine cannot isolate, before anything is spent
         questions = load_questions(plan.dataset(evaluate.data), base_dir, evaluate.seed)
-        return cls(
-            task, Tools.of(task, base_dir), _templates(task), reward, tuple(questions), evaluate.samples, evaluate.seed, task.temperature
-        )
+        return cls(task, _templates(task), reward, tuple(questions), evaluate.samples, evaluate.seed, task.temperature)
 
     @classmethod
     def of_validation(cls, plan: Plan, learn: LearnView, base_dir: Path) -> Sampling:
@@ -161,10 +162,13 @@ class Sampling:
         """
         assert learn.validate is not None, "the learn has no `validate` set"
         task = plan.task(learn.task)
+        Tools.of(task, base_dir)  # refuses a python tool this machine cannot isolate, before anything is spent
         questions = load_questions(plan.dataset(learn.validate), base_dir, learn.seed)
-        return cls(
-            task, Tools.of(task, base_dir), _templates(task), learn.reward, tuple(questions), learn.group_size, learn.seed, learn.temperature
-        )
+        return cls(task, _templates(task), learn.reward, tuple(questions), learn.group_size, learn.seed, learn.temperature)
+
+    def with_tools(self, tools: ToolBox) -> Sampling:
+        """This sampling, offering the task's tools as a run opened them (`open_tools`)."""
+        return replace(self, tools=tools)
 
     async def sample(
         self,

@@ -79,7 +79,7 @@ def validation_pruning(
 ) -> Callable[[Library, int], Awaitable[Pruning]]:
     """The pruning of a learn with `prune = hurting`: leave-one-out of a library on its `validate` set."""
     learn_view = plan.learn(learn)
-    sampling = Sampling.of_validation(plan, learn_view, base_dir)
+    sampling = Sampling.of_validation(plan, learn_view, base_dir).with_tools(learner.tools)
     where = f"`{learn_view.validate}` ({len(sampling.questions)} questions x {sampling.samples} samples)"
 
     async def prune(library: Library, step: int) -> Pruning:

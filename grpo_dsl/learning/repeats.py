@@ -29,6 +29,7 @@ from grpo_dsl.learning.run import RunResult, resume_run
 from grpo_dsl.library import Library
 from grpo_dsl.plan import Plan
 from grpo_dsl.rewards.scorer import RewardScorer
+from grpo_dsl.rollout.tools import open_tools
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.failures import Failures
 from grpo_dsl.runs.progress import Progress
@@ -148,7 +149,7 @@ async def _rank(
     sampling = Sampling.of_validation(plan, view, base_dir)
     events = EventLog(group.events_path)
     usage = usage_from_events(plan, group.events_path)
-    progress = Progress(stream, cost=lambda: usage.total_usd, interactive=False)
+    progress = Progress(stream, title=f"rank {learn}", cost=lambda: usage.total_usd)
     means: list[float] = []
     cache = shared_cache(group.path.parents[1], learn)
     advice = f"Fix the cause and continue with `grpo run --resume {group.path}` (the cache keeps every answer), or raise `max_failures` of learn `{learn}`."
@@ -157,7 +158,9 @@ async def _rank(
         async with (
             client_stack(plan, base_dir, group, usage, None, events, progress, cache_dir=cache) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
+            open_tools(sampling.task, base_dir, scorer, group, events) as tools,
         ):
+            sampling = sampling.with_tools(tools)
             progress.message(f"ranking {len(libraries)} repeats on `{view.validate}`")
             for library in libraries:
                 results = await sampling.sample(
@@ -166,6 +169,7 @@ async def _rank(
                 scored = [r for q in results for r in q.scored]
                 means.append(sum(scored) / len(scored) if scored else 0.0)
             failures.check()
+    progress.close()
     atomic_write_json(group.usage_path, usage.to_json())
     events.append("repeats_ranked" if end.status == "completed" else "ranking_" + end.status, means=means)
     events.close()

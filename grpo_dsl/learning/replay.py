@@ -39,6 +39,7 @@ from grpo_dsl.library import Library, Operation, RuleError, load_rule
 from grpo_dsl.modules.history import ExperienceDiff, diff_experiences
 from grpo_dsl.plan import Plan, load_plan
 from grpo_dsl.rewards.scorer import RewardScorer
+from grpo_dsl.rollout.tools import ToolBox, open_tools
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.progress import Progress
 from grpo_dsl.runs.repeats import runs_root_of
@@ -318,6 +319,11 @@ class _Replay:
         scorer = await stack.enter_async_context(
             RewardScorer(self.plan.rewards(), base_dir=self.base_dir, client=client, models=models, shown=judge_fields(self.plan, learn))
         )
+        tools = (
+            ToolBox()  # offline, nothing is rolled out
+            if self.offline
+            else await stack.enter_async_context(open_tools(self.plan.task(learn.task), self.base_dir, scorer, self.replay, self.events))
+        )
         learner = Learner(
             self.plan,
             self.learn,
@@ -327,6 +333,7 @@ class _Replay:
             scorer=scorer,
             events=self.events,
             progress=progress,
+            tools=tools,
             structured=structured_mode(models, learn.learner),
         )
         if learn.validate:

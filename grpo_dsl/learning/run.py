@@ -26,7 +26,7 @@ from grpo_dsl.modules import ModuleError, load_module, parse_reference
 from grpo_dsl.plan import Plan, PlanError
 from grpo_dsl.plan.estimate import DataRows, Growth, expected_run, reestimate
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Tools
+from grpo_dsl.rollout.tools import Tools, open_tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory, RunError
 from grpo_dsl.runs.progress import Progress, format_cost
@@ -190,6 +190,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
             ),
             client_stack(plan, base_dir, run, usage, budget, events, progress, shared_cache_of(run.path)) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view)) as scorer,
+            open_tools(plan.task(learn_view.task), base_dir, scorer, run, events) as tools,
         ):
             learner = Learner(
                 plan,
@@ -200,6 +201,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                 scorer=scorer,
                 events=events,
                 progress=progress,
+                tools=tools,
                 structured=structured_mode(models, learn_view.learner),
             )
             progress.expect(learn_view.estimate, learner.total_steps, usage.to_json()["by_stage"])
@@ -286,7 +288,7 @@ def validation_gate(plan: Plan, learn: str, base_dir: Path, learner: Learner, sc
     """The gate of a learn with `validate`: old and new library sampled on the held-out set,
     their failed samples counted in the step's failures."""
     learn_view = plan.learn(learn)
-    sampling = Sampling.of_validation(plan, learn_view, base_dir)
+    sampling = Sampling.of_validation(plan, learn_view, base_dir).with_tools(learner.tools)
 
     async def evaluate(old: Library, new: Library, step: int) -> tuple[bool, dict[str, Any]]:
         results = []

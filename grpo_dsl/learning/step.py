@@ -60,7 +60,8 @@ from grpo_dsl.prompts.learner import (
 )
 from grpo_dsl.prompts.messages import compose_templates, render_messages
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Rollout, Tools, rollout
+from grpo_dsl.rollout.answer import Rollout, rollout
+from grpo_dsl.rollout.tools import ToolBox
 from grpo_dsl.rollout.questions import Question, epoch_order, load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.failures import Failures, TooManyFailures
@@ -171,6 +172,7 @@ class Learner:
         scorer: RewardScorer,
         events: EventLog,
         progress: Progress,
+        tools: ToolBox,
         structured: str = "json_schema",
         evaluate_gate: Callable[[Library, Library, int], Any] | None = None,
         prune: Callable[[Library, int], Awaitable[Pruning]] | None = None,
@@ -179,7 +181,7 @@ class Learner:
         self.learn = plan.learn(learn_name)
         self.learn_name = learn_name
         self.task = plan.task(self.learn.task)
-        self.tools = Tools.of(self.task, base_dir)
+        self.tools = tools
         self.base_dir = base_dir
         self.run = run
         self.client = client
@@ -343,7 +345,7 @@ class Learner:
             )
             group.summaries = list(summaries)
         else:
-            group.summaries = [_truncate(r.output) for r, _ in group.scored]
+            group.summaries = [_truncate(r.transcript()) for r, _ in group.scored]
         await self._advantage(step, group, question_text, reference, experiences)
 
     async def _summarise(
@@ -359,7 +361,7 @@ class Learner:
         prompt = self.prompts.summary(
             question=question_text,
             reference=reference,
-            output=_truncate(rollout.output),
+            output=_truncate(rollout.transcript()),
             reward=_format_reward(reward),
             error=rollout.error,
             experiences=experiences,
@@ -371,11 +373,11 @@ class Learner:
             raise
         except Exception as exc:
             self._learner_failed(step, "summary_failed", str(exc), group=group.group, index=rollout.index)
-            return _truncate(rollout.output)
+            return _truncate(rollout.transcript())
         self.failures.attempt("learner calls")
         if response.finish_reason == "length":
             self.events.append("learner_reply_truncated", step=step, group=group.group, stage="summary", index=rollout.index)
-            return _truncate(rollout.output)
+            return _truncate(rollout.transcript())
         return (response.content or "").strip()
 
     async def _advantage(
