@@ -39,10 +39,15 @@ PURPOSES: Mapping[str, str] = {
     "advantage": "learner",
     "consolidate": "learner",
     "validate": "gate",
+    "prune": "gate",
+    "rank": "gate",
     "evaluate": "evaluation",
+    "ablate": "ablation",
     "judge": "judge",
 }
-"""The purpose of each stage: the first half of a request's cache namespace."""
+"""The purpose of each stage: the first half of a request's cache namespace. Pruning
+and the ranking of repeats sample the validation set as the gate does, so they share
+its answers."""
 
 
 @dataclass(frozen=True, slots=True)
