@@ -13,8 +13,9 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import TextIO
 
+from grpo_dsl import api
 from grpo_dsl._version import __version__
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_text
@@ -22,7 +23,6 @@ from grpo_dsl.evaluation.evaluate import (
     EvaluationResult,
     format_evaluation,
     resume_evaluation,
-    start_evaluation,
 )
 from grpo_dsl.language.checks import check_path
 from grpo_dsl.language.diagnostics import (
@@ -34,7 +34,7 @@ from grpo_dsl.language.diagnostics import (
 from grpo_dsl.language.fmt import format_program
 from grpo_dsl.language.parser import parse_file
 from grpo_dsl.learning.replay import format_replay, replay_run
-from grpo_dsl.learning.run import RunResult, resume_run, start_run
+from grpo_dsl.learning.run import RunResult
 from grpo_dsl.modules import (
     ModuleError,
     blame,
@@ -48,7 +48,7 @@ from grpo_dsl.modules import (
     module_log,
     parse_reference,
 )
-from grpo_dsl.plan import Plan, load_plan
+from grpo_dsl.plan import load_plan
 from grpo_dsl.plan import compile as compile_plan
 from grpo_dsl.plan.explain import explain
 from grpo_dsl.report import render_report
@@ -91,19 +91,6 @@ def _usage_error(message: str) -> int:
 
 def _missing_files(paths: Sequence[str]) -> list[str]:
     return [path for path in paths if not Path(path).is_file()]
-
-
-def _chosen_block(plan: Plan, kind: Literal["learn", "evaluate"], chosen: str | None) -> tuple[str | None, str | None]:
-    """The block of `kind` to run: `chosen` (given with `--KIND`), or the program's only one;
-    otherwise None and the problem to report."""
-    names = plan.names(kind)
-    listed = ", ".join(names) or "none"
-    if chosen is None and len(names) != 1:
-        return None, f"the program has {len(names)} {kind} blocks; choose one with --{kind} ({listed})"
-    name = chosen or names[0]
-    if name not in names:
-        return None, f"no {kind} block `{name}`; the program has: {listed}"
-    return name, None
 
 
 def _summary(files: int, diagnostics: Sequence[Diagnostic]) -> str:
@@ -262,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
         if not (run_dir / "run.json").is_file():
             return _usage_error(f"not a run directory: {run_dir}")
         print(run_dir)
-        result = resume_run(run_dir, budget=budget)
+        result = api.resume(run_dir, budget=budget, stream=sys.stderr)
     else:
         if budget:
             return _usage_error("--budget goes with --resume; for a new run, set `budget { ... }` in the learn block")
@@ -271,38 +258,28 @@ def run(args: argparse.Namespace) -> int:
         if _missing_files([args.file]):
             return _usage_error(f"no such file: {args.file}")
         try:
-            plan = load_plan(args.file)
+            result = api.learn(
+                args.file, block=args.learn, runs=args.runs, stream=sys.stderr, on_start=lambda run_dir: print(run_dir, flush=True)
+            )
         except ProgramError as error:
             print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
             return EXIT_PROBLEMS
-        learn, problem = _chosen_block(plan, "learn", args.learn)
-        if learn is None:
-            return _usage_error(problem or "")
-        result = start_run(
-            plan,
-            learn,
-            base_dir=Path(args.file).resolve().parent,
-            runs_root=Path(args.runs),
-            on_start=lambda run_dir: print(run_dir, flush=True),
-        )
+        except api.ApiError as error:
+            return _usage_error(str(error))
     _print_summary(result)
     if result.status == "interrupted":
         return EXIT_INTERRUPTED
     if result.status != "completed":
         return EXIT_PROBLEMS
-    return _emit_after_run(result.run_dir)
+    return _emit_after_run(result)
 
 
-def _emit_after_run(run_dir: Path) -> int:
+def _emit_after_run(result: RunResult) -> int:
     """Run the program's `emit` blocks whose library is the learn that just finished."""
-    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    plan = Plan.from_json((run_dir / "plan.json").read_text(encoding="utf-8"))
     status = EXIT_OK
-    for name in plan.names("emit"):
-        if plan.emit(name).library != info["learn"]:
-            continue
+    for name in result.emits():
         try:
-            emitted = emit_from_run(plan, name, run_dir, base_dir=Path(info["base_dir"]))
+            emitted = result.emit(name)
         except ModuleError as error:
             print(f"grpo: emit `{name}` failed: {error}", file=sys.stderr)
             status = EXIT_PROBLEMS
@@ -446,21 +423,18 @@ def _start_evaluation(args: argparse.Namespace) -> EvaluationResult | int:
     if _missing_files([args.file]):
         return _usage_error(f"no such file: {args.file}")
     try:
-        compiled = load_plan(args.file)
+        return api.evaluate(
+            args.file,
+            block=args.evaluate,
+            runs=args.runs,
+            stream=sys.stderr,
+            on_start=lambda run_dir: print(f"evaluation run: {run_dir}", file=sys.stderr, flush=True),
+        )
     except ProgramError as error:
         print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
         return EXIT_PROBLEMS
-    name, problem = _chosen_block(compiled, "evaluate", args.evaluate)
-    if name is None:
-        return _usage_error(problem or "")
-    return start_evaluation(
-        compiled,
-        name,
-        base_dir=Path(args.file).resolve().parent,
-        runs_root=Path(args.runs),
-        stream=sys.stderr,
-        on_start=lambda run_dir: print(f"evaluation run: {run_dir}", file=sys.stderr, flush=True),
-    )
+    except api.ApiError as error:
+        return _usage_error(str(error))
 
 
 def evaluate(args: argparse.Namespace) -> int:

@@ -70,6 +70,7 @@ from grpo_dsl.modules import (
 from grpo_dsl.plan import Plan
 from grpo_dsl.plan.views import EvaluateView
 from grpo_dsl.prompts.messages import compose_templates
+from grpo_dsl.rewards.functions import RewardFunction, check_reward_functions, recorded_functions, resumed_functions
 from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.rollout.answer import Call, Tools
 from grpo_dsl.rollout.questions import load_questions
@@ -90,6 +91,8 @@ __all__ = [
     "LibraryResult",
     "LibrarySource",
     "STAGE",
+    "aresume_evaluation",
+    "astart_evaluation",
     "format_evaluation",
     "is_evaluation_run",
     "question_scores",
@@ -350,7 +353,7 @@ def _block(plan: Plan, evaluate: str) -> tuple[EvaluateView, str]:
 # ---------------------------------------------------------------------- running
 
 
-def start_evaluation(
+async def astart_evaluation(
     plan: Plan,
     evaluate: str,
     *,
@@ -359,14 +362,19 @@ def start_evaluation(
     budget: Budget | None = None,
     stream: TextIO | None = None,
     on_start: Callable[[Path], None] | None = None,
+    rewards: Mapping[str, RewardFunction] | None = None,
 ) -> EvaluationResult:
-    """Resolve the libraries of `evaluate`, create its run directory and evaluate them all.
+    """Resolve the libraries of `evaluate`, create its run directory and evaluate them
+    all, in the running event loop.
 
     `on_start` is told the run directory as soon as it exists; warnings about the
-    libraries go to `stream`. Raises `EvaluationError` before anything is created
-    when a library cannot be found, and `SandboxUnavailable` when the task's python
-    tool cannot run here.
+    libraries go to `stream`. `rewards` are Python functions that replace the
+    program's rewards of their names (recorded in run.json by name). Raises
+    `EvaluationError` before anything is created when a library cannot be found,
+    `RewardFunctionError` when a function replaces no reward, and
+    `SandboxUnavailable` when the task's python tool cannot run here.
     """
+    functions = check_reward_functions(plan.rewards(), rewards)
     sources, notes = resolve_libraries(plan, evaluate, base_dir=base_dir, runs_root=runs_root)
     Tools.of(plan.task(plan.evaluate(evaluate).task), base_dir)
     run = RunDirectory.create(
@@ -379,6 +387,7 @@ def start_evaluation(
             "base_dir": str(base_dir.resolve()),
             "plan_sha256": plan.sha256,
             "budget": _budget_json(budget),
+            **recorded_functions(functions),
         },
     )
     atomic_write_json(run.path / "libraries.json", {"libraries": [s.to_json() for s in sources]})
@@ -387,19 +396,50 @@ def start_evaluation(
     if stream is not None:
         for note in notes:
             stream.write(f"{note}\n")
-    return asyncio.run(_execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream))
+    return await _execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream, functions)
 
 
-def resume_evaluation(run_dir: Path, *, stream: TextIO | None = None) -> EvaluationResult:
-    """Evaluate again, in `run_dir`, the libraries it recorded; answered calls come from its cache."""
+def start_evaluation(
+    plan: Plan,
+    evaluate: str,
+    *,
+    base_dir: Path,
+    runs_root: Path,
+    budget: Budget | None = None,
+    stream: TextIO | None = None,
+    on_start: Callable[[Path], None] | None = None,
+    rewards: Mapping[str, RewardFunction] | None = None,
+) -> EvaluationResult:
+    """`astart_evaluation` in an event loop of its own (there must be none running)."""
+    return asyncio.run(
+        astart_evaluation(
+            plan, evaluate, base_dir=base_dir, runs_root=runs_root, budget=budget, stream=stream, on_start=on_start, rewards=rewards
+        )
+    )
+
+
+async def aresume_evaluation(
+    run_dir: Path, *, stream: TextIO | None = None, rewards: Mapping[str, RewardFunction] | None = None
+) -> EvaluationResult:
+    """Evaluate again, in `run_dir`, the libraries it recorded, in the running event loop;
+    answered calls come from its cache. `rewards` gives again the reward functions it
+    started with."""
     run = RunDirectory(run_dir)
     if not is_evaluation_run(run_dir):
         raise EvaluationError(f"{run_dir} is not an evaluation run directory")
     info = run.info()
     plan = Plan.from_json(run.plan_path.read_text(encoding="utf-8"))
+    functions = resumed_functions(plan.rewards(), rewards, info, str(run_dir))
     sources = [LibrarySource.from_json(s) for s in read_json(run.path / "libraries.json")["libraries"]]
     budget = Budget.from_json(info["budget"]) if info.get("budget") else None
-    return asyncio.run(_execute(run, plan, info["evaluate"], sources, Path(info["base_dir"]), budget, stream))
+    return await _execute(run, plan, info["evaluate"], sources, Path(info["base_dir"]), budget, stream, functions)
+
+
+def resume_evaluation(
+    run_dir: Path, *, stream: TextIO | None = None, rewards: Mapping[str, RewardFunction] | None = None
+) -> EvaluationResult:
+    """`aresume_evaluation` in an event loop of its own (there must be none running)."""
+    return asyncio.run(aresume_evaluation(run_dir, stream=stream, rewards=rewards))
 
 
 def is_evaluation_run(path: Path) -> bool:
@@ -468,6 +508,7 @@ async def _execute(
     base_dir: Path,
     budget: Budget | None,
     stream: TextIO | None,
+    functions: Mapping[str, RewardFunction],
 ) -> EvaluationResult:
     block, reward = _block(plan, evaluate)
     task = plan.task(block.task)
@@ -487,7 +528,7 @@ async def _execute(
         tools = Tools.of(task, base_dir)
         async with (
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
-            RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
+            RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models, functions=functions) as scorer,
         ):
             for source in sources:
                 progress.message(f"{source.name}: {len(questions)} questions x {block.samples} samples")

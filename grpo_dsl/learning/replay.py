@@ -201,6 +201,12 @@ def replay_run(
         raise ReplayError(f"--from-step must be between 1 and {completed[-1]}, the last step {run_dir} completed")
     policy_plan = replay_policy(policy_file, policy_name)
     info = original.info()
+    if info.get("reward_functions") and not offline:
+        names = ", ".join(f"`{name}`" for name in info["reward_functions"])
+        raise ReplayError(
+            f"{run_dir} scored {names} with reward functions given from Python, which a replay does not have: "
+            "replay it --offline (the recorded operations under the new rule, no call)"
+        )
     learn = info["learn"]
     recorded_plan = Plan.from_json(original.plan_path.read_text(encoding="utf-8"))
     plan = recorded_plan.with_policy(learn, policy_plan, policy_name, policy_file.resolve().parent)

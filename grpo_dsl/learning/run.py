@@ -21,8 +21,10 @@ from grpo_dsl.core.files import atomic_write_json, read_json
 from grpo_dsl.evaluation.sampling import gate_decision, sample_library
 from grpo_dsl.learning.step import Learner, StepOutcome
 from grpo_dsl.library import Library
+from grpo_dsl.modules import EmitResult, ModuleError, emit_from_run
 from grpo_dsl.plan import Plan, PlanError
 from grpo_dsl.plan.estimate import DataRows, Growth, reestimate
+from grpo_dsl.rewards.functions import RewardFunction, check_reward_functions, recorded_functions, resumed_functions
 from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.rollout.answer import Tools
 from grpo_dsl.rollout.questions import load_questions
@@ -40,6 +42,8 @@ from grpo_dsl.runs.session import (
 
 __all__ = [
     "RunResult",
+    "aresume_run",
+    "astart_run",
     "resume_run",
     "start_run",
     "validation_gate",
@@ -61,6 +65,64 @@ class RunResult:
     reestimate: Mapping[str, Any] | None = None
     """The same, re-estimated from what step 1 really cost (None before step 1 or for a one-step run)."""
 
+    def emits(self) -> tuple[str, ...]:
+        """The program's `emit` blocks whose library is this run's learn."""
+        run = RunDirectory(self.run_dir)
+        info = run.info()
+        plan = recorded_plan(run, info)
+        return tuple(name for name in plan.names("emit") if plan.emit(name).library == info["learn"])
+
+    def emit(self, name: str | None = None, *, step: int | None = None, force: bool = False) -> EmitResult:
+        """Write this run's library as a version of the prompt module of emit block `name`
+        (default: the program's only emit block of this learn).
+
+        `step` and `force` are those of `grpo emit`: the library after another step,
+        and publishing a run that did not complete. Raises `ModuleError` when the
+        module cannot be written, or when `name` is not given and the learn has no
+        emit block or several.
+        """
+        if name is None:
+            emits = self.emits()
+            if len(emits) != 1:
+                raise ModuleError(f"the learn of {self.run_dir} has {len(emits)} emit blocks ({', '.join(emits) or 'none'}): name one")
+            name = emits[0]
+        run = RunDirectory(self.run_dir)
+        info = run.info()
+        return emit_from_run(recorded_plan(run, info), name, self.run_dir, step=step, base_dir=Path(str(info["base_dir"])), force=force)
+
+
+async def astart_run(
+    plan: Plan,
+    learn: str,
+    *,
+    base_dir: Path,
+    runs_root: Path,
+    stream: TextIO | None = sys.stderr,
+    on_start: Callable[[Path], None] | None = None,
+    rewards: Mapping[str, RewardFunction] | None = None,
+) -> RunResult:
+    """Create a run directory for `learn` and run it to its end (or a clean stop), in
+    the running event loop.
+
+    `on_start` is told the run directory as soon as it exists. `rewards` are Python
+    functions that replace the program's rewards of their names for this run; their
+    names are recorded in run.json, and a resumption must give them again. Raises
+    `SandboxUnavailable` before the directory exists when the task's python tool
+    cannot run here, and `RewardFunctionError` when a function replaces no reward.
+    """
+    functions = check_reward_functions(plan.rewards(), rewards)
+    Tools.of(plan.task(plan.learn(learn).task), base_dir)
+    run = RunDirectory.create(
+        runs_root,
+        learn,
+        plan.to_json(),
+        {"learn": learn, "base_dir": str(base_dir.resolve()), "plan_sha256": plan.sha256, **recorded_functions(functions)},
+    )
+    if on_start is not None:
+        on_start(run.path)
+    with run.lock():
+        return await _execute(run, plan, learn, base_dir.resolve(), stream, functions)
+
 
 def start_run(
     plan: Plan,
@@ -70,40 +132,48 @@ def start_run(
     runs_root: Path,
     stream: TextIO | None = sys.stderr,
     on_start: Callable[[Path], None] | None = None,
+    rewards: Mapping[str, RewardFunction] | None = None,
 ) -> RunResult:
-    """Create a run directory for `learn` and run it to its end (or a clean stop).
-
-    `on_start` is told the run directory as soon as it exists. Raises
-    `SandboxUnavailable` before it exists when the task's python tool cannot run here.
-    """
-    Tools.of(plan.task(plan.learn(learn).task), base_dir)
-    run = RunDirectory.create(
-        runs_root,
-        learn,
-        plan.to_json(),
-        {"learn": learn, "base_dir": str(base_dir.resolve()), "plan_sha256": plan.sha256},
-    )
-    if on_start is not None:
-        on_start(run.path)
-    with run.lock():
-        return asyncio.run(_execute(run, plan, learn, base_dir.resolve(), stream))
+    """`astart_run` in an event loop of its own (there must be none running)."""
+    return asyncio.run(astart_run(plan, learn, base_dir=base_dir, runs_root=runs_root, stream=stream, on_start=on_start, rewards=rewards))
 
 
-def resume_run(run_dir: Path, *, stream: TextIO | None = sys.stderr, budget: Mapping[str, float] | None = None) -> RunResult:
-    """Continue a run directory after its last completed step.
+async def aresume_run(
+    run_dir: Path,
+    *,
+    stream: TextIO | None = sys.stderr,
+    budget: Mapping[str, float] | None = None,
+    rewards: Mapping[str, RewardFunction] | None = None,
+) -> RunResult:
+    """Continue a run directory after its last completed step, in the running event loop.
 
     `budget` (`usd`, `tokens`, `calls`) replaces those limits of the learn's budget,
     for this and later resumptions: a run stopped by its budget goes on with a
-    larger one. Raises `RunError` when another process holds the directory, or when
-    its files are missing, damaged or changed since the run started.
+    larger one. `rewards` gives again the reward functions the run started with.
+    Raises `RunError` when another process holds the directory, or when its files
+    are missing, damaged or changed since the run started, and
+    `RewardFunctionError` when the reward functions given are not the ones it
+    started with.
     """
     run = RunDirectory(run_dir)
     with run.lock():
         info = run.info()
         plan = recorded_plan(run, info)
+        functions = resumed_functions(plan.rewards(), rewards, info, str(run.path))
         if budget:
             run.update_info(budget={**(info.get("budget") or {}), **budget})
-        return asyncio.run(_execute(run, plan, str(info["learn"]), Path(str(info["base_dir"])), stream))
+        return await _execute(run, plan, str(info["learn"]), Path(str(info["base_dir"])), stream, functions)
+
+
+def resume_run(
+    run_dir: Path,
+    *,
+    stream: TextIO | None = sys.stderr,
+    budget: Mapping[str, float] | None = None,
+    rewards: Mapping[str, RewardFunction] | None = None,
+) -> RunResult:
+    """`aresume_run` in an event loop of its own (there must be none running)."""
+    return asyncio.run(aresume_run(run_dir, stream=stream, budget=budget, rewards=rewards))
 
 
 def recorded_plan(run: RunDirectory, info: Mapping[str, Any]) -> Plan:
@@ -155,7 +225,9 @@ def _restored(run: RunDirectory, step: int) -> Library:
         raise RunError(f"{run.step_dir(step) / 'library.json'} is damaged ({exc}); delete {run.step_dir(step)} to run that step again") from None
 
 
-async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, stream: TextIO | None) -> RunResult:
+async def _execute(
+    run: RunDirectory, plan: Plan, learn: str, base_dir: Path, stream: TextIO | None, functions: Mapping[str, RewardFunction]
+) -> RunResult:
     learn_view = plan.learn(learn)
     completed = run.completed_steps()
     library = _restored(run, completed[-1]) if completed else initial_library(plan, learn, run.path.parent.parent)
@@ -172,7 +244,9 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
     async with ending_cleanly(events, f"grpo run --resume {run.path}") as end:
         async with (
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
-            RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view)) as scorer,
+            RewardScorer(
+                plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view), functions=functions
+            ) as scorer,
         ):
             learner = Learner(
                 plan,

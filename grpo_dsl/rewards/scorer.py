@@ -38,13 +38,11 @@ import contextlib
 import importlib.util
 import json
 import math
-import numbers
 import operator
 import os
 import signal
 import subprocess
 import sys
-import traceback
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -71,6 +69,12 @@ from grpo_dsl.language.builtins import (
     Value,
     as_number,
     as_text,
+)
+from grpo_dsl.rewards.functions import (
+    RewardFunction,
+    call_reward_function,
+    describe_exception,
+    finite_reward,
 )
 
 __all__ = [
@@ -422,7 +426,7 @@ def _answer(request: list[Any], modules: dict[tuple[str, float], ModuleType]) ->
     except RewardError as exc:
         return "error", str(exc)
     except Exception as exc:
-        return "error", _describe(exc)
+        return "error", describe_exception(exc)
 
 
 def _load(path: Path, function: str, modules: dict[tuple[str, float], ModuleType]) -> Callable[..., Any]:
@@ -446,18 +450,7 @@ def _load(path: Path, function: str, modules: dict[tuple[str, float], ModuleType
 
 
 def _user_reward(function: Callable[..., Any], output: str, row: dict[str, Any]) -> float:
-    result = function(output, row)
-    if isinstance(result, numbers.Real):
-        number = float(result)
-        if math.isfinite(number):
-            return number
-    raise RewardError(f"`{function.__name__}` returned {type(result).__name__} {result!r:.80}, expected a finite number")
-
-
-def _describe(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    return finite_reward(function, function(output, row))
 
 
 class RewardScorer:
@@ -466,9 +459,10 @@ class RewardScorer:
     `base_dir` is the folder of the program (user reward paths are relative to it);
     `client` answers judge rewards; `models` is the plan's `models`, read for each
     judge model's `structured` setting. `shown` (None: every field) is the fields a
-    judge may see: without ground truth, those of the task's prompt. `timeout_s`
-    bounds every user reward and isolated builtin call. Use `close()` (or
-    `async with`) to stop the workers.
+    judge may see: without ground truth, those of the task's prompt. `functions`
+    are Python callables that replace the rewards of their names
+    (`rewards.functions`). `timeout_s` bounds every user reward and isolated builtin
+    call. Use `close()` (or `async with`) to stop the workers.
     """
 
     def __init__(
@@ -481,6 +475,7 @@ class RewardScorer:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         workers: int | None = None,
         shown: frozenset[str] | None = None,
+        functions: Mapping[str, RewardFunction] | None = None,
     ) -> None:
         for name, reward in rewards.items():
             if reward.get("kind") not in ("expression", "python", "judge"):
@@ -491,6 +486,7 @@ class RewardScorer:
         self.models = dict(models or {})
         self.timeout_s = timeout_s
         self.shown = shown
+        self.functions = dict(functions or {})
         self.pool = WorkerPool(workers)
         self._judge_template: Template | None = None
 
@@ -532,6 +528,13 @@ class RewardScorer:
         except RewardError as exc:
             return RewardResult(0.0, f"python reward {where}: {exc}")
         return RewardResult(float(value))
+
+    async def _function(self, name: str, output: str, row: dict[str, Any]) -> RewardResult:
+        try:
+            value = await call_reward_function(self.functions[name], output, dict(row), self.timeout_s)
+        except RewardError as exc:
+            return RewardResult(0.0, f"python reward `{name}`: {exc}")
+        return RewardResult(value)
 
     async def _judge(self, name: str, reward: Mapping[str, Any], output: str, row: dict[str, Any]) -> RewardResult:
         if self.client is None:
@@ -582,6 +585,8 @@ class _Rollout:
         return self.results[name]
 
     async def _compute(self, name: str) -> RewardResult:
+        if name in self.scorer.functions:
+            return await self.scorer._function(name, self.output, self.row)
         reward = self.scorer.rewards[name]
         kind = reward["kind"]
         if kind == "python":
