@@ -32,7 +32,7 @@ from grpo_dsl.language.checks import check, check_path
 from grpo_dsl.language.diagnostics import Diagnostic, ProgramError
 from grpo_dsl.language.fmt import format_program
 from grpo_dsl.language.parser import parse
-from grpo_dsl.language.workspace import Workspace
+from grpo_dsl.language.workspace import Workspace, load_sources
 from grpo_dsl.plan import Plan, workspace_of
 from grpo_dsl.plan import compile as compile_workspace
 
@@ -163,12 +163,18 @@ def choose_block(plan: Plan, kind: Literal["learn", "evaluate"], chosen: str | N
     return name
 
 
-def _program(program: ProgramInput) -> CheckedProgram:
+def _workspace(program: ProgramInput) -> Workspace:
+    """The program's files, parsed but not checked yet: the checks run when it is
+    compiled, after the datasets given from Python are in place (so a program whose
+    data comes only from Python needs no data file)."""
     if isinstance(program, CheckedProgram):
-        return program
+        return program.workspace
     if isinstance(program, str) and "\n" in program:
-        return loads(program)
-    return load(program)
+        return workspace_of(parse(program, "<string>"))
+    workspace, diagnostics, sources = load_sources(os.fspath(program))
+    if workspace is None:
+        raise ProgramError(diagnostics, sources)
+    return workspace
 
 
 def _rows_file(name: str, rows: Sequence[Mapping[str, Any]], folder: Path) -> Path:
@@ -190,11 +196,10 @@ def _rows_file(name: str, rows: Sequence[Mapping[str, Any]], folder: Path) -> Pa
     return path
 
 
-def _with_datasets(program: CheckedProgram, datasets: Mapping[str, DatasetInput], folder: Path) -> CheckedProgram:
+def _with_datasets(workspace: Workspace, datasets: Mapping[str, DatasetInput], folder: Path) -> Workspace:
     """The program with the `source` of each dataset named in `datasets` replaced by the
-    given file (absolute) or by a file of the given rows in `folder`; checked again by
-    the compiler, so rows that lack a field the task reads are reported as in a file."""
-    workspace = program.workspace
+    given file (absolute) or by a file of the given rows in `folder`; checked when it
+    is compiled, so rows that lack a field the task reads are reported as in a file."""
     for name, given in datasets.items():
         decl = workspace.declarations.get(name)
         source = decl.get("source") if isinstance(decl, ast.Dataset) else None
@@ -209,15 +214,15 @@ def _with_datasets(program: CheckedProgram, datasets: Mapping[str, DatasetInput]
             for path_, p in workspace.files.items()
         }
         workspace = replace(workspace, files=files, declarations={**workspace.declarations, name: changed})
-    return replace(program, workspace=workspace)
+    return workspace
 
 
 def _planned(program: ProgramInput, datasets: Mapping[str, DatasetInput] | None, runs: Path) -> tuple[Plan, Path]:
-    """The plan to run and the folder its paths are relative to."""
-    checked = _program(program)
+    """The plan to run and the folder its paths are relative to; `ProgramError` when the program has errors."""
+    workspace = _workspace(program)
     if datasets:
-        checked = _with_datasets(checked, datasets, runs / DATA_FOLDER)
-    return compile(checked), Path(checked.workspace.base_dir).resolve()
+        workspace = _with_datasets(workspace, datasets, runs / DATA_FOLDER)
+    return compile_workspace(workspace), Path(workspace.base_dir).resolve()
 
 
 async def alearn(
