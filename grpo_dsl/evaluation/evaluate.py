@@ -195,6 +195,10 @@ class EvaluationResult:
             confidence=CONFIDENCE,
         )
 
+    def text(self) -> str:
+        """The table and sentences `grpo eval` prints."""
+        return format_evaluation(self.to_json())
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": "grpo-evaluation/1",
@@ -704,7 +708,6 @@ def format_evaluation(document: Mapping[str, Any]) -> str:
             where = f" ({library['status']})" if library.get("status") not in (None, "completed") else ""
             demos = f" and {library['demos']} demos" if library.get("demos") else ""
             lines.append(f"  {library['name']}: {library['experiences']} experiences{demos} from {library['origin']}{where}")
-            lines.append(f"  {library['name']}: {library['experiences']} experiences from {library['origin']}{where}")
     for library in libraries:
         if _failed(library):
             causes = "; ".join(f"{n} x {cause}" for cause, n in library["failures"]["causes"].items())
