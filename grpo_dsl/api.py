@@ -17,13 +17,12 @@ package.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeAlias
 
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_text, sha256_text
@@ -35,6 +34,7 @@ from grpo_dsl.language.parser import parse
 from grpo_dsl.language.workspace import Workspace, load_sources
 from grpo_dsl.plan import Plan, workspace_of
 from grpo_dsl.plan import compile as compile_workspace
+from grpo_dsl.runs.loop import LoopRunning, blocking
 
 if TYPE_CHECKING:
     from grpo_dsl.evaluation.evaluate import EvaluationResult
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ApiError",
     "CheckedProgram",
+    "LoopRunning",
     "DatasetInput",
     "ProgramInput",
     "aevaluate",
@@ -139,12 +140,9 @@ DATA_FOLDER = ".data"
 """The folder, in the runs folder, of the rows given from Python, one JSONL file per
 distinct content (a name that no block can have, so no learn's runs are there)."""
 
-Result = TypeVar("Result")
-
-
 class ApiError(GrpoError):
     """A run the API cannot start: no block to run, a dataset given for a name that is
-    not one, rows that are not JSON objects, a running event loop for a blocking call."""
+    not one, rows that are not JSON objects."""
 
 
 def choose_block(plan: Plan, kind: Literal["learn", "evaluate"], chosen: str | None) -> str:
@@ -295,54 +293,6 @@ async def aresume(
     return await aresume_run(Path(run_dir), stream=stream, budget=budget, rewards=rewards)
 
 
-def _blocking(start: Callable[[], Coroutine[Any, Any, Result]], asynchronous: str) -> Result:
-    """Run the coroutine `start()` makes in an event loop of its own; there must be none running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(start())
-    raise ApiError(f"an event loop is already running here (Jupyter, an async function): use `await grpo_dsl.{asynchronous}(...)`")
-
-
-def learn(
-    program: ProgramInput,
-    *,
-    block: str | None = None,
-    runs: str | os.PathLike[str] = "runs",
-    datasets: Mapping[str, DatasetInput] | None = None,
-    rewards: Mapping[str, RewardFunction] | None = None,
-    stream: TextIO | None = None,
-    on_start: Callable[[Path], None] | None = None,
-) -> RunResult:
-    """`alearn`, waited for: for scripts, where no event loop is running."""
-    return _blocking(
-        lambda: alearn(program, block=block, runs=runs, datasets=datasets, rewards=rewards, stream=stream, on_start=on_start), "alearn"
-    )
-
-
-def evaluate(
-    program: ProgramInput,
-    *,
-    block: str | None = None,
-    runs: str | os.PathLike[str] = "runs",
-    datasets: Mapping[str, DatasetInput] | None = None,
-    rewards: Mapping[str, RewardFunction] | None = None,
-    stream: TextIO | None = None,
-    on_start: Callable[[Path], None] | None = None,
-) -> EvaluationResult:
-    """`aevaluate`, waited for: for scripts, where no event loop is running."""
-    return _blocking(
-        lambda: aevaluate(program, block=block, runs=runs, datasets=datasets, rewards=rewards, stream=stream, on_start=on_start),
-        "aevaluate",
-    )
-
-
-def resume(
-    run_dir: str | os.PathLike[str],
-    *,
-    budget: Mapping[str, float] | None = None,
-    rewards: Mapping[str, RewardFunction] | None = None,
-    stream: TextIO | None = None,
-) -> RunResult:
-    """`aresume`, waited for: for scripts, where no event loop is running."""
-    return _blocking(lambda: aresume(run_dir, budget=budget, rewards=rewards, stream=stream), "aresume")
+learn = blocking(alearn, "grpo_dsl.alearn")
+evaluate = blocking(aevaluate, "grpo_dsl.aevaluate")
+resume = blocking(aresume, "grpo_dsl.aresume")

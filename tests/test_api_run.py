@@ -126,9 +126,9 @@ def test_the_blocking_forms_refuse_a_running_loop_and_name_the_async_one(endpoin
     program = write_world(tmp_path, endpoint.base_url)
 
     async def cell() -> None:
-        with pytest.raises(g.ApiError, match=r"await grpo_dsl\.alearn"):
+        with pytest.raises(g.LoopRunning, match=r"await grpo_dsl\.alearn\(\.\.\.\)"):
             g.learn(program, runs=tmp_path / "runs")
-        with pytest.raises(g.ApiError, match=r"await grpo_dsl\.aevaluate"):
+        with pytest.raises(g.LoopRunning, match=r"await grpo_dsl\.aevaluate\(\.\.\.\)"):
             g.evaluate(program, runs=tmp_path / "runs")
 
     asyncio.run(cell())

@@ -31,7 +31,6 @@ the evaluation (status `failed`, exit 1), its table still printed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import warnings
 from collections import defaultdict
@@ -76,6 +75,7 @@ from grpo_dsl.rollout.answer import Call, Tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.failures import Failures, TooManyFailures
+from grpo_dsl.runs.loop import blocking
 from grpo_dsl.runs.progress import Progress
 from grpo_dsl.runs.session import (
     client_stack,
@@ -403,23 +403,7 @@ async def astart_evaluation(
     return await _execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream, functions)
 
 
-def start_evaluation(
-    plan: Plan,
-    evaluate: str,
-    *,
-    base_dir: Path,
-    runs_root: Path,
-    budget: Budget | None = None,
-    stream: TextIO | None = None,
-    on_start: Callable[[Path], None] | None = None,
-    rewards: Mapping[str, RewardFunction] | None = None,
-) -> EvaluationResult:
-    """`astart_evaluation` in an event loop of its own (there must be none running)."""
-    return asyncio.run(
-        astart_evaluation(
-            plan, evaluate, base_dir=base_dir, runs_root=runs_root, budget=budget, stream=stream, on_start=on_start, rewards=rewards
-        )
-    )
+start_evaluation = blocking(astart_evaluation)
 
 
 async def aresume_evaluation(
@@ -439,11 +423,7 @@ async def aresume_evaluation(
     return await _execute(run, plan, info["evaluate"], sources, Path(info["base_dir"]), budget, stream, functions)
 
 
-def resume_evaluation(
-    run_dir: Path, *, stream: TextIO | None = None, rewards: Mapping[str, RewardFunction] | None = None
-) -> EvaluationResult:
-    """`aresume_evaluation` in an event loop of its own (there must be none running)."""
-    return asyncio.run(aresume_evaluation(run_dir, stream=stream, rewards=rewards))
+resume_evaluation = blocking(aresume_evaluation)
 
 
 def is_evaluation_run(path: Path) -> bool:

@@ -9,7 +9,6 @@ endpoint error, too many failures or a full disk, with everything so far saved.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.rollout.answer import Tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory, RunError
+from grpo_dsl.runs.loop import blocking
 from grpo_dsl.runs.progress import Progress, format_cost
 from grpo_dsl.runs.session import (
     client_stack,
@@ -124,18 +124,7 @@ async def astart_run(
         return await _execute(run, plan, learn, base_dir.resolve(), stream, functions)
 
 
-def start_run(
-    plan: Plan,
-    learn: str,
-    *,
-    base_dir: Path,
-    runs_root: Path,
-    stream: TextIO | None = sys.stderr,
-    on_start: Callable[[Path], None] | None = None,
-    rewards: Mapping[str, RewardFunction] | None = None,
-) -> RunResult:
-    """`astart_run` in an event loop of its own (there must be none running)."""
-    return asyncio.run(astart_run(plan, learn, base_dir=base_dir, runs_root=runs_root, stream=stream, on_start=on_start, rewards=rewards))
+start_run = blocking(astart_run)
 
 
 async def aresume_run(
@@ -165,15 +154,7 @@ async def aresume_run(
         return await _execute(run, plan, str(info["learn"]), Path(str(info["base_dir"])), stream, functions)
 
 
-def resume_run(
-    run_dir: Path,
-    *,
-    stream: TextIO | None = sys.stderr,
-    budget: Mapping[str, float] | None = None,
-    rewards: Mapping[str, RewardFunction] | None = None,
-) -> RunResult:
-    """`aresume_run` in an event loop of its own (there must be none running)."""
-    return asyncio.run(aresume_run(run_dir, stream=stream, budget=budget, rewards=rewards))
+resume_run = blocking(aresume_run)
 
 
 def recorded_plan(run: RunDirectory, info: Mapping[str, Any]) -> Plan:

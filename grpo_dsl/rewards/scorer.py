@@ -29,6 +29,10 @@ their model through the injected `LLMClient` (stage `judge`) with the prompt of
 row's fields and the answer, and the row's fields. Without ground truth (`shown`) the judge sees
 only the fields the task's prompt shows, never a reference answer. Budget and fatal endpoint
 errors propagate, any other failure of the judge is a recorded error.
+
+Rewards given as Python functions (`functions`, from `grpo_dsl.learn(..., rewards=...)`)
+replace the plan's rewards of their names and run in this process (`rewards.functions`),
+with the same rules for errors.
 """
 
 from __future__ import annotations
