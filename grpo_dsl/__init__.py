@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from grpo_dsl.learning.run import RunResult
     from grpo_dsl.modules import ModelMismatchWarning, ModuleError, PromptModule, load_module
     from grpo_dsl.plan import Plan, PlanError
+    from grpo_dsl.rewards.functions import RewardFunctionError
     from grpo_dsl.runs.loop import LoopRunning
 
 _HOMES = {
@@ -72,6 +73,7 @@ _HOMES = {
     "grpo_dsl.learning.run": "RunResult",
     "grpo_dsl.modules": "ModelMismatchWarning ModuleError PromptModule load_module",
     "grpo_dsl.plan": "Plan PlanError",
+    "grpo_dsl.rewards.functions": "RewardFunctionError",
     "grpo_dsl.runs.loop": "LoopRunning",
 }
 _HOME = {name: module for module, names in _HOMES.items() for name in names.split()}
