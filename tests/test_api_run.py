@@ -275,6 +275,17 @@ def test_an_async_reward_function_is_awaited(endpoint: Endpoint, tmp_path: Path)
     assert [s.failed_rollouts for s in result.steps] == [0, 0, 0]
 
 
+def test_rewards_that_refer_to_a_replaced_reward_use_the_function(endpoint: Endpoint, tmp_path: Path) -> None:
+    endpoint.configure(script="support.worlds:date_world")
+    program = write_world(tmp_path, endpoint.base_url)
+    text = program.read_text().replace("reward     = correct", "reward     = scaled")
+    program.write_text(text + "\nreward scaled = correct * 2\n")
+
+    result = g.learn(program, runs=tmp_path / "runs", rewards={"correct": lambda output, row: 0.25})
+
+    assert {s.mean_reward for s in result.steps} == {0.5}  # 2 x the function's 0.25, on every rollout
+
+
 RAISING_FILE = """
 def correct(output, row):
     if row["id"] == "d3":
