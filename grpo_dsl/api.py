@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ApiError",
     "CheckedProgram",
-    "LoopRunning",
     "DatasetInput",
+    "LoopRunning",
     "ProgramInput",
     "aevaluate",
     "alearn",
@@ -139,6 +139,7 @@ DatasetInput: TypeAlias = "str | os.PathLike[str] | Sequence[Mapping[str, Any]]"
 DATA_FOLDER = ".data"
 """The folder, in the runs folder, of the rows given from Python, one JSONL file per
 distinct content (a name that no block can have, so no learn's runs are there)."""
+
 
 class ApiError(GrpoError):
     """A run the API cannot start: no block to run, a dataset given for a name that is
@@ -247,7 +248,7 @@ async def alearn(
     `message`. Raises `ProgramError` for a program with errors, `ApiError` when the
     block or a dataset is unclear.
     """
-    from grpo_dsl.learning.run import astart_run
+    from grpo_dsl.learning.run import astart_run  # the runtime, with `openai`: loaded on the first run, not with the API
 
     plan, base_dir = _planned(program, datasets, Path(runs))
     name = choose_block(plan, "learn", block)
