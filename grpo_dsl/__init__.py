@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         Program,
         Reward,
         Task,
+        Tool,
         binary,
         call,
         conditional,
@@ -67,7 +68,7 @@ _HOMES = {
     "grpo_dsl.core.env": "resolve_env",
     "grpo_dsl.evaluation.evaluate": "EvaluationResult",
     "grpo_dsl.language.builders": (
-        "Dataset Emit Evaluate Learn Model Policy Program Reward Task binary call conditional env expr metric python ref unary"
+        "Dataset Emit Evaluate Learn Model Policy Program Reward Task Tool binary call conditional env expr metric python ref unary"
     ),
     "grpo_dsl.language.diagnostics": "Diagnostic ProgramError",
     "grpo_dsl.learning.run": "RunResult",

@@ -40,12 +40,14 @@ from grpo_dsl.modules import (
     blame,
     diff_modules,
     emit_from_run,
+    export_to_mlflow,
     format_blame,
     format_diff,
     format_log,
     format_show,
     load_module,
     module_log,
+    package_module,
     parse_reference,
 )
 from grpo_dsl.plan import load_plan
@@ -380,6 +382,15 @@ def _module_arguments(parser: argparse.ArgumentParser) -> None:
     blame = actions.add_parser("blame", help="the steps, groups, rewards and rationales behind one experience")
     blame.add_argument("reference", metavar="PATH[@VERSION]")
     blame.add_argument("id", metavar="ID", help="an experience id such as E3")
+    package = actions.add_parser("package", help="build an installable wheel of a version that needs only jinja2")
+    package.add_argument("reference", metavar="PATH[@VERSION]")
+    package.add_argument("--name", required=True, metavar="NAME", help="the distribution name of the wheel")
+    package.add_argument("--out", default="dist", metavar="DIR", help="where the wheel goes (default: ./dist)")
+    export = actions.add_parser("export", help="register every version (or one) in a prompt registry")
+    export.add_argument("reference", metavar="PATH[@VERSION]")
+    export.add_argument("--to", required=True, choices=("mlflow",), help="the registry")
+    export.add_argument("--tracking-uri", required=True, metavar="URI", help="the MLflow tracking server, e.g. http://127.0.0.1:5000")
+    export.add_argument("--name", metavar="NAME", help="the prompt's name in the registry (default: the module's name)")
 
 
 def _module_text(args: argparse.Namespace) -> str:
@@ -391,11 +402,18 @@ def _module_text(args: argparse.Namespace) -> str:
         return format_diff(diff_modules(load_module(path, version), load_module(other_path, other_version)))
     if args.action == "blame":
         return format_blame(blame(load_module(path, version), args.id))
+    if args.action == "package":
+        return f"{package_module(path, version, name=args.name, out_dir=args.out)}"
+    if args.action == "export":
+        return "\n".join(
+            f"{path} {r.module_version}: {'registered as' if r.created else 'already registered as'} {r.prompt} version {r.prompt_version}"
+            for r in export_to_mlflow(path, version, tracking_uri=args.tracking_uri, name=args.name)
+        )
     return format_show(load_module(path, version))
 
 
 def module(args: argparse.Namespace) -> int:
-    """`grpo module show|log|diff|blame`: read the history of a prompt module."""
+    """`grpo module show|log|diff|blame|package|export`: read the history of a prompt module, package or export it."""
     references = [args.reference] + ([args.other] if args.action == "diff" else [])
     for reference in references:
         path, _ = parse_reference(reference)
@@ -552,7 +570,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("plan", "compile a program to its execution plan, with a cost estimate", _plan_arguments, plan),
     Subcommand("run", "run a learn block: Training-Free GRPO, step by step", _run_arguments, run),
     Subcommand("emit", "write the library of a run as a prompt module version", _emit_arguments, emit),
-    Subcommand("module", "show, log, diff and blame the versions of a prompt module", _module_arguments, module),
+    Subcommand("module", "show, log, diff, blame, package and export the versions of a prompt module", _module_arguments, module),
     Subcommand("eval", "evaluate libraries side by side, with intervals and paired differences", _eval_arguments, evaluate),
     Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, report),
     Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, replay),

@@ -25,7 +25,7 @@ from grpo_dsl.plan import Plan, PlanError
 from grpo_dsl.plan.estimate import DataRows, Growth, reestimate
 from grpo_dsl.rewards.functions import RewardFunction, check_reward_functions, recorded_functions, resumed_functions
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Tools
+from grpo_dsl.rollout.tools import Tools, open_tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory, RunError
 from grpo_dsl.runs.loop import blocking
@@ -39,6 +39,7 @@ from grpo_dsl.runs.session import (
     structured_mode,
     usage_from_events,
 )
+from grpo_dsl.runs.tracing import traced_run
 
 __all__ = [
     "RunResult",
@@ -218,16 +219,21 @@ async def _execute(
     info = run.info()
     budget = _budget(learn_view, info.get("budget"))
     revised: Mapping[str, Any] | None = info.get("reestimate")
-    progress = Progress(stream, cost=lambda: usage.total_usd)
+    progress = Progress(stream, title=f"run {learn}", cost=lambda: usage.total_usd, budget_usd=budget.usd)
     if completed and _damaged(run.library_path):
         progress.message(f"{run.library_path} was damaged; it is written again from step {completed[-1]}")
     events.append("run_resumed" if completed else "run_started", learn=learn, completed_steps=len(completed))
     async with ending_cleanly(events, f"grpo run --resume {run.path}") as end:
         async with (
+            traced_run(
+                f"learn {learn}",
+                {"grpo.learn": learn, "grpo.run_dir": str(run.path), "grpo.plan_sha256": plan.sha256, "grpo.completed_steps": len(completed)},
+            ),
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
             RewardScorer(
                 plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view), functions=functions
             ) as scorer,
+            open_tools(plan.task(learn_view.task), base_dir, scorer, run, events) as tools,
         ):
             learner = Learner(
                 plan,
@@ -238,8 +244,10 @@ async def _execute(
                 scorer=scorer,
                 events=events,
                 progress=progress,
+                tools=tools,
                 structured=structured_mode(models, learn_view.learner),
             )
+            progress.expect(learn_view.estimate, learner.total_steps, usage.to_json()["by_stage"])
             learner.evaluate_gate = validation_gate(plan, learn, base_dir, learner, scorer) if learn_view.validate else None
             for step in range(len(completed) + 1, learner.total_steps + 1):
                 library, outcome = await learner.run_step(step, library)
@@ -256,6 +264,7 @@ async def _execute(
                     run.update_info(reestimate=revised)
                     events.append("reestimate", after_step=1, **revised)
                     progress.message(f"after step 1 the run is expected to take {format_cost(revised)} (before it: {format_cost(learn_view.estimate['total']['expected'])})")
+    progress.close()
     status, message = _finish(run, events, end.status, end.message, len(steps), library, usage.to_json())
     return RunResult(run.path, status, library, tuple(steps), usage.to_json(), message, learn_view.estimate["total"]["expected"], revised)
 
