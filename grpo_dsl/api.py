@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from grpo_dsl.evaluation.evaluate import EvaluationResult
     from grpo_dsl.learning.run import RunResult
     from grpo_dsl.rewards.functions import RewardFunction
+    from grpo_dsl.rollout.tools import ToolFunction
 
 __all__ = [
     "ApiError",
@@ -231,6 +232,7 @@ async def alearn(
     runs: str | os.PathLike[str] = "runs",
     datasets: Mapping[str, DatasetInput] | None = None,
     rewards: Mapping[str, RewardFunction] | None = None,
+    tools: Mapping[str, ToolFunction] | None = None,
     stream: TextIO | None = None,
     on_start: Callable[[Path], None] | None = None,
 ) -> RunResult:
@@ -240,8 +242,10 @@ async def alearn(
     run`. `datasets` replaces the data of the program's datasets by name: a file, or
     a list of dicts (written to `runs/.data/` so that the run can be resumed).
     `rewards` replaces the program's rewards by name with Python functions
-    `fn(output, row) -> number` (docs/python.md). Progress goes to `stream` (None:
-    quiet); `on_start` is told the run directory once it exists.
+    `fn(output, row) -> number`, and `tools` answers the task's Python tools by name
+    with Python functions called with the model's arguments (docs/python.md).
+    Progress goes to `stream` (None: quiet); `on_start` is told the run directory
+    once it exists.
 
     Returns the `RunResult` (status, library, step outcomes, usage; `.emit()` writes
     a prompt module); a run that stopped or failed says so in `status` and
@@ -252,7 +256,9 @@ async def alearn(
 
     plan, base_dir = _planned(program, datasets, Path(runs))
     name = choose_block(plan, "learn", block)
-    return await astart_run(plan, name, base_dir=base_dir, runs_root=Path(runs), stream=stream, on_start=on_start, rewards=rewards)
+    return await astart_run(
+        plan, name, base_dir=base_dir, runs_root=Path(runs), stream=stream, on_start=on_start, rewards=rewards, tools=tools
+    )
 
 
 async def aevaluate(
@@ -284,14 +290,15 @@ async def aresume(
     *,
     budget: Mapping[str, float] | None = None,
     rewards: Mapping[str, RewardFunction] | None = None,
+    tools: Mapping[str, ToolFunction] | None = None,
     stream: TextIO | None = None,
 ) -> RunResult:
     """Continue a learning run after its last completed step, in the running event loop,
     as `grpo run --resume` does; `budget` raises its limits (`usd`, `tokens`,
-    `calls`), `rewards` gives again the reward functions it started with."""
+    `calls`), `rewards` and `tools` give again the functions it started with."""
     from grpo_dsl.learning.run import aresume_run
 
-    return await aresume_run(Path(run_dir), stream=stream, budget=budget, rewards=rewards)
+    return await aresume_run(Path(run_dir), stream=stream, budget=budget, rewards=rewards, tools=tools)
 
 
 learn = blocking(alearn, "grpo_dsl.alearn")

@@ -23,9 +23,15 @@ from grpo_dsl.library import Library
 from grpo_dsl.modules import EmitResult, ModuleError, emit_from_run
 from grpo_dsl.plan import Plan, PlanError
 from grpo_dsl.plan.estimate import DataRows, Growth, reestimate
-from grpo_dsl.rewards.functions import RewardFunction, check_reward_functions, recorded_functions, resumed_functions
+from grpo_dsl.rewards.functions import (
+    RewardFunction,
+    check_reward_functions,
+    recorded_functions,
+    resumed_functions,
+    same_as_recorded,
+)
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.tools import Tools, open_tools
+from grpo_dsl.rollout.tools import ToolFunction, Tools, check_tool_functions, open_tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory, RunError
 from grpo_dsl.runs.loop import blocking
@@ -101,28 +107,39 @@ async def astart_run(
     stream: TextIO | None = sys.stderr,
     on_start: Callable[[Path], None] | None = None,
     rewards: Mapping[str, RewardFunction] | None = None,
+    tools: Mapping[str, ToolFunction] | None = None,
 ) -> RunResult:
     """Create a run directory for `learn` and run it to its end (or a clean stop), in
     the running event loop.
 
     `on_start` is told the run directory as soon as it exists. `rewards` are Python
-    functions that replace the program's rewards of their names for this run; their
+    functions that replace the program's rewards of their names for this run, and
+    `tools` functions that answer the task's Python tools of their names; their
     names are recorded in run.json, and a resumption must give them again. Raises
     `SandboxUnavailable` before the directory exists when the task's python tool
-    cannot run here, and `RewardFunctionError` when a function replaces no reward.
+    cannot run here, and `RewardFunctionError` when a function replaces no reward
+    or answers no Python tool.
     """
+    task = plan.task(plan.learn(learn).task)
     functions = check_reward_functions(plan.rewards(), rewards)
-    Tools.of(plan.task(plan.learn(learn).task), base_dir)
+    tool_functions = check_tool_functions(task, tools)
+    Tools.of(task, base_dir)
     run = RunDirectory.create(
         runs_root,
         learn,
         plan.to_json(),
-        {"learn": learn, "base_dir": str(base_dir.resolve()), "plan_sha256": plan.sha256, **recorded_functions(functions)},
+        {
+            "learn": learn,
+            "base_dir": str(base_dir.resolve()),
+            "plan_sha256": plan.sha256,
+            **recorded_functions(functions),
+            **recorded_functions(tool_functions, "tool_functions"),
+        },
     )
     if on_start is not None:
         on_start(run.path)
     with run.lock():
-        return await _execute(run, plan, learn, base_dir.resolve(), stream, functions)
+        return await _execute(run, plan, learn, base_dir.resolve(), stream, functions, tool_functions)
 
 
 start_run = blocking(astart_run)
@@ -134,25 +151,27 @@ async def aresume_run(
     stream: TextIO | None = sys.stderr,
     budget: Mapping[str, float] | None = None,
     rewards: Mapping[str, RewardFunction] | None = None,
+    tools: Mapping[str, ToolFunction] | None = None,
 ) -> RunResult:
     """Continue a run directory after its last completed step, in the running event loop.
 
     `budget` (`usd`, `tokens`, `calls`) replaces those limits of the learn's budget,
     for this and later resumptions: a run stopped by its budget goes on with a
-    larger one. `rewards` gives again the reward functions the run started with.
-    Raises `RunError` when another process holds the directory, or when its files
-    are missing, damaged or changed since the run started, and
-    `RewardFunctionError` when the reward functions given are not the ones it
-    started with.
+    larger one. `rewards` and `tools` give again the reward and tool functions the
+    run started with. Raises `RunError` when another process holds the directory,
+    or when its files are missing, damaged or changed since the run started, and
+    `RewardFunctionError` when the functions given are not the ones it started with.
     """
     run = RunDirectory(run_dir)
     with run.lock():
         info = run.info()
         plan = recorded_plan(run, info)
         functions = resumed_functions(plan.rewards(), rewards, info, str(run.path))
+        tool_functions = check_tool_functions(plan.task(plan.learn(str(info["learn"])).task), tools)
+        same_as_recorded(tool_functions, info, str(run.path), "tool_functions")
         if budget:
             run.update_info(budget={**(info.get("budget") or {}), **budget})
-        return await _execute(run, plan, str(info["learn"]), Path(str(info["base_dir"])), stream, functions)
+        return await _execute(run, plan, str(info["learn"]), Path(str(info["base_dir"])), stream, functions, tool_functions)
 
 
 resume_run = blocking(aresume_run)
@@ -208,7 +227,13 @@ def _restored(run: RunDirectory, step: int) -> Library:
 
 
 async def _execute(
-    run: RunDirectory, plan: Plan, learn: str, base_dir: Path, stream: TextIO | None, functions: Mapping[str, RewardFunction]
+    run: RunDirectory,
+    plan: Plan,
+    learn: str,
+    base_dir: Path,
+    stream: TextIO | None,
+    functions: Mapping[str, RewardFunction],
+    tool_functions: Mapping[str, ToolFunction],
 ) -> RunResult:
     learn_view = plan.learn(learn)
     completed = run.completed_steps()
@@ -233,7 +258,7 @@ async def _execute(
             RewardScorer(
                 plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view), functions=functions
             ) as scorer,
-            open_tools(plan.task(learn_view.task), base_dir, scorer, run, events) as tools,
+            open_tools(plan.task(learn_view.task), base_dir, scorer, run, events, tool_functions) as tools,
         ):
             learner = Learner(
                 plan,

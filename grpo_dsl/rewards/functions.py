@@ -12,12 +12,17 @@ not a finite number, or no answer within the scorer's timeout is a recorded erro
 (reward 0, counted as a failure), never a crashed run. A plain function that hangs
 is abandoned, not killed: its thread is a daemon and does not keep Python from
 exiting.
+
+Tool functions (`grpo_dsl.learn(..., tools={"weekday": fn})`, `rollout.tools`) run
+the same way (`run_in_process`), called with the model's arguments; their result
+becomes the text the model reads (`tool_text`), as a file tool's does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import math
 import numbers
 import threading
@@ -39,6 +44,9 @@ __all__ = [
     "finite_reward",
     "recorded_functions",
     "resumed_functions",
+    "run_in_process",
+    "same_as_recorded",
+    "tool_text",
 ]
 
 RewardFunction = Callable[[str, dict[str, Any]], Any]
@@ -46,7 +54,8 @@ RewardFunction = Callable[[str, dict[str, Any]], Any]
 
 
 class RewardFunctionError(GrpoError):
-    """Reward functions that cannot replace the program's rewards: an unknown name, not callable."""
+    """Functions given from Python (rewards, tools) that cannot replace what the program
+    declares: an unknown name, not callable, or not those a resumed run started with."""
 
 
 def describe_function(function: Callable[..., Any]) -> str:
@@ -76,25 +85,34 @@ def check_reward_functions(declared: Mapping[str, Any], given: Mapping[str, Any]
     return functions
 
 
-def recorded_functions(functions: Mapping[str, RewardFunction]) -> dict[str, Any]:
-    """What a run's run.json records of its reward functions: each one's `module.qualname`, by reward."""
-    return {"reward_functions": {name: describe_function(f) for name, f in functions.items()}} if functions else {}
+def recorded_functions(functions: Mapping[str, Callable[..., Any]], key: str = "reward_functions") -> dict[str, Any]:
+    """What a run's run.json records of the functions given from Python: under `key`,
+    each one's `module.qualname` by the name it replaces (nothing when there are none)."""
+    return {key: {name: describe_function(f) for name, f in functions.items()}} if functions else {}
+
+
+def same_as_recorded(functions: Mapping[str, Any], info: Mapping[str, Any], run: str, key: str = "reward_functions") -> None:
+    """Raise `RewardFunctionError` unless `functions`, given to resume `run` (whose
+    run.json is `info`), replace the same names as those recorded under `key` when it started."""
+    recorded = sorted(info.get(key) or {})
+    if sorted(functions) != recorded:
+        what, kind = key.replace("_", " "), key.split("_")[0]
+
+        def names(found: list[str]) -> str:
+            return ", ".join(f"`{n}`" for n in found) or f"no {kind}"
+
+        argument = kind + "s"
+        raise RewardFunctionError(
+            f"{run} started with {what} given from Python for {names(recorded)}, and is resumed with them "
+            f"for {names(sorted(functions))}: resume it from Python with the same, e.g. `grpo_dsl.resume(RUN_DIR, {argument}={{...}})`"
+        )
 
 
 def resumed_functions(declared: Mapping[str, Any], given: Mapping[str, Any] | None, info: Mapping[str, Any], run: str) -> dict[str, RewardFunction]:
     """The reward functions `given` to resume `run`, whose run.json is `info`: they must
     replace the same rewards as those the run started with (`RewardFunctionError`)."""
     functions = check_reward_functions(declared, given)
-    recorded = sorted(info.get("reward_functions") or {})
-    if sorted(functions) != recorded:
-
-        def names(found: list[str]) -> str:
-            return ", ".join(f"`{n}`" for n in found) or "no reward"
-
-        raise RewardFunctionError(
-            f"{run} started with reward functions given from Python for {names(recorded)}, and is resumed with them "
-            f"for {names(sorted(functions))}: resume it from Python with the same, e.g. `grpo_dsl.resume(RUN_DIR, rewards={{...}})`"
-        )
+    same_as_recorded(functions, info, run)
     return functions
 
 
@@ -115,10 +133,7 @@ async def call_reward_function(function: RewardFunction, output: str, row: dict[
     function raises, overruns or returns something other than a finite number.
     """
     try:
-        if inspect.iscoroutinefunction(function):
-            result = await asyncio.wait_for(function(output, row), timeout_s)
-        else:
-            result = await asyncio.wait_for(_in_thread(function, output, row), timeout_s)
+        result = await run_in_process(function, (output, row), {}, timeout_s)
     except TimeoutError:
         raise RewardError(f"stopped after {timeout_s:g} s without an answer") from None
     except Exception as exc:
@@ -126,7 +141,28 @@ async def call_reward_function(function: RewardFunction, output: str, row: dict[
     return finite_reward(function, result)
 
 
-def _in_thread(function: RewardFunction, output: str, row: dict[str, Any]) -> asyncio.Future[Any]:
+async def run_in_process(function: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], timeout_s: float) -> Any:
+    """`function(*args, **kwargs)` in this process: an `async def` awaited on the running
+    loop, a plain function in a daemon thread of its own. Raises `TimeoutError` after
+    `timeout_s` seconds, and whatever the function raises."""
+    if inspect.iscoroutinefunction(function):
+        return await asyncio.wait_for(function(*args, **kwargs), timeout_s)
+    return await asyncio.wait_for(_in_thread(function, args, dict(kwargs)), timeout_s)
+
+
+def tool_text(function: Callable[..., Any], result: object) -> str:
+    """What a tool function returned, as the text the model reads: text as it is,
+    anything else as JSON; `RewardError` when it is neither."""
+    if isinstance(result, str):
+        return result
+    try:
+        return json.dumps(result, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        name = getattr(function, "__name__", type(function).__name__)
+        raise RewardError(f"`{name}` returned {type(result).__name__} {result!r:.80}, which is neither text nor JSON") from None
+
+
+def _in_thread(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> asyncio.Future[Any]:
     """Run `function` in a daemon thread; its future has the result or the exception.
 
     Not the loop's default executor: a function that never returns would keep
@@ -145,7 +181,7 @@ def _in_thread(function: RewardFunction, output: str, row: dict[str, Any]) -> as
 
     def work() -> None:
         try:
-            outcome: tuple[Any, BaseException | None] = (function(output, row), None)
+            outcome: tuple[Any, BaseException | None] = (function(*args, **kwargs), None)
         except BaseException as exc:  # reported to the run as the function's error
             outcome = (None, exc)
         try:
@@ -153,7 +189,7 @@ def _in_thread(function: RewardFunction, output: str, row: dict[str, Any]) -> as
         except RuntimeError:  # the loop has closed since: nobody waits for this answer
             pass
 
-    threading.Thread(target=work, name=f"reward {describe_function(function)}", daemon=True).start()
+    threading.Thread(target=work, name=f"function {describe_function(function)}", daemon=True).start()
     return future
 
 

@@ -80,6 +80,7 @@ from grpo_dsl.rewards.functions import (
     call_reward_function,
     describe_exception,
     finite_reward,
+    tool_text,
 )
 
 __all__ = [
@@ -462,20 +463,14 @@ def _user_reward(function: Callable[..., Any], output: str, row: dict[str, Any])
 
 
 def _tool_result(function: Callable[..., Any], arguments: dict[str, Any]) -> str:
-    """What a tool function returns, as the text the model reads: text as it is,
-    anything else as JSON."""
+    """What a tool function returns, as the text the model reads (`tool_text`)."""
     try:
         result = function(**arguments)
     except TypeError as exc:
         if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:  # the call itself: bad arguments
             raise RewardError(f"bad arguments for `{function.__name__}`: {exc}") from None
         raise
-    if isinstance(result, str):
-        return result
-    try:
-        return json.dumps(result, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):
-        raise RewardError(f"`{function.__name__}` returned {type(result).__name__} {result!r:.80}, which is neither text nor JSON") from None
+    return tool_text(function, result)
 
 
 class RewardScorer:
