@@ -10,15 +10,16 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from grpo_dsl import api
 from grpo_dsl._version import __version__
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_text
+from grpo_dsl.evaluation.ablation import format_ablation, start_ablation
 from grpo_dsl.evaluation.evaluate import (
     EvaluationResult,
     format_evaluation,
@@ -33,6 +34,7 @@ from grpo_dsl.language.diagnostics import (
 )
 from grpo_dsl.language.fmt import format_program
 from grpo_dsl.language.parser import parse_file
+from grpo_dsl.learning.repeats import RepeatsError, RepeatsResult, best_repeat, resume_repeats, start_repeats
 from grpo_dsl.learning.replay import format_replay, replay_run
 from grpo_dsl.learning.run import RunResult
 from grpo_dsl.modules import (
@@ -50,12 +52,13 @@ from grpo_dsl.modules import (
     package_module,
     parse_reference,
 )
-from grpo_dsl.plan import load_plan
+from grpo_dsl.plan import Plan, load_plan
 from grpo_dsl.plan import compile as compile_plan
 from grpo_dsl.plan.explain import explain
 from grpo_dsl.report import render_report
 from grpo_dsl.report.rundata import read_run
 from grpo_dsl.runs.progress import format_cost
+from grpo_dsl.runs.repeats import is_repeated_run
 
 __all__ = [
     "Subcommand",
@@ -184,6 +187,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", metavar="DIR", default="runs", help="where run directories go (default: ./runs)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted, stopped or failed run")
     parser.add_argument(
+        "--repeats", type=int, metavar="N", help="learn N times with seeds seed .. seed + N - 1 (default: the learn's `repeats`)"
+    )
+    parser.add_argument(
         "--budget",
         metavar="LIMIT=N",
         action="append",
@@ -212,22 +218,29 @@ def _budget(given: Sequence[str]) -> tuple[dict[str, float], str | None]:
     return limits, None
 
 
-def _print_summary(result: RunResult) -> None:
+def _print_summary(result: RunResult, title: str = "run") -> None:
     out = sys.stderr
-    print(f"run {result.status}: {result.run_dir}", file=out)
+    print(f"{title} {result.status}: {result.run_dir}", file=out)
     if result.message:
         print(f"  {result.message}", file=out)
     if result.steps:
         demos = any(s.demos for s in result.steps)
-        print("  step  reward  kept  applied  rejected  library" + ("  demos" if demos else ""), file=out)
+        pruned = any(s.pruned for s in result.steps)
         failures = any(s.failed_rollouts or s.failed_calls for s in result.steps)
-        print("  step  reward  kept  applied  rejected  library" + ("  failed" if failures else ""), file=out)
+        print(
+            "  step  reward  kept  applied  rejected  library"
+            + ("  demos" if demos else "")
+            + ("  pruned" if pruned else "")
+            + ("  failed" if failures else ""),
+            file=out,
+        )
         for s in result.steps:
             failed = f"  {s.failed_rollouts + s.failed_calls:>6}" if failures else ""
             print(
                 f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}"
-                + (f"  {s.demos:>5}" if demos else ""),
-                f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}{failed}",
+                + (f"  {s.demos:>5}" if demos else "")
+                + (f"  {s.pruned:>6}" if pruned else "")
+                + failed,
                 file=out,
             )
     usage = result.usage.get("total", {})
@@ -241,8 +254,33 @@ def _print_summary(result: RunResult) -> None:
             print(f"  {label}: {format_cost(count)}", file=out)
 
 
+def _print_repeats(result: RepeatsResult) -> None:
+    for number, repeat in enumerate(result.runs, start=1):
+        _print_summary(repeat, f"repeat {number}")
+    print(f"repeats {result.status}: {result.run_dir}" + (f"\n  {result.message}" if result.message else ""), file=sys.stderr)
+    if result.ranking is not None:
+        means = ", ".join(f"repeat {r} {m:.3f}" for r, m in enumerate(result.ranking["means"], start=1))
+        print(f"  ranked on `{result.ranking['data']}` by mean reward: {means}; the best is repeat {result.ranking['best']}", file=sys.stderr)
+
+
+def _finished(status: str, run_dir: Path) -> int:
+    """The exit status of a run that ended with `status`; a completed run runs its emits."""
+    if status == "interrupted":
+        return EXIT_INTERRUPTED
+    if status != "completed":
+        return EXIT_PROBLEMS
+    return _emit_after_run(run_dir)
+
+
+def _finish_repeats(result: RepeatsResult) -> int:
+    _print_repeats(result)
+    return _finished(result.status, result.run_dir)
+
+
 def run(args: argparse.Namespace) -> int:
-    """`grpo run FILE [--learn NAME] [--runs DIR]` or `grpo run --resume RUN_DIR`."""
+    """`grpo run FILE [--learn NAME] [--runs DIR] [--repeats N]` or `grpo run --resume RUN_DIR [--budget LIMIT=N]`."""
+    if args.repeats is not None and args.repeats < 1:
+        return _usage_error(f"--repeats must be at least 1, not {args.repeats}")
     budget, problem = _budget(args.budget)
     if problem:
         return _usage_error(problem)
@@ -251,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
         if not (run_dir / "run.json").is_file():
             return _usage_error(f"not a run directory: {run_dir}")
         print(run_dir)
+        if is_repeated_run(run_dir):
+            return _finish_repeats(resume_repeats(run_dir, budget=budget))
         result = api.resume(run_dir, budget=budget, stream=sys.stderr)
     else:
         if budget:
@@ -260,34 +300,61 @@ def run(args: argparse.Namespace) -> int:
         if _missing_files([args.file]):
             return _usage_error(f"no such file: {args.file}")
         try:
-            result = api.learn(
-                args.file, block=args.learn, runs=args.runs, stream=sys.stderr, on_start=lambda run_dir: print(run_dir, flush=True)
-            )
+            plan = load_plan(args.file)
+            learn = api.choose_block(plan, "learn", args.learn)
         except ProgramError as error:
             print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
             return EXIT_PROBLEMS
         except api.ApiError as error:
             return _usage_error(str(error))
+        repeats = args.repeats or plan.learn(learn).repeats
+        if repeats > 1:
+            return _finish_repeats(
+                start_repeats(
+                    plan,
+                    learn,
+                    repeats=repeats,
+                    base_dir=Path(args.file).resolve().parent,
+                    runs_root=Path(args.runs),
+                    on_start=lambda run_dir: print(run_dir, flush=True),
+                )
+            )
+        result = api.learn(args.file, block=learn, runs=args.runs, stream=sys.stderr, on_start=lambda run_dir: print(run_dir, flush=True))
     _print_summary(result)
-    if result.status == "interrupted":
-        return EXIT_INTERRUPTED
-    if result.status != "completed":
-        return EXIT_PROBLEMS
-    return _emit_after_run(result)
+    return _finished(result.status, result.run_dir)
 
 
-def _emit_after_run(result: RunResult) -> int:
+def _published(run_dir: Path) -> tuple[Path, str]:
+    """The run whose library an emit publishes, and a note saying which: the run itself, or
+    the best-ranked repeat of a repeated run (`RepeatsError` when they are not ranked)."""
+    if not is_repeated_run(run_dir):
+        return run_dir, ""
+    best, why = best_repeat(run_dir)
+    return best, f" from {why}"
+
+
+def _emit_after_run(run_dir: Path) -> int:
     """Run the program's `emit` blocks whose library is the learn that just finished."""
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    plan = Plan.from_json((run_dir / "plan.json").read_text(encoding="utf-8"))
+    emits = [name for name in plan.names("emit") if plan.emit(name).library == info["learn"]]
+    if not emits:
+        return EXIT_OK
+    try:
+        source, note = _published(run_dir)
+    except RepeatsError as error:
+        print(f"emit {', '.join(f'`{n}`' for n in emits)} waits: {error}", file=sys.stderr)
+        return EXIT_OK
     status = EXIT_OK
-    for name in result.emits():
+    for name in emits:
         try:
-            emitted = result.emit(name)
+            emitted = emit_from_run(plan, name, source, base_dir=Path(info["base_dir"]))
         except ModuleError as error:
             print(f"grpo: emit `{name}` failed: {error}", file=sys.stderr)
             status = EXIT_PROBLEMS
             continue
         verb = "emitted" if emitted.created else "unchanged"
-        print(f"{verb} {emitted.path} {emitted.version}", file=sys.stderr)
+        print(f"{verb} {emitted.path} {emitted.version}{note}", file=sys.stderr)
     return status
 
 
@@ -362,11 +429,12 @@ def emit(args: argparse.Namespace) -> int:
         print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
         return EXIT_PROBLEMS
     base_dir = Path(args.file).resolve().parent
-    result = emit_from_run(compiled, args.emit, Path(args.run_dir), step=args.step, base_dir=base_dir, force=args.force)
+    source, note = _published(Path(args.run_dir))
+    result = emit_from_run(compiled, args.emit, source, step=args.step, base_dir=base_dir, force=args.force)
     if result.change is None:
-        print(f"{result.path} {result.version}: unchanged, no new version")
+        print(f"{result.path} {result.version}: unchanged, no new version{note}")
     else:
-        print(f"{result.path} {result.version}: {result.change.bump} version written")
+        print(f"{result.path} {result.version}: {result.change.bump} version written{note}")
     return EXIT_OK
 
 
@@ -435,6 +503,37 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text", help="a table with sentences, or JSON")
 
 
+def _evaluate_block(file: str, chosen: str | None) -> tuple[Plan, str] | int:
+    """The compiled program and the evaluate block to run (`chosen`, or its only one),
+    or the exit status of the problem, reported."""
+    if _missing_files([file]):
+        return _usage_error(f"no such file: {file}")
+    try:
+        compiled = load_plan(file)
+    except ProgramError as error:
+        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
+        return EXIT_PROBLEMS
+    try:
+        return compiled, api.choose_block(compiled, "evaluate", chosen)
+    except api.ApiError as error:
+        return _usage_error(str(error))
+
+
+def _results(document: Mapping[str, Any], form: str, text: Callable[[Mapping[str, Any]], str], what: str) -> int:
+    """Print an evaluation's or an ablation's document (as JSON or as `text` makes it) and
+    return the exit status of how it ended."""
+    if form == "json":
+        print(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        sys.stdout.write(text(document))
+    status = document["status"]
+    if status != "completed":
+        print(f"{what} {status}: {document['message']}", file=sys.stderr)
+    if status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if status == "completed" else EXIT_PROBLEMS
+
+
 def _start_evaluation(args: argparse.Namespace) -> EvaluationResult | int:
     if args.file is None:
         return _usage_error("give a program FILE, or --resume EVAL_DIR")
@@ -465,15 +564,37 @@ def evaluate(args: argparse.Namespace) -> int:
         if isinstance(started, int):
             return started
         result = started
-    if args.format == "json":
-        print(json.dumps(result.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
-    else:
-        sys.stdout.write(format_evaluation(result.to_json()))
-    if result.status != "completed":
-        print(f"evaluation {result.status}: {result.message}", file=sys.stderr)
-    if result.status == "interrupted":
-        return EXIT_INTERRUPTED
-    return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
+    return _results(result.to_json(), args.format, format_evaluation, "evaluation")
+
+
+def _ablate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="a .grpo program")
+    parser.add_argument("--evaluate", metavar="NAME", help="the evaluate block whose questions measure (needed when there are several)")
+    parser.add_argument(
+        "--library",
+        metavar="LEARN|MODULE@VERSION",
+        help="the library to ablate: a learn (LEARN#R for one repeat) or a module (default: the one the block compares)",
+    )
+    parser.add_argument("--runs", metavar="DIR", default="runs", help="where runs are found and written (default: ./runs)")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="a table, or JSON")
+
+
+def ablate(args: argparse.Namespace) -> int:
+    """`grpo ablate FILE [--evaluate NAME] [--library LEARN|MODULE@VERSION] [--runs DIR] [--format text|json]`."""
+    chosen = _evaluate_block(args.file, args.evaluate)
+    if isinstance(chosen, int):
+        return chosen
+    compiled, name = chosen
+    result = start_ablation(
+        compiled,
+        name,
+        library=args.library,
+        base_dir=Path(args.file).resolve().parent,
+        runs_root=Path(args.runs),
+        stream=sys.stderr,
+        on_start=lambda run_dir: print(f"ablation run: {run_dir}", file=sys.stderr, flush=True),
+    )
+    return _results(result.to_json(), args.format, format_ablation, "ablation")
 
 
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -485,23 +606,36 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="EVAL_DIR",
         help="the evaluation to show (default: the newest one under the same runs folder that compared this run's library)",
     )
-    parser.add_argument("--no-eval", action="store_true", help="show no evaluation")
+    parser.add_argument(
+        "--ablation",
+        dest="ablation_dir",
+        metavar="ABLATION_DIR",
+        help="the ablation to show (default: the newest one under the same runs folder of this run's library)",
+    )
+    parser.add_argument("--no-eval", action="store_true", help="show no evaluation and no ablation")
 
 
 def report(args: argparse.Namespace) -> int:
-    """`grpo report RUN_DIR [-o report.html] [--eval EVAL_DIR | --no-eval]`: one self-contained HTML file."""
+    """`grpo report RUN_DIR [-o report.html] [--eval EVAL_DIR] [--ablation ABLATION_DIR] [--no-eval]`: one HTML file."""
     run_dir = Path(args.run_dir)
     if not (run_dir / "run.json").is_file():
         return _usage_error(f"not a run directory: {run_dir}")
-    if args.eval_dir is not None and not (Path(args.eval_dir) / "run.json").is_file():
-        return _usage_error(f"not an evaluation run directory: {args.eval_dir}")
+    for given, what in ((args.eval_dir, "an evaluation"), (args.ablation_dir, "an ablation")):
+        if given is not None and not (Path(given) / "run.json").is_file():
+            return _usage_error(f"not {what} run directory: {given}")
     target = Path(args.output)
     if not target.parent.is_dir():
         return _usage_error(f"no such folder: {target.parent}")
-    data = read_run(run_dir, evaluation_dir=Path(args.eval_dir) if args.eval_dir else None, find=not args.no_eval)
+    data = read_run(
+        run_dir,
+        evaluation_dir=Path(args.eval_dir) if args.eval_dir else None,
+        ablation_dir=Path(args.ablation_dir) if args.ablation_dir else None,
+        find=not args.no_eval,
+    )
     atomic_write_text(target, render_report(data))
     shown = "with its evaluation" if data.evaluation is not None else "without an evaluation"
-    print(f"{target}: {len(data.steps)} steps, {shown}")
+    ablated = f" and the ablation of {len(data.ablation.items)} items" if data.ablation is not None else ""
+    print(f"{target}: {len(data.steps)} steps, {shown}{ablated}")
     return EXIT_OK
 
 
@@ -572,6 +706,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("emit", "write the library of a run as a prompt module version", _emit_arguments, emit),
     Subcommand("module", "show, log, diff, blame, package and export the versions of a prompt module", _module_arguments, module),
     Subcommand("eval", "evaluate libraries side by side, with intervals and paired differences", _eval_arguments, evaluate),
+    Subcommand("ablate", "measure what each lesson and demo of a library is worth, with intervals", _ablate_arguments, ablate),
     Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, report),
     Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, replay),
     Subcommand("lsp", "run the language server for editors, over standard input and output", _lsp_arguments, lsp),
