@@ -250,14 +250,13 @@ async def alearn(
     Returns the `RunResult` (status, library, step outcomes, usage; `.emit()` writes
     a prompt module); a run that stopped or failed says so in `status` and
     `message`. Raises `ProgramError` for a program with errors, `ApiError` when the
-    block or a dataset is unclear, or the learn has `repeats` (run by `grpo run`).
+    block or a dataset is unclear. A learn with `repeats` runs once, as `grpo run
+    --repeats 1` runs it.
     """
     from grpo_dsl.learning.run import astart_run  # the runtime, with `openai`: loaded on the first run, not with the API
 
     plan, base_dir = _planned(program, datasets, Path(runs))
     name = choose_block(plan, "learn", block)
-    if plan.learn(name).repeats > 1:
-        raise ApiError(f"learn `{name}` has repeats = {plan.learn(name).repeats}, which `grpo run` runs and ranks; from Python, learn runs one run of a learn without repeats")
     return await astart_run(
         plan, name, base_dir=base_dir, runs_root=Path(runs), stream=stream, on_start=on_start, rewards=rewards, tools=tools
     )

@@ -366,12 +366,17 @@ def test_a_reward_function_for_no_declared_reward_is_refused_before_the_run(endp
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_learn_with_repeats_is_left_to_grpo_run(tmp_path: Path) -> None:
-    program = write_world(tmp_path, "http://127.0.0.1:9/v1")
+def test_a_learn_with_repeats_runs_once_from_python(endpoint: Endpoint, tmp_path: Path) -> None:
+    endpoint.configure(script="support.worlds:date_world")
+    program = write_world(tmp_path, endpoint.base_url)
     program.write_text(program.read_text().replace("learn date_lessons {\n", "learn date_lessons {\n  repeats    = 2\n"))
-    with pytest.raises(g.ApiError, match=r"learn `date_lessons` has repeats = 2, which `grpo run` runs and ranks"):
-        g.learn(program, runs=tmp_path / "runs")
-    assert not (tmp_path / "runs" / "date_lessons").exists()
+
+    result = g.learn(program, runs=tmp_path / "runs")
+
+    assert (result.status, result.message) == ("completed", None)
+    assert result.run_dir.parent == tmp_path / "runs" / "date_lessons"  # a run, not a group of repeats
+    assert "kind" not in json.loads((result.run_dir / "run.json").read_text())
+    assert [p.name for p in (tmp_path / "runs" / "date_lessons").iterdir()] == [result.run_dir.name]
 
 
 def test_a_run_with_reward_functions_resumes_only_with_them(
