@@ -27,7 +27,7 @@ import math
 import numbers
 import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,16 +71,29 @@ def check_reward_functions(declared: Mapping[str, Any], given: Mapping[str, Any]
     Raises `RewardFunctionError` for a name the program does not declare as a
     reward, or a value that is not callable.
     """
-    functions: dict[str, RewardFunction] = {}
+    return checked_functions(
+        given,
+        sorted(declared),
+        "reward",
+        lambda name, known: (
+            f"reward function `{name}` replaces no reward of the program (its rewards: {known}); "
+            f"declare `reward {name} = ...` in the program and give the function for it"
+        ),
+    )
+
+
+def checked_functions(
+    given: Mapping[str, Any] | None, names: Sequence[str], kind: str, unknown: Callable[[str, str], str]
+) -> dict[str, Any]:
+    """The functions `given` from Python by name, each for one of `names` (the program's
+    declared rewards or tools). Raises `RewardFunctionError` with `unknown(name, known)`
+    for another name, and for a value that is not callable."""
+    functions: dict[str, Any] = {}
     for name, function in (given or {}).items():
-        if name not in declared:
-            known = ", ".join(sorted(declared)) or "none"
-            raise RewardFunctionError(
-                f"reward function `{name}` replaces no reward of the program (its rewards: {known}); "
-                f"declare `reward {name} = ...` in the program and give the function for it"
-            )
+        if name not in names:
+            raise RewardFunctionError(unknown(name, ", ".join(names) or "none"))
         if not callable(function):
-            raise RewardFunctionError(f"the reward `{name}` given from Python is {type(function).__name__}, not a function")
+            raise RewardFunctionError(f"the {kind} `{name}` given from Python is {type(function).__name__}, not a function")
         functions[name] = function
     return functions
 

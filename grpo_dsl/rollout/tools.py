@@ -32,7 +32,7 @@ from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import sha256_text
 from grpo_dsl.language.builtins import RewardError
 from grpo_dsl.plan.views import Sandbox, TaskView, ToolView
-from grpo_dsl.rewards.functions import RewardFunctionError, describe_exception, run_in_process, tool_text
+from grpo_dsl.rewards.functions import checked_functions, describe_exception, run_in_process, tool_text
 from grpo_dsl.rewards.scorer import RewardScorer, WorkerPool
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.rollout.sandbox import (
@@ -166,19 +166,15 @@ def check_tool_functions(task: TaskView, given: Mapping[str, Any] | None) -> dic
     """The tool functions `given`, each answering the declared Python tool of its name
     of `task`. Raises `RewardFunctionError` for a name that is not one of the task's
     Python tools, or a value that is not callable."""
-    python_tools = [view.name for view in task.declared if view.kind == "python"]
-    functions: dict[str, ToolFunction] = {}
-    for name, function in (given or {}).items():
-        if name not in python_tools:
-            known = ", ".join(python_tools) or "none"
-            raise RewardFunctionError(
-                f"tool function `{name}` answers no Python tool of task `{task.name}` (its Python tools: {known}); "
-                f"declare `tool {name} {{ function = python(\"file.py:{name}\") }}` with the schema, and give the function for it"
-            )
-        if not callable(function):
-            raise RewardFunctionError(f"the tool `{name}` given from Python is {type(function).__name__}, not a function")
-        functions[name] = function
-    return functions
+    return checked_functions(
+        given,
+        [view.name for view in task.declared if view.kind == "python"],
+        "tool",
+        lambda name, known: (
+            f"tool function `{name}` answers no Python tool of task `{task.name}` (its Python tools: {known}); "
+            f"declare `tool {name} {{ function = python(\"file.py:{name}\") }}` with the schema, and give the function for it"
+        ),
+    )
 
 
 @contextlib.asynccontextmanager
