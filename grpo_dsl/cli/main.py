@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from grpo_dsl._version import __version__
 from grpo_dsl.cli import cache as cache_verb
@@ -68,19 +68,6 @@ def wants_color(stream: TextIO) -> bool:
 
 def _missing_files(paths: Sequence[str]) -> list[str]:
     return [path for path in paths if not Path(path).is_file()]
-
-
-def _chosen_block(plan: Plan, kind: Literal["learn", "evaluate"], chosen: str | None) -> tuple[str | None, str | None]:
-    """The block of `kind` to run: `chosen` (given with `--KIND`), or the program's only one;
-    otherwise None and the problem to report."""
-    names = plan.names(kind)
-    listed = ", ".join(names) or "none"
-    if chosen is None and len(names) != 1:
-        return None, f"the program has {len(names)} {kind} blocks; choose one with --{kind} ({listed})"
-    name = chosen or names[0]
-    if name not in names:
-        return None, f"no {kind} block `{name}`; the program has: {listed}"
-    return name, None
 
 
 def _summary(files: int, diagnostics: Sequence[Diagnostic]) -> str:
@@ -280,8 +267,8 @@ def _finish_repeats(result: RepeatsResult) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """`grpo run FILE [--learn NAME] [--runs DIR] [--repeats N] [--no-cache]` or `grpo run --resume RUN_DIR [--budget LIMIT=N]`."""
+    from grpo_dsl import api
     from grpo_dsl.learning.repeats import resume_repeats, start_repeats
-    from grpo_dsl.learning.run import resume_run, start_run
     from grpo_dsl.plan import load_plan
     from grpo_dsl.runs.repeats import is_repeated_run
 
@@ -297,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         print(run_dir)
         if is_repeated_run(run_dir):
             return _finish_repeats(resume_repeats(run_dir, stream=sys.stderr, budget=budget, shared_cache=not args.no_cache))
-        result = resume_run(run_dir, stream=sys.stderr, budget=budget, shared_cache=not args.no_cache)
+        result = api.resume(run_dir, budget=budget, stream=sys.stderr, cache=not args.no_cache)
     else:
         if budget:
             return _usage_error("--budget goes with --resume; for a new run, set `budget { ... }` in the learn block")
@@ -307,12 +294,12 @@ def run(args: argparse.Namespace) -> int:
             return _usage_error(f"no such file: {args.file}")
         try:
             plan = load_plan(args.file)
+            learn = api.choose_block(plan, "learn", args.learn)
         except ProgramError as error:
             print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
             return EXIT_PROBLEMS
-        learn, problem = _chosen_block(plan, "learn", args.learn)
-        if learn is None:
-            return _usage_error(problem or "")
+        except api.ApiError as error:
+            return _usage_error(str(error))
         repeats = args.repeats or plan.learn(learn).repeats
         if repeats > 1:
             return _finish_repeats(
@@ -327,14 +314,13 @@ def run(args: argparse.Namespace) -> int:
                     shared_cache=not args.no_cache,
                 )
             )
-        result = start_run(
-            plan,
-            learn,
-            base_dir=Path(args.file).resolve().parent,
-            runs_root=Path(args.runs),
+        result = api.learn(
+            args.file,
+            block=learn,
+            runs=args.runs,
             stream=sys.stderr,
             on_start=lambda run_dir: print(run_dir, flush=True),
-            shared_cache=not args.no_cache,
+            cache=not args.no_cache,
         )
     _print_summary(result)
     return _finished(result.status, result.run_dir)
@@ -553,6 +539,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
 def _evaluate_block(file: str, chosen: str | None) -> tuple[Plan, str] | int:
     """The compiled program and the evaluate block to run (`chosen`, or its only one),
     or the exit status of the problem, reported."""
+    from grpo_dsl import api
     from grpo_dsl.plan import load_plan
 
     if _missing_files([file]):
@@ -562,10 +549,10 @@ def _evaluate_block(file: str, chosen: str | None) -> tuple[Plan, str] | int:
     except ProgramError as error:
         print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
         return EXIT_PROBLEMS
-    name, problem = _chosen_block(compiled, "evaluate", chosen)
-    if name is None:
-        return _usage_error(problem or "")
-    return compiled, name
+    try:
+        return compiled, api.choose_block(compiled, "evaluate", chosen)
+    except api.ApiError as error:
+        return _usage_error(str(error))
 
 
 def _results(document: Mapping[str, Any], form: str, text: Callable[[Mapping[str, Any]], str], what: str) -> int:
@@ -584,23 +571,26 @@ def _results(document: Mapping[str, Any], form: str, text: Callable[[Mapping[str
 
 
 def _start_evaluation(args: argparse.Namespace) -> EvaluationResult | int:
-    from grpo_dsl.evaluation.evaluate import start_evaluation
+    from grpo_dsl import api
 
     if args.file is None:
         return _usage_error("give a program FILE, or --resume EVAL_DIR")
-    chosen = _evaluate_block(args.file, args.evaluate)
-    if isinstance(chosen, int):
-        return chosen
-    compiled, name = chosen
-    return start_evaluation(
-        compiled,
-        name,
-        base_dir=Path(args.file).resolve().parent,
-        runs_root=Path(args.runs),
-        stream=sys.stderr,
-        on_start=lambda run_dir: print(f"evaluation run: {run_dir}", file=sys.stderr, flush=True),
-        shared_cache=not args.no_cache,
-    )
+    if _missing_files([args.file]):
+        return _usage_error(f"no such file: {args.file}")
+    try:
+        return api.evaluate(
+            args.file,
+            block=args.evaluate,
+            runs=args.runs,
+            stream=sys.stderr,
+            on_start=lambda run_dir: print(f"evaluation run: {run_dir}", file=sys.stderr, flush=True),
+            cache=not args.no_cache,
+        )
+    except ProgramError as error:
+        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
+        return EXIT_PROBLEMS
+    except api.ApiError as error:
+        return _usage_error(str(error))
 
 
 def evaluate(args: argparse.Namespace) -> int:
