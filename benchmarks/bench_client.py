@@ -77,10 +77,8 @@ async def _stack(endpoint: Endpoint, calls: int, in_flight: int, cache: Path | N
     async def one(index: int) -> Any:
         return await client.complete(ChatRequest("bench", tuple(_messages(index)), temperature=0.7, max_tokens=64, sample_key=str(index)))
 
-    try:
+    async with client:
         return await _run_all(calls, one)
-    finally:
-        await client.aclose()
 
 
 async def _bare(endpoint: Endpoint, calls: int, in_flight: int) -> int:

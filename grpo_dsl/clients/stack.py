@@ -15,8 +15,10 @@ Router               request.model picks the model block's own chain:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from grpo_dsl.clients.accounting import Budget, Metered, Usage
@@ -52,8 +54,9 @@ class Router:
 
 
 class ClientStack:
-    """The composed client: `complete` for calls, `aclose` to end batch waits, write the
-    caches and close every connection pool."""
+    """The composed client: `complete` for calls inside `async with stack:`, which opens
+    every connection pool and, on the way out, ends batch waits, writes and closes the
+    caches and closes every pool (each of them, even when another fails to close)."""
 
     def __init__(
         self,
@@ -69,6 +72,27 @@ class ClientStack:
         self.models = dict(models)
         self.cache = cache
         self.batching = list(batching)
+        self._open: contextlib.AsyncExitStack | None = None
+
+    async def __aenter__(self) -> ClientStack:
+        """Open every model's connection pool; the stack is closed by leaving the block."""
+        async with contextlib.AsyncExitStack() as opened:
+            for adapter in self.adapters:
+                await opened.enter_async_context(adapter)
+            if self.cache is not None:
+                opened.callback(self.cache.close)
+            for layer in self.batching:
+                opened.push_async_callback(layer.aclose)
+            self._open = opened.pop_all()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Stop waiting for batch jobs, write and close the caches, close every connection."""
+        opened, self._open = self._open, None
+        if opened is not None:
+            await opened.aclose()
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Answer `request` through every layer."""
@@ -77,13 +101,6 @@ class ClientStack:
     async def preflight(self) -> None:
         """Check every endpoint at once (`HTTPAdapter.preflight`); raise the first `EndpointError`."""
         await asyncio.gather(*(adapter.preflight() for adapter in self.adapters))
-
-    async def aclose(self) -> None:
-        """Stop waiting for batch jobs, write and close the caches, close every connection."""
-        await asyncio.gather(*(layer.aclose() for layer in self.batching))
-        if self.cache is not None:
-            self.cache.close()
-        await asyncio.gather(*(adapter.aclose() for adapter in self.adapters))
 
 
 def build_client(
@@ -97,7 +114,8 @@ def build_client(
     retry_base_delay: float = 0.25,
     submitted: Sequence[SubmittedBatch] = (),
 ) -> ClientStack:
-    """Compose the client stack for the plan's `models` (block name -> plan model JSON).
+    """Compose the client stack for the plan's `models` (block name -> plan model JSON);
+    use it inside `async with`, which opens and closes its connections.
 
     `cache_dirs` maps model blocks to their shared cache folder (a block without
     one shares nothing); `record` is the run's own record of answers. Without

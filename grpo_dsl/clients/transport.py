@@ -12,6 +12,11 @@ covers the whole answer: a body trickled a byte at a time trips it too.
 `preflight` checks, before a run spends anything, that the endpoint answers,
 accepts the key and serves the model.
 
+The connection pool exists only inside `async with adapter:`, which opens it in the
+running event loop and closes it on the way out, whatever ends the block. A call
+made outside that block (a task that outlived its run) is refused; it never opens
+a pool of its own that nobody would close.
+
 Why not `openai.AsyncOpenAI` for these calls: measured with
 `benchmarks/bench_client.py`, the SDK's request building (options, headers, URL
 merging, its httpx layer) took about two thirds of the client's CPU per call,
@@ -28,6 +33,7 @@ import json
 import socket
 import time
 from collections.abc import Mapping
+from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -73,15 +79,32 @@ class HTTPAdapter:
         }
         self._session: aiohttp.ClientSession | None = None
 
+    async def __aenter__(self) -> HTTPAdapter:
+        """Open the connection pool, in the running event loop (an aiohttp session belongs to it)."""
+        if self._session is not None:
+            raise RuntimeError(f"the connections of model `{self.model.block}` are already open")
+        # The session's own timeouts are off: each exchange has one total deadline (`_exchange`).
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max(1, self.model.concurrency), ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(),
+            headers=self.headers,
+            skip_auto_headers=("Accept-Encoding",),
+        )
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Close the connection pool; from now on every call is refused."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
     def _pool(self) -> aiohttp.ClientSession:
-        # Made on first use: an aiohttp session belongs to the running event loop. Its
-        # own timeouts are off: each exchange has one total deadline (`_exchange`).
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=max(1, self.model.concurrency), ttl_dns_cache=300),
-                timeout=aiohttp.ClientTimeout(),
-                headers=self.headers,
-                skip_auto_headers=("Accept-Encoding",),
+            raise EndpointError(
+                f"model `{self.model.block}`: its connections are closed (a call outside `async with` its client)",
+                model=self.model.block,
             )
         return self._session
 
@@ -156,12 +179,6 @@ class HTTPAdapter:
             return self._body(*answer)
         except TransientError:
             return b""
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 def endpoint_failure(model: ModelConfig, status: int, raw: bytes, headers: Mapping[str, str]) -> Exception:

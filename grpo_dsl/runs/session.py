@@ -165,7 +165,9 @@ async def client_stack(
     model name fails in seconds, before any step, with an `EndpointError`. When a
     budget stops the run, the calls in flight (allowed by the budget, and being paid
     for) finish into the record and the cache before the connections close, while
-    every new call is refused: a resumption does not pay for them again.
+    every new call is refused: a resumption does not pay for them again. When
+    anything else ends it (an error, Ctrl-C), the calls in flight are cancelled and
+    settled first; the connections close when the block ends, in every case.
     """
     documents = model_documents(plan)
     folders = {block: cache_directory(model.get("cache"), base_dir) for block, model in documents.items()}
@@ -180,17 +182,21 @@ async def client_stack(
             submitted=submitted_batches(read_events(run.events_path)),
         )
         endpoints: dict[str, Mapping[str, Any]] = dict(models)
-        try:
-            with span("preflight", {"grpo.models": sorted(endpoints)}, client=True):  # a wrong URL or key shows in the trace
-                await client.preflight()
-            events.append("preflight_passed", models=sorted(endpoints))
-            events.observe(progress.event)
-            yield TracedClient(EventedClient(client, events), client.models, usage), endpoints
-        except BudgetExceeded:
-            await settle_tasks(cancel=False)
-            raise
-        finally:
-            await client.aclose()
+        async with client:
+            try:
+                with span("preflight", {"grpo.models": sorted(endpoints)}, client=True):  # a wrong URL or key shows in the trace
+                    await client.preflight()
+                events.append("preflight_passed", models=sorted(endpoints))
+                events.observe(progress.event)
+                yield TracedClient(EventedClient(client, events), client.models, usage), endpoints
+            except BudgetExceeded:
+                await settle_tasks(cancel=False)
+                raise
+            except (Exception, KeyboardInterrupt, asyncio.CancelledError):
+                # The calls still in flight (siblings of a failed gather, the other
+                # preflights) end before their connections close.
+                await settle_tasks()
+                raise
 
 
 class EventedClient:

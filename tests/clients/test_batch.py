@@ -55,10 +55,8 @@ def run(
             retry_base_delay=0.01,
             submitted=submitted,
         )
-        try:
+        async with client:
             return list(await asyncio.gather(*(client.complete(r) for r in batch)))
-        finally:
-            await client.aclose()
 
     return asyncio.run(go())
 
@@ -124,11 +122,9 @@ def test_an_endpoint_without_a_batch_api_is_called_as_usual(endpoint: Endpoint) 
 
     async def two_stages() -> list[ChatResponse]:
         client = build_client(models, usage=Usage(models), on_event=events.append)
-        try:
+        async with client:
             first = await asyncio.gather(*(client.complete(r) for r in requests(6, "summary")))
             second = await asyncio.gather(*(client.complete(r) for r in requests(4, "advantage")))
-        finally:
-            await client.aclose()
         return [*first, *second]
 
     answers = asyncio.run(two_stages())
@@ -145,14 +141,13 @@ def test_a_resumed_run_waits_for_its_job_and_submits_nothing(endpoint: Endpoint)
     batch = requests(12)
 
     async def submit_then_stop() -> None:
-        client = build_client({"m": batch_model(endpoint)}, usage=Usage(), on_event=first.append)
-        tasks = [asyncio.create_task(client.complete(r)) for r in batch]
-        while not any(e["event"] == "batch_submitted" for e in first):
-            await asyncio.sleep(0.01)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await client.aclose()
+        async with build_client({"m": batch_model(endpoint)}, usage=Usage(), on_event=first.append) as client:
+            tasks = [asyncio.create_task(client.complete(r)) for r in batch]
+            while not any(e["event"] == "batch_submitted" for e in first):
+                await asyncio.sleep(0.01)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(submit_then_stop())
     assert endpoint.stats()["batches"]["created"] == 1
@@ -226,10 +221,8 @@ def test_batched_answers_are_cached_like_any_other(endpoint: Endpoint, tmp_path:
         answers = []
         for _ in range(2):
             client = build_client(models, usage=Usage(models), cache_dirs={"m": tmp_path})
-            try:
+            async with client:
                 answers = list(await asyncio.gather(*(client.complete(r) for r in requests(8))))
-            finally:
-                await client.aclose()
         return answers
 
     again = asyncio.run(twice())

@@ -48,10 +48,8 @@ def answer(
             cache_dirs=shared or {},
             record=RunRecord(record, also) if record is not None else None,
         )
-        try:
+        async with client:
             return list(await asyncio.gather(*(client.complete(r) for r in requests)))
-        finally:
-            await client.aclose()
 
     return asyncio.run(go())
 

@@ -59,10 +59,8 @@ def cache_entries(directory: Path) -> int:
 
 
 async def complete_all(client: ClientStack, requests: list[ChatRequest]) -> list[ChatResponse]:
-    try:
+    async with client:
         return list(await asyncio.gather(*(client.complete(r) for r in requests)))
-    finally:
-        await client.aclose()
 
 
 class TestFaults:
@@ -256,12 +254,10 @@ class TestBudget:
 
         async def sequentially() -> int:
             made = 0
-            try:
+            async with client:
                 for i in range(10):
                     await client.complete(request(f"q{i}", sample_key=str(i), max_tokens=5))
                     made += 1
-            finally:
-                await client.aclose()
             return made
 
         with pytest.raises(BudgetExceeded, match=r"the usd budget would be exceeded: \$8\.0000 spent or reserved of \$12\.0000"):
@@ -277,10 +273,8 @@ class TestBudget:
         client = stack(models, tmp_path, budget=Budget(calls=10))
 
         async def all_of_them() -> list[Any]:
-            try:
+            async with client:
                 return list(await asyncio.gather(*(client.complete(request(f"q{i}", sample_key=str(i))) for i in range(30)), return_exceptions=True))
-            finally:
-                await client.aclose()
 
         results = asyncio.run(all_of_them())
 

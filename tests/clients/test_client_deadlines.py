@@ -37,20 +37,16 @@ def _closed_port() -> int:
 
 
 async def _complete(client: ClientStack, limit: float) -> str | None:
-    try:
+    async with client:
         response = await asyncio.wait_for(
             client.complete(ChatRequest(model="m", messages=({"role": "user", "content": "hi"},))), limit
         )
         return response.content
-    finally:
-        await client.aclose()
 
 
 async def _preflight(client: ClientStack) -> None:
-    try:
+    async with client:
         await asyncio.wait_for(client.preflight(), 30)
-    finally:
-        await client.aclose()
 
 
 def huge_retry_after_once(body: Mapping[str, Any], number: int) -> str | dict[str, Any]:

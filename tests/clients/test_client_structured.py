@@ -69,7 +69,7 @@ def ask(endpoint: Endpoint, cache_dir: Path | None, *, structured: str = "json_s
 
     async def run() -> dict[str, Any]:
         client = build_client(models, cache_dirs=dict.fromkeys(models, cache_dir) if cache_dir else {}, usage=Usage(models))
-        try:
+        async with client:
             request = ChatRequest(
                 model="learner",
                 messages=({"role": "user", "content": "Propose operations."},),
@@ -77,8 +77,6 @@ def ask(endpoint: Endpoint, cache_dir: Path | None, *, structured: str = "json_s
                 sample_key="1:q3/advantage",
             )
             return await complete_json(client, request, SCHEMA, structured=structured, on_event=events.append if events is not None else None)
-        finally:
-            await client.aclose()
 
     return asyncio.run(run())
 
