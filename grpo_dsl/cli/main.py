@@ -1,59 +1,30 @@
 """The `grpo` command: one subcommand per verb, registered in `SUBCOMMANDS`.
 
-Exit status: 0 clean, 1 problems in a program, 2 wrong usage (including a file
-that does not exist). This is the only module that chooses colour or exit codes.
+Each verb's arguments are declared here; its code lives in a module of `grpo_dsl.cli`
+that is imported only when the verb runs, so `grpo --version`, `grpo check` and
+`grpo fmt` load nothing of the runtime. Exit statuses are listed in docs/cli.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import importlib
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal, TextIO
 
 from grpo_dsl._version import __version__
+from grpo_dsl.cli.console import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    Console,
+    UsageError,
+    common_options,
+)
 from grpo_dsl.core.errors import GrpoError
-from grpo_dsl.core.files import atomic_write_text
-from grpo_dsl.evaluation.evaluate import (
-    EvaluationResult,
-    format_evaluation,
-    resume_evaluation,
-    start_evaluation,
-)
-from grpo_dsl.language.checks import check_path
-from grpo_dsl.language.diagnostics import (
-    Diagnostic,
-    ProgramError,
-    render_json,
-    render_text,
-)
-from grpo_dsl.language.fmt import format_program
-from grpo_dsl.language.parser import parse_file
-from grpo_dsl.learning.replay import format_replay, replay_run
-from grpo_dsl.learning.run import RunResult, resume_run, start_run
-from grpo_dsl.modules import (
-    ModuleError,
-    blame,
-    diff_modules,
-    emit_from_run,
-    format_blame,
-    format_diff,
-    format_log,
-    format_show,
-    load_module,
-    module_log,
-    parse_reference,
-)
-from grpo_dsl.plan import Plan, load_plan
-from grpo_dsl.plan import compile as compile_plan
-from grpo_dsl.plan.explain import explain
-from grpo_dsl.report import render_report
-from grpo_dsl.report.rundata import read_run
-from grpo_dsl.runs.progress import format_cost
 
 __all__ = [
     "Subcommand",
@@ -63,130 +34,46 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_INTERRUPTED",
     "main",
-    "wants_color",
 ]
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+ENDPOINTS = ("openai", "deepseek", "ollama", "vllm", "local")
 
 
 @dataclass(frozen=True, slots=True)
 class Subcommand:
-    """A `grpo NAME ...` verb: how to declare its arguments and how to run it."""
+    """A `grpo NAME ...` verb: how to declare its arguments, and the function that runs
+    it as `module:function` of `grpo_dsl.cli`, called with the arguments and a `Console`."""
 
     name: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
+    target: str
+    common: bool = True
+    """Whether the verb takes the common options (`--format`, `-q`/`-v`, `--color`)."""
+
+    def function(self) -> Callable[[argparse.Namespace, Console], int]:
+        """The verb's code, imported now."""
+        module, _, name = self.target.partition(":")
+        run: Callable[[argparse.Namespace, Console], int] = getattr(importlib.import_module(f"grpo_dsl.cli.{module}"), name)
+        return run
 
 
-def wants_color(stream: TextIO) -> bool:
-    """Colour only on a terminal, and never when `NO_COLOR` is set."""
-    return stream.isatty() and "NO_COLOR" not in os.environ
-
-
-def _usage_error(message: str) -> int:
-    print(f"grpo: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
-def _missing_files(paths: Sequence[str]) -> list[str]:
-    return [path for path in paths if not Path(path).is_file()]
-
-
-def _chosen_block(plan: Plan, kind: Literal["learn", "evaluate"], chosen: str | None) -> tuple[str | None, str | None]:
-    """The block of `kind` to run: `chosen` (given with `--KIND`), or the program's only one;
-    otherwise None and the problem to report."""
-    names = plan.names(kind)
-    listed = ", ".join(names) or "none"
-    if chosen is None and len(names) != 1:
-        return None, f"the program has {len(names)} {kind} blocks; choose one with --{kind} ({listed})"
-    name = chosen or names[0]
-    if name not in names:
-        return None, f"no {kind} block `{name}`; the program has: {listed}"
-    return name, None
-
-
-def _summary(files: int, diagnostics: Sequence[Diagnostic]) -> str:
-    errors = sum(d.severity == "error" for d in diagnostics)
-    warnings = len(diagnostics) - errors
-
-    def plural(n: int, word: str) -> str:
-        return f"{n} {word}{'' if n == 1 else 's'}"
-
-    return f"checked {plural(files, 'file')}: {plural(errors, 'error')}, {plural(warnings, 'warning')}"
-
-
-# ------------------------------------------------------------------------ check
+def _init_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", nargs="?", default=".", metavar="DIR", help="where the project goes (default: here); made when missing")
+    parser.add_argument("--endpoint", choices=ENDPOINTS, default="openai", help="the kind of model endpoint (default: openai)")
+    parser.add_argument("--force", action="store_true", help="overwrite starter files that already exist")
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="a .grpo program")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print diagnostics")
-
-
-def _diagnose(path: str) -> tuple[tuple[Diagnostic, ...], dict[str, str]]:
-    try:
-        result = check_path(path)
-    except ProgramError as error:
-        return error.diagnostics, error.sources
-    return tuple(result.diagnostics), dict(result.sources)
-
-
-def check(args: argparse.Namespace) -> int:
-    """`grpo check FILE...`: parse and check each program, print every diagnostic."""
-    missing = _missing_files(args.files)
-    if missing:
-        return _usage_error(f"no such file: {', '.join(missing)}")
-    diagnostics: list[Diagnostic] = []
-    sources: dict[str, str] = {}
-    for path in args.files:
-        found, read = _diagnose(path)
-        diagnostics.extend(found)
-        sources.update(read)
-    if args.format == "json":
-        print(render_json(diagnostics))
-    else:
-        if diagnostics:
-            print(render_text(diagnostics, sources, color=wants_color(sys.stdout)))
-        print(_summary(len(args.files), diagnostics), file=sys.stderr)
-    return EXIT_PROBLEMS if any(d.severity == "error" for d in diagnostics) else EXIT_OK
-
-
-# -------------------------------------------------------------------------- fmt
+    parser.add_argument("files", nargs="+", metavar="PATH", help="a .grpo program, or a folder of them")
 
 
 def _fmt_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="a .grpo program, rewritten in place")
+    parser.add_argument(
+        "files", nargs="+", metavar="PATH", help="a .grpo program rewritten in place, a folder of them, or - (standard input to standard output)"
+    )
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
-
-
-def fmt(args: argparse.Namespace) -> int:
-    """`grpo fmt FILE... [--check]`: rewrite each program in the canonical layout."""
-    missing = _missing_files(args.files)
-    if missing:
-        return _usage_error(f"no such file: {', '.join(missing)}")
-    status = EXIT_OK
-    for name in args.files:
-        path = Path(name)
-        try:
-            program = parse_file(path)
-        except ProgramError as error:
-            print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
-            status = EXIT_PROBLEMS
-            continue
-        formatted = format_program(program)
-        if formatted == program.source:
-            continue
-        if args.check:
-            print(f"would reformat {name}")
-            status = EXIT_PROBLEMS
-        else:
-            atomic_write_text(path, formatted)
-            print(f"reformatted {name}", file=sys.stderr)
-    return status
-
-
-# -------------------------------------------------------------------------- run
+    parser.add_argument("--diff", action="store_true", help="change nothing; print what would change as a unified diff")
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -203,160 +90,10 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-BUDGET_LIMITS = {"usd": float, "tokens": int, "calls": int}
-
-
-def _budget(given: Sequence[str]) -> tuple[dict[str, float], str | None]:
-    """The limits of `--budget usd=5 --budget calls=900` (or `usd=5,calls=900`), or the problem with them."""
-    limits: dict[str, float] = {}
-    for item in (part for text in given for part in text.split(",") if part.strip()):
-        name, equals, value = item.strip().partition("=")
-        kind = BUDGET_LIMITS.get(name)
-        if kind is None or not equals:
-            return {}, f"--budget takes usd=N, tokens=N or calls=N, not {item!r}"
-        try:
-            limits[name] = kind(value)
-        except ValueError:
-            return {}, f"--budget {name} needs {'a number' if kind is float else 'a whole number'}, not {value!r}"
-        if limits[name] <= 0:
-            return {}, f"--budget {name} must be positive, not {value}"
-    return limits, None
-
-
-def _print_summary(result: RunResult) -> None:
-    out = sys.stderr
-    print(f"run {result.status}: {result.run_dir}", file=out)
-    if result.message:
-        print(f"  {result.message}", file=out)
-    if result.steps:
-        demos = any(s.demos for s in result.steps)
-        print("  step  reward  kept  applied  rejected  library" + ("  demos" if demos else ""), file=out)
-        failures = any(s.failed_rollouts or s.failed_calls for s in result.steps)
-        print("  step  reward  kept  applied  rejected  library" + ("  failed" if failures else ""), file=out)
-        for s in result.steps:
-            failed = f"  {s.failed_rollouts + s.failed_calls:>6}" if failures else ""
-            print(
-                f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}"
-                + (f"  {s.demos:>5}" if demos else ""),
-                f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}{failed}",
-                file=out,
-            )
-    usage = result.usage.get("total", {})
-    print(
-        f"  calls {usage.get('calls', 0)} ({usage.get('cached_calls', 0)} cached), "
-        f"tokens {usage.get('prompt_tokens', 0) + usage.get('completion_tokens', 0)}, cost ${usage.get('usd', 0.0):.4f}",
-        file=out,
-    )
-    for label, count in (("expected before the run", result.estimate), ("re-estimated after step 1", result.reestimate)):
-        if count:
-            print(f"  {label}: {format_cost(count)}", file=out)
-
-
-def run(args: argparse.Namespace) -> int:
-    """`grpo run FILE [--learn NAME] [--runs DIR]` or `grpo run --resume RUN_DIR`."""
-    budget, problem = _budget(args.budget)
-    if problem:
-        return _usage_error(problem)
-    if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "run.json").is_file():
-            return _usage_error(f"not a run directory: {run_dir}")
-        print(run_dir)
-        result = resume_run(run_dir, budget=budget)
-    else:
-        if budget:
-            return _usage_error("--budget goes with --resume; for a new run, set `budget { ... }` in the learn block")
-        if args.file is None:
-            return _usage_error("give a program FILE, or --resume RUN_DIR")
-        if _missing_files([args.file]):
-            return _usage_error(f"no such file: {args.file}")
-        try:
-            plan = load_plan(args.file)
-        except ProgramError as error:
-            print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
-            return EXIT_PROBLEMS
-        learn, problem = _chosen_block(plan, "learn", args.learn)
-        if learn is None:
-            return _usage_error(problem or "")
-        result = start_run(
-            plan,
-            learn,
-            base_dir=Path(args.file).resolve().parent,
-            runs_root=Path(args.runs),
-            on_start=lambda run_dir: print(run_dir, flush=True),
-        )
-    _print_summary(result)
-    if result.status == "interrupted":
-        return EXIT_INTERRUPTED
-    if result.status != "completed":
-        return EXIT_PROBLEMS
-    return _emit_after_run(result.run_dir)
-
-
-def _emit_after_run(run_dir: Path) -> int:
-    """Run the program's `emit` blocks whose library is the learn that just finished."""
-    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    plan = Plan.from_json((run_dir / "plan.json").read_text(encoding="utf-8"))
-    status = EXIT_OK
-    for name in plan.names("emit"):
-        if plan.emit(name).library != info["learn"]:
-            continue
-        try:
-            emitted = emit_from_run(plan, name, run_dir, base_dir=Path(info["base_dir"]))
-        except ModuleError as error:
-            print(f"grpo: emit `{name}` failed: {error}", file=sys.stderr)
-            status = EXIT_PROBLEMS
-            continue
-        verb = "emitted" if emitted.created else "unchanged"
-        print(f"{verb} {emitted.path} {emitted.version}", file=sys.stderr)
-    return status
-
-
-# ------------------------------------------------------------------------- plan
-
-
 def _plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="a .grpo program")
-    parser.add_argument("-o", "--output", metavar="PLAN", help="write the plan JSON to this file instead of stdout")
-    parser.add_argument(
-        "--explain", action="store_true", help="print the steps, the calls each makes, the estimate and the defaults filled in"
-    )
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print diagnostics")
-
-
-def _print_diagnostics(diagnostics: Sequence[Diagnostic], sources: dict[str, str], form: str) -> None:
-    if diagnostics:
-        text = render_json(diagnostics) if form == "json" else render_text(diagnostics, sources, color=wants_color(sys.stderr))
-        print(text, file=sys.stderr)
-
-
-def plan(args: argparse.Namespace) -> int:
-    """`grpo plan FILE [-o PLAN] [--explain]`: the execution plan as JSON, or explained."""
-    if _missing_files([args.file]):
-        return _usage_error(f"no such file: {args.file}")
-    result = check_path(args.file)
-    if result.workspace is None or not result.ok:
-        _print_diagnostics(result.diagnostics, result.sources, args.format)
-        return EXIT_PROBLEMS
-    try:
-        compiled = compile_plan(result.workspace)
-    except ProgramError as error:
-        _print_diagnostics(error.diagnostics, error.sources or result.sources, args.format)
-        return EXIT_PROBLEMS
-    _print_diagnostics(result.diagnostics, result.sources, args.format)
-    if args.output is not None:
-        target = Path(args.output)
-        if not target.parent.is_dir():
-            return _usage_error(f"no such folder: {target.parent}")
-        atomic_write_text(target, compiled.to_json())
-    elif not args.explain:
-        sys.stdout.write(compiled.to_json())
-    if args.explain:
-        sys.stdout.write(explain(compiled, args.file))
-    return EXIT_OK
-
-
-# ------------------------------------------------------------------- emit, module
+    parser.add_argument("-o", "--output", metavar="PLAN", help="also write the plan JSON to this file")
+    parser.add_argument("--explain", action="store_true", help="the human view (the default with --format text), also with -o")
 
 
 def _emit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -371,65 +108,19 @@ def _emit_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def emit(args: argparse.Namespace) -> int:
-    """`grpo emit FILE --emit NAME --from RUN_DIR [--step N] [--force]`: a module version from a run."""
-    if _missing_files([args.file]):
-        return _usage_error(f"no such file: {args.file}")
-    if not Path(args.run_dir).is_dir():
-        return _usage_error(f"no such run directory: {args.run_dir}")
-    try:
-        compiled = load_plan(args.file)
-    except ProgramError as error:
-        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
-        return EXIT_PROBLEMS
-    base_dir = Path(args.file).resolve().parent
-    result = emit_from_run(compiled, args.emit, Path(args.run_dir), step=args.step, base_dir=base_dir, force=args.force)
-    if result.change is None:
-        print(f"{result.path} {result.version}: unchanged, no new version")
-    else:
-        print(f"{result.path} {result.version}: {result.change.bump} version written")
-    return EXIT_OK
-
-
 def _module_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    show = actions.add_parser("show", help="describe a version and list its experiences")
+    common = common_options()
+    show = actions.add_parser("show", help="describe a version and list its experiences", parents=[common])
     show.add_argument("reference", metavar="PATH[@VERSION]", help="a module folder, optionally with a version or range")
-    log = actions.add_parser("log", help="list every version, newest first")
+    log = actions.add_parser("log", help="list every version, newest first", parents=[common])
     log.add_argument("reference", metavar="PATH")
-    diff = actions.add_parser("diff", help="the experiences added, removed and edited between two versions")
+    diff = actions.add_parser("diff", help="the experiences added, removed and edited between two versions", parents=[common])
     diff.add_argument("reference", metavar="PATH@A")
     diff.add_argument("other", metavar="PATH@B")
-    blame = actions.add_parser("blame", help="the steps, groups, rewards and rationales behind one experience")
+    blame = actions.add_parser("blame", help="the steps, groups, rewards and rationales behind one experience", parents=[common])
     blame.add_argument("reference", metavar="PATH[@VERSION]")
     blame.add_argument("id", metavar="ID", help="an experience id such as E3")
-
-
-def _module_text(args: argparse.Namespace) -> str:
-    path, version = parse_reference(args.reference)
-    if args.action == "log":
-        return format_log(module_log(path))
-    if args.action == "diff":
-        other_path, other_version = parse_reference(args.other)
-        return format_diff(diff_modules(load_module(path, version), load_module(other_path, other_version)))
-    if args.action == "blame":
-        return format_blame(blame(load_module(path, version), args.id))
-    return format_show(load_module(path, version))
-
-
-def module(args: argparse.Namespace) -> int:
-    """`grpo module show|log|diff|blame`: read the history of a prompt module."""
-    references = [args.reference] + ([args.other] if args.action == "diff" else [])
-    for reference in references:
-        path, _ = parse_reference(reference)
-        if not (path / "index.json").is_file():
-            return _usage_error(f"{path} is not a prompt module: it has no index.json")
-    text = _module_text(args)
-    print(text)
-    return EXIT_OK
-
-
-# ------------------------------------------------------------------- eval, report
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -437,51 +128,6 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evaluate", metavar="NAME", help="the evaluate block to run (needed when there are several)")
     parser.add_argument("--runs", metavar="DIR", default="runs", help="where runs are found and written (default: ./runs)")
     parser.add_argument("--resume", metavar="EVAL_DIR", help="continue (or replay) an evaluation run directory")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="a table with sentences, or JSON")
-
-
-def _start_evaluation(args: argparse.Namespace) -> EvaluationResult | int:
-    if args.file is None:
-        return _usage_error("give a program FILE, or --resume EVAL_DIR")
-    if _missing_files([args.file]):
-        return _usage_error(f"no such file: {args.file}")
-    try:
-        compiled = load_plan(args.file)
-    except ProgramError as error:
-        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
-        return EXIT_PROBLEMS
-    name, problem = _chosen_block(compiled, "evaluate", args.evaluate)
-    if name is None:
-        return _usage_error(problem or "")
-    return start_evaluation(
-        compiled,
-        name,
-        base_dir=Path(args.file).resolve().parent,
-        runs_root=Path(args.runs),
-        stream=sys.stderr,
-        on_start=lambda run_dir: print(f"evaluation run: {run_dir}", file=sys.stderr, flush=True),
-    )
-
-
-def evaluate(args: argparse.Namespace) -> int:
-    """`grpo eval FILE [--evaluate NAME] [--runs DIR] [--format text|json]` or `grpo eval --resume EVAL_DIR`."""
-    if args.resume:
-        print(f"evaluation run: {args.resume}", file=sys.stderr, flush=True)
-        result = resume_evaluation(Path(args.resume), stream=sys.stderr)
-    else:
-        started = _start_evaluation(args)
-        if isinstance(started, int):
-            return started
-        result = started
-    if args.format == "json":
-        print(json.dumps(result.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
-    else:
-        sys.stdout.write(format_evaluation(result.to_json()))
-    if result.status != "completed":
-        print(f"evaluation {result.status}: {result.message}", file=sys.stderr)
-    if result.status == "interrupted":
-        return EXIT_INTERRUPTED
-    return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
 
 
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -496,26 +142,6 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-eval", action="store_true", help="show no evaluation")
 
 
-def report(args: argparse.Namespace) -> int:
-    """`grpo report RUN_DIR [-o report.html] [--eval EVAL_DIR | --no-eval]`: one self-contained HTML file."""
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "run.json").is_file():
-        return _usage_error(f"not a run directory: {run_dir}")
-    if args.eval_dir is not None and not (Path(args.eval_dir) / "run.json").is_file():
-        return _usage_error(f"not an evaluation run directory: {args.eval_dir}")
-    target = Path(args.output)
-    if not target.parent.is_dir():
-        return _usage_error(f"no such folder: {target.parent}")
-    data = read_run(run_dir, evaluation_dir=Path(args.eval_dir) if args.eval_dir else None, find=not args.no_eval)
-    atomic_write_text(target, render_report(data))
-    shown = "with its evaluation" if data.evaluation is not None else "without an evaluation"
-    print(f"{target}: {len(data.steps)} steps, {shown}")
-    return EXIT_OK
-
-
-# ----------------------------------------------------------------------- replay
-
-
 def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the recorded learning run to replay")
     parser.add_argument("--policy", required=True, metavar="FILE:NAME", help="a policy declared in a .grpo file")
@@ -524,65 +150,22 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true", help="only apply the new rule to the recorded operations; make no call")
 
 
-def replay(args: argparse.Namespace) -> int:
-    """`grpo replay RUN_DIR --policy FILE:NAME [--from-step K] [--runs DIR] [--offline]`."""
-    if not (Path(args.run_dir) / "run.json").is_file():
-        return _usage_error(f"not a run directory: {args.run_dir}")
-    file, colon, name = args.policy.rpartition(":")
-    if not colon or not file or not name:
-        return _usage_error(f"--policy takes FILE:NAME, a .grpo file and one of its policies, not {args.policy!r}")
-    if _missing_files([file]):
-        return _usage_error(f"no such file: {file}")
-    try:
-        result = replay_run(
-            Path(args.run_dir),
-            Path(file),
-            name,
-            from_step=args.from_step,
-            runs_root=Path(args.runs),
-            offline=args.offline,
-            on_start=lambda run_dir: print(f"replay run: {run_dir}", file=sys.stderr, flush=True),
-        )
-    except ProgramError as error:
-        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
-        return EXIT_PROBLEMS
-    sys.stdout.write(format_replay(result))
-    if result.status == "interrupted":
-        return EXIT_INTERRUPTED
-    return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
-
-
-# -------------------------------------------------------------------------- lsp
-
-
 def _lsp_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stdio", action="store_true", help="talk over standard input and output (the only transport)")
 
 
-def lsp(args: argparse.Namespace) -> int:
-    """`grpo lsp`: the language server, over standard input and output."""
-    try:  # pygls comes with the optional `lsp` extra
-        from grpo_dsl.lsp import serve
-    except ModuleNotFoundError as missing:
-        package = (missing.name or "pygls").partition(".")[0]
-        return _usage_error(f"`grpo lsp` needs the lsp extra ({package} is missing): pip install 'grpo-dsl[lsp]'")
-    serve()
-    return EXIT_OK
-
-
-# ------------------------------------------------------------------------ entry
-
 SUBCOMMANDS: tuple[Subcommand, ...] = (
-    Subcommand("check", "parse and check programs, print every problem", _check_arguments, check),
-    Subcommand("fmt", "rewrite programs in the canonical layout", _fmt_arguments, fmt),
-    Subcommand("plan", "compile a program to its execution plan, with a cost estimate", _plan_arguments, plan),
-    Subcommand("run", "run a learn block: Training-Free GRPO, step by step", _run_arguments, run),
-    Subcommand("emit", "write the library of a run as a prompt module version", _emit_arguments, emit),
-    Subcommand("module", "show, log, diff and blame the versions of a prompt module", _module_arguments, module),
-    Subcommand("eval", "evaluate libraries side by side, with intervals and paired differences", _eval_arguments, evaluate),
-    Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, report),
-    Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, replay),
-    Subcommand("lsp", "run the language server for editors, over standard input and output", _lsp_arguments, lsp),
+    Subcommand("init", "start a project: a program, a small dataset, a reward and .env.example", _init_arguments, "init:init"),
+    Subcommand("check", "parse and check programs, print every problem", _check_arguments, "source:check"),
+    Subcommand("fmt", "rewrite programs in the canonical layout", _fmt_arguments, "source:fmt"),
+    Subcommand("plan", "compile a program: what it will do and cost, or its execution plan as JSON", _plan_arguments, "planning:plan"),
+    Subcommand("run", "run a learn block: Training-Free GRPO, step by step", _run_arguments, "runtime:run"),
+    Subcommand("emit", "write the library of a run as a prompt module version", _emit_arguments, "runtime:emit"),
+    Subcommand("module", "show, log, diff and blame the versions of a prompt module", _module_arguments, "module:module", common=False),
+    Subcommand("eval", "evaluate libraries side by side, with intervals and paired differences", _eval_arguments, "runtime:evaluate"),
+    Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, "runtime:report"),
+    Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, "runtime:replay"),
+    Subcommand("lsp", "run the language server for editors, over standard input and output", _lsp_arguments, "source:lsp", common=False),
 )
 
 
@@ -590,10 +173,13 @@ def _argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grpo", description="Training-Free GRPO, declared in .grpo files.")
     parser.add_argument("--version", action="version", version=f"grpo-dsl {__version__}")
     verbs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = common_options()
     for subcommand in SUBCOMMANDS:
-        verb = verbs.add_parser(subcommand.name, help=subcommand.help, description=subcommand.help)
+        verb = verbs.add_parser(
+            subcommand.name, help=subcommand.help, description=subcommand.help, parents=[common] if subcommand.common else []
+        )
         subcommand.add_arguments(verb)
-        verb.set_defaults(run=subcommand.run)
+        verb.set_defaults(subcommand=subcommand)
     return parser
 
 
@@ -603,14 +189,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _argument_parser().parse_args(argv)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    run: Callable[[argparse.Namespace], int] = args.run
+    subcommand: Subcommand = args.subcommand
+    console = Console.of(args)
     try:
-        return run(args)
-    except ProgramError as error:
-        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
-    except GrpoError as error:
+        return subcommand.function()(args, console)
+    except UsageError as error:
         print(f"grpo: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("grpo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except GrpoError as error:
+        _report_error(console, error)
     except OSError as error:
-        print(f"grpo: error: {error.strerror or error}: {error.filename or 'a file'}", file=sys.stderr)
+        _report_error(console, error, f"{error.strerror or error}: {error.filename or 'a file'}")
     return EXIT_PROBLEMS
 
+
+def _report_error(console: Console, error: Exception, message: str | None = None) -> None:
+    """An expected failure: its message (a program's as diagnostics); `-v` adds the traceback."""
+    from grpo_dsl.language.diagnostics import ProgramError
+
+    if console.verbosity > 0:
+        traceback.print_exception(error, file=sys.stderr)
+    if isinstance(error, ProgramError):
+        console.diagnostics(error.diagnostics, error.sources)
+    else:
+        print(f"grpo: error: {message or error}", file=sys.stderr)

@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grpo_dsl.clients.accounting import Budget, Metered, Usage
 from grpo_dsl.clients.cache import ResponseCache
 from grpo_dsl.clients.limits import ConcurrencyLimit, RateLimit
-from grpo_dsl.clients.openai_adapter import OpenAIAdapter
 from grpo_dsl.clients.protocol import (
     ChatRequest,
     ChatResponse,
@@ -30,6 +29,9 @@ from grpo_dsl.clients.protocol import (
     ModelConfig,
 )
 from grpo_dsl.clients.retry import MAX_RETRY_WAIT_S, Retrying
+
+if TYPE_CHECKING:
+    from grpo_dsl.clients.openai_adapter import OpenAIAdapter
 
 __all__ = ["ClientStack", "Router", "build_client"]
 
@@ -84,6 +86,9 @@ def build_client(
     `env(...)` values are resolved now. Without `cache_dir` nothing is cached.
     Retries, final failures and structured-output repairs are reported to `on_event`.
     """
+    # `openai` takes a few hundred milliseconds to import: only a command that calls a model pays for it
+    from grpo_dsl.clients.openai_adapter import OpenAIAdapter
+
     configs = {block: ModelConfig.from_plan(block, model) for block, model in models.items()}
     adapters: list[OpenAIAdapter] = []
     chains: dict[str, LLMClient] = {}

@@ -1,0 +1,325 @@
+"""`grpo run`, `emit`, `eval`, `report` and `replay`: the verbs that run the learning loop
+or read what it wrote. `openai` is imported only when a verb builds its client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from grpo_dsl.cli.console import EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, Console, UsageError
+from grpo_dsl.core.files import atomic_write_text
+from grpo_dsl.evaluation.evaluate import EvaluationResult, format_evaluation, resume_evaluation, start_evaluation
+from grpo_dsl.learning.replay import ReplayResult, format_replay, replay_run
+from grpo_dsl.learning.run import RunResult, resume_run, start_run
+from grpo_dsl.modules import ModuleError, emit_from_run
+from grpo_dsl.plan import Plan, load_plan
+from grpo_dsl.report import render_report
+from grpo_dsl.report.rundata import read_run
+from grpo_dsl.runs.progress import format_cost
+
+__all__ = ["emit", "evaluate", "load_dotenv_beside", "replay", "report", "run"]
+
+BUDGET_LIMITS = {"usd": float, "tokens": int, "calls": int}
+DOTENV = ".env"
+
+
+def load_dotenv_beside(program: Path) -> Path | None:
+    """Read `.env` from the program's folder into the environment, when there is one;
+    variables already set win. Returns the file read."""
+    from dotenv import load_dotenv
+
+    path = program.resolve().parent / DOTENV
+    if not path.is_file():
+        return None
+    load_dotenv(path, override=False)
+    return path
+
+
+def _program(file: str | None, console: Console, resume_hint: str) -> Plan:
+    """The compiled program of `FILE` (its `.env` loaded first); `ProgramError` for a bad one."""
+    if file is None:
+        raise UsageError(f"give a program FILE, or {resume_hint}")
+    path = Path(file)
+    if not path.is_file():
+        raise UsageError(f"no such file: {file}")
+    dotenv = load_dotenv_beside(path)
+    if dotenv is not None:
+        console.detail(f"read the environment from {dotenv}")
+    return load_plan(path)
+
+
+def _chosen_block(plan: Plan, kind: Literal["learn", "evaluate"], chosen: str | None) -> str:
+    """The block of `kind` to run: `chosen` (given with `--KIND`), or the program's only one."""
+    names = plan.names(kind)
+    listed = ", ".join(names) or "none"
+    if chosen is None and len(names) != 1:
+        raise UsageError(f"the program has {len(names)} {kind} blocks; choose one with --{kind} ({listed})")
+    name = chosen or names[0]
+    if name not in names:
+        raise UsageError(f"no {kind} block `{name}`; the program has: {listed}")
+    return name
+
+
+def _status(status: str) -> int:
+    """The exit status of a run, evaluation or replay that ended with `status`."""
+    if status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if status == "completed" else EXIT_PROBLEMS
+
+
+def _progress(console: Console) -> TextIO | None:
+    """Where the live progress goes: standard error (JSON documents go to standard
+    output, so `--format json` keeps it), or nowhere with `-q`."""
+    return None if console.verbosity < 0 else sys.stderr
+
+
+def _announce(console: Console, label: str) -> Callable[[Path], None]:
+    return lambda run_dir: console.info(f"{label}: {run_dir}")
+
+
+# -------------------------------------------------------------------------- run
+
+
+def _budget(given: Sequence[str]) -> dict[str, float]:
+    """The limits of `--budget usd=5 --budget calls=900` (or `usd=5,calls=900`)."""
+    limits: dict[str, float] = {}
+    for item in (part for text in given for part in text.split(",") if part.strip()):
+        name, equals, value = item.strip().partition("=")
+        kind = BUDGET_LIMITS.get(name)
+        if kind is None or not equals:
+            raise UsageError(f"--budget takes usd=N, tokens=N or calls=N, not {item!r}")
+        try:
+            limits[name] = kind(value)
+        except ValueError:
+            raise UsageError(f"--budget {name} needs {'a number' if kind is float else 'a whole number'}, not {value!r}") from None
+        if limits[name] <= 0:
+            raise UsageError(f"--budget {name} must be positive, not {value}")
+    return limits
+
+
+def _run_summary(result: RunResult) -> list[str]:
+    """The run for people: its status, a line per step, its spending and the estimates."""
+    lines = [f"run {result.status}: {result.run_dir}"]
+    if result.message:
+        lines.append(f"  {result.message}")
+    if result.steps:
+        demos = any(s.demos for s in result.steps)
+        failures = any(s.failed_rollouts or s.failed_calls for s in result.steps)
+        lines.append("  step  reward  kept  applied  rejected  library" + ("  demos" if demos else "") + ("  failed" if failures else ""))
+        for s in result.steps:
+            lines.append(
+                f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}"
+                + (f"  {s.demos:>5}" if demos else "")
+                + (f"  {s.failed_rollouts + s.failed_calls:>6}" if failures else "")
+            )
+    usage = result.usage.get("total", {})
+    lines.append(
+        f"  calls {usage.get('calls', 0)} ({usage.get('cached_calls', 0)} cached), "
+        f"tokens {usage.get('prompt_tokens', 0) + usage.get('completion_tokens', 0)}, cost ${usage.get('usd', 0.0):.4f}"
+    )
+    for label, count in (("expected before the run", result.estimate), ("re-estimated after step 1", result.reestimate)):
+        if count:
+            lines.append(f"  {label}: {format_cost(count)}")
+    return lines
+
+
+def _run_document(result: RunResult, emitted: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "run_dir": str(result.run_dir),
+        "status": result.status,
+        "message": result.message,
+        "steps": [s.to_json() for s in result.steps],
+        "library_size": len(result.library),
+        "usage": dict(result.usage),
+        "estimate": dict(result.estimate) if result.estimate else None,
+        "reestimate": dict(result.reestimate) if result.reestimate else None,
+        "emitted": list(emitted),
+    }
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """`grpo run FILE [--learn NAME] [--runs DIR]` or `grpo run --resume RUN_DIR [--budget ...]`."""
+    budget = _budget(args.budget)
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "run.json").is_file():
+            raise UsageError(f"not a run directory: {run_dir}")
+        console.info(f"run: {run_dir}")
+        result = resume_run(run_dir, budget=budget, stream=_progress(console))
+    else:
+        if budget:
+            raise UsageError("--budget goes with --resume; for a new run, set `budget { ... }` in the learn block")
+        plan = _program(args.file, console, "--resume RUN_DIR")
+        learn = _chosen_block(plan, "learn", args.learn)
+        result = start_run(
+            plan,
+            learn,
+            base_dir=Path(args.file).resolve().parent,
+            runs_root=Path(args.runs),
+            stream=_progress(console),
+            on_start=_announce(console, "run"),
+        )
+    status = _status(result.status)
+    emitted: list[dict[str, Any]] = []
+    if result.status == "completed":
+        emitted, failed = _emit_after_run(result.run_dir, console)
+        status = EXIT_PROBLEMS if failed else status
+    if console.json:
+        console.document("run", _run_document(result, emitted))
+    else:
+        for line in _run_summary(result):
+            console.info(line)
+    return status
+
+
+def _emit_after_run(run_dir: Path, console: Console) -> tuple[list[dict[str, Any]], bool]:
+    """Run the program's `emit` blocks whose library is the learn that just finished:
+    what each wrote, and whether one failed."""
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    plan = Plan.from_json((run_dir / "plan.json").read_text(encoding="utf-8"))
+    emitted: list[dict[str, Any]] = []
+    failed = False
+    for name in plan.names("emit"):
+        if plan.emit(name).library != info["learn"]:
+            continue
+        try:
+            result = emit_from_run(plan, name, run_dir, base_dir=Path(info["base_dir"]))
+        except ModuleError as error:
+            print(f"grpo: emit `{name}` failed: {error}", file=sys.stderr)
+            failed = True
+            continue
+        emitted.append({"emit": name, "path": str(result.path), "version": result.version, "created": result.created})
+        console.info(f"{'emitted' if result.created else 'unchanged'} {result.path} {result.version}")
+    return emitted, failed
+
+
+# ------------------------------------------------------------------------- emit
+
+
+def emit(args: argparse.Namespace, console: Console) -> int:
+    """`grpo emit FILE --emit NAME --from RUN_DIR [--step N] [--force]`: a module version from a run."""
+    if not Path(args.file).is_file():
+        raise UsageError(f"no such file: {args.file}")
+    if not Path(args.run_dir).is_dir():
+        raise UsageError(f"no such run directory: {args.run_dir}")
+    compiled = load_plan(args.file)
+    base_dir = Path(args.file).resolve().parent
+    result = emit_from_run(compiled, args.emit, Path(args.run_dir), step=args.step, base_dir=base_dir, force=args.force)
+    bump = result.change.bump if result.change is not None else None
+    if console.json:
+        document = {"path": str(result.path), "version": result.version, "created": result.created, "bump": bump}
+        console.document("emit", document)
+    elif result.change is None:
+        print(f"{result.path} {result.version}: unchanged, no new version")
+    else:
+        print(f"{result.path} {result.version}: {bump} version written")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------- eval
+
+
+def evaluate(args: argparse.Namespace, console: Console) -> int:
+    """`grpo eval FILE [--evaluate NAME] [--runs DIR]` or `grpo eval --resume EVAL_DIR`."""
+    result: EvaluationResult
+    if args.resume:
+        console.info(f"evaluation run: {args.resume}")
+        result = resume_evaluation(Path(args.resume), stream=_progress(console))
+    else:
+        compiled = _program(args.file, console, "--resume EVAL_DIR")
+        name = _chosen_block(compiled, "evaluate", args.evaluate)
+        result = start_evaluation(
+            compiled,
+            name,
+            base_dir=Path(args.file).resolve().parent,
+            runs_root=Path(args.runs),
+            stream=_progress(console),
+            on_start=_announce(console, "evaluation run"),
+        )
+    if console.json:
+        console.document("eval", result.to_json())
+    else:
+        sys.stdout.write(format_evaluation(result.to_json()))
+    if result.status != "completed":
+        print(f"evaluation {result.status}: {result.message}", file=sys.stderr)
+    return _status(result.status)
+
+
+# ----------------------------------------------------------------------- report
+
+
+def report(args: argparse.Namespace, console: Console) -> int:
+    """`grpo report RUN_DIR [-o report.html] [--eval EVAL_DIR | --no-eval]`: one self-contained HTML file."""
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "run.json").is_file():
+        raise UsageError(f"not a run directory: {run_dir}")
+    if args.eval_dir is not None and not (Path(args.eval_dir) / "run.json").is_file():
+        raise UsageError(f"not an evaluation run directory: {args.eval_dir}")
+    target = Path(args.output)
+    if not target.parent.is_dir():
+        raise UsageError(f"no such folder: {target.parent}")
+    data = read_run(run_dir, evaluation_dir=Path(args.eval_dir) if args.eval_dir else None, find=not args.no_eval)
+    atomic_write_text(target, render_report(data))
+    if console.json:
+        evaluation = data.evaluation.to_json() if data.evaluation is not None else None
+        document = {"output": str(target), "run_dir": str(run_dir), "steps": len(data.steps), "evaluation": evaluation}
+        console.document("report", document)
+    else:
+        shown = "with its evaluation" if data.evaluation is not None else "without an evaluation"
+        print(f"{target}: {len(data.steps)} steps, {shown}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------- replay
+
+
+def _replay_document(result: ReplayResult) -> dict[str, Any]:
+    diff = result.diff
+    return {
+        "run_dir": str(result.run_dir),
+        "original_dir": str(result.original_dir),
+        "policy": result.policy,
+        "from_step": result.from_step,
+        "offline": result.offline,
+        "status": result.status,
+        "message": result.message,
+        "steps": [s.to_json() for s in result.steps],
+        "library": result.library.to_json(),
+        "original_library": result.original_library.to_json(),
+        "identical": result.identical,
+        "diff": diff.to_json(),
+        "usage": dict(result.usage),
+        "original_usage": dict(result.original_usage),
+    }
+
+
+def replay(args: argparse.Namespace, console: Console) -> int:
+    """`grpo replay RUN_DIR --policy FILE:NAME [--from-step K] [--runs DIR] [--offline]`."""
+    if not (Path(args.run_dir) / "run.json").is_file():
+        raise UsageError(f"not a run directory: {args.run_dir}")
+    file, colon, name = args.policy.rpartition(":")
+    if not colon or not file or not name:
+        raise UsageError(f"--policy takes FILE:NAME, a .grpo file and one of its policies, not {args.policy!r}")
+    if not Path(file).is_file():
+        raise UsageError(f"no such file: {file}")
+    load_dotenv_beside(Path(file))
+    result = replay_run(
+        Path(args.run_dir),
+        Path(file),
+        name,
+        from_step=args.from_step,
+        runs_root=Path(args.runs),
+        offline=args.offline,
+        stream=_progress(console),
+        on_start=_announce(console, "replay run"),
+    )
+    if console.json:
+        console.document("replay", _replay_document(result))
+    else:
+        sys.stdout.write(format_replay(result))
+    return _status(result.status)
