@@ -74,9 +74,9 @@ def _unified_diff(name: str, before: str, after: str) -> str:
 def fmt(args: argparse.Namespace, console: Console) -> int:
     """`grpo fmt PATH... [--check] [--diff]`: rewrite each program in the canonical layout;
     `-` reads standard input and writes the formatted program to standard output."""
-    names = [STDIN] if args.files == [STDIN] else program_files(args.files)
-    if STDIN in args.files and names != [STDIN]:
+    if STDIN in args.files and args.files != [STDIN]:
         raise UsageError("- (standard input) cannot be mixed with files")
+    names = [STDIN] if args.files == [STDIN] else program_files(args.files)
     status, reports = EXIT_OK, []
     for name in names:
         try:
