@@ -22,22 +22,29 @@ from grpo_dsl.report import render_report
 from grpo_dsl.report.rundata import read_run
 from grpo_dsl.runs.progress import format_cost
 
-__all__ = ["emit", "evaluate", "load_dotenv_beside", "replay", "report", "run"]
+__all__ = ["emit", "evaluate", "replay", "report", "run"]
 
 BUDGET_LIMITS = {"usd": float, "tokens": int, "calls": int}
 DOTENV = ".env"
 
 
-def load_dotenv_beside(program: Path) -> Path | None:
-    """Read `.env` from the program's folder into the environment, when there is one;
-    variables already set win. Returns the file read."""
+def _load_dotenv(folder: Path, console: Console) -> None:
+    """Read `.env` from a program's folder into the environment, when there is one;
+    variables already set win."""
     from dotenv import load_dotenv
 
-    path = program.resolve().parent / DOTENV
-    if not path.is_file():
-        return None
-    load_dotenv(path, override=False)
-    return path
+    path = folder / DOTENV
+    if path.is_file():
+        load_dotenv(path, override=False)
+        console.detail(f"read the environment from {path}")
+
+
+def _resumed(run_dir: Path, console: Console) -> None:
+    """Before a run or an evaluation is resumed: read `.env` from the folder of the program
+    it was started from (recorded in its `run.json`), as the start did."""
+    base_dir = json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("base_dir")
+    if isinstance(base_dir, str):
+        _load_dotenv(Path(base_dir), console)
 
 
 def _program(file: str | None, console: Console, resume_hint: str) -> Plan:
@@ -47,9 +54,7 @@ def _program(file: str | None, console: Console, resume_hint: str) -> Plan:
     path = Path(file)
     if not path.is_file():
         raise UsageError(f"no such file: {file}")
-    dotenv = load_dotenv_beside(path)
-    if dotenv is not None:
-        console.detail(f"read the environment from {dotenv}")
+    _load_dotenv(path.resolve().parent, console)
     return load_plan(path)
 
 
@@ -78,8 +83,25 @@ def _progress(console: Console) -> TextIO | None:
     return None if console.verbosity < 0 else sys.stderr
 
 
+def _places(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """What a new run or evaluation of `FILE` is told: the program's folder (its paths are
+    relative to it), the runs folder and where the progress goes."""
+    return {"base_dir": Path(args.file).resolve().parent, "runs_root": Path(args.runs), "stream": _progress(console)}
+
+
 def _announce(console: Console, label: str) -> Callable[[Path], None]:
     return lambda run_dir: console.info(f"{label}: {run_dir}")
+
+
+def _print_run_dir(console: Console) -> Callable[[Path], None]:
+    """A learning run's directory, the first line of standard output as soon as it exists
+    (scripts read it there); with `--format json` it is in the document instead."""
+
+    def show(run_dir: Path) -> None:
+        if not console.json:
+            print(run_dir, flush=True)
+
+    return show
 
 
 # -------------------------------------------------------------------------- run
@@ -149,21 +171,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
         run_dir = Path(args.resume)
         if not (run_dir / "run.json").is_file():
             raise UsageError(f"not a run directory: {run_dir}")
-        console.info(f"run: {run_dir}")
+        _print_run_dir(console)(run_dir)
+        _resumed(run_dir, console)
         result = resume_run(run_dir, budget=budget, stream=_progress(console))
     else:
         if budget:
             raise UsageError("--budget goes with --resume; for a new run, set `budget { ... }` in the learn block")
         plan = _program(args.file, console, "--resume RUN_DIR")
         learn = _chosen_block(plan, "learn", args.learn)
-        result = start_run(
-            plan,
-            learn,
-            base_dir=Path(args.file).resolve().parent,
-            runs_root=Path(args.runs),
-            stream=_progress(console),
-            on_start=_announce(console, "run"),
-        )
+        result = start_run(plan, learn, **_places(args, console), on_start=_print_run_dir(console))
     status = _status(result.status)
     emitted: list[dict[str, Any]] = []
     if result.status == "completed":
@@ -229,18 +245,13 @@ def evaluate(args: argparse.Namespace, console: Console) -> int:
     result: EvaluationResult
     if args.resume:
         console.info(f"evaluation run: {args.resume}")
+        if (Path(args.resume) / "run.json").is_file():
+            _resumed(Path(args.resume), console)
         result = resume_evaluation(Path(args.resume), stream=_progress(console))
     else:
         compiled = _program(args.file, console, "--resume EVAL_DIR")
         name = _chosen_block(compiled, "evaluate", args.evaluate)
-        result = start_evaluation(
-            compiled,
-            name,
-            base_dir=Path(args.file).resolve().parent,
-            runs_root=Path(args.runs),
-            stream=_progress(console),
-            on_start=_announce(console, "evaluation run"),
-        )
+        result = start_evaluation(compiled, name, **_places(args, console), on_start=_announce(console, "evaluation run"))
     if console.json:
         console.document("eval", result.to_json())
     else:
@@ -307,7 +318,7 @@ def replay(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"--policy takes FILE:NAME, a .grpo file and one of its policies, not {args.policy!r}")
     if not Path(file).is_file():
         raise UsageError(f"no such file: {file}")
-    load_dotenv_beside(Path(file))
+    _load_dotenv(Path(file).resolve().parent, console)
     result = replay_run(
         Path(args.run_dir),
         Path(file),

@@ -105,3 +105,24 @@ def test_from_a_fresh_copy_init_then_run_completes_with_only_the_url_set(tmp_pat
     assert (project / "prompts" / "word_problems" / "index.json").is_file()
     stats = endpoint.stats()
     assert stats["models"] == {"gpt-4o-mini": stats["total"]} and stats["total"] > 32
+
+
+@pytest.mark.slow
+def test_a_variable_already_set_wins_over_env_and_a_resumed_run_reads_env_again(tmp_path: Path, endpoint: Endpoint) -> None:
+    endpoint.configure(script=STARTER_WORLD)
+    assert main(["init", str(tmp_path / "project"), "-q"]) == 0
+    project = tmp_path / "project"
+    program = project / "starter.grpo"
+    program.write_text(program.read_text().replace("usd = 1.0", "calls = 40"))
+    (project / ".env").write_text("GRPO_BASE_URL=http://127.0.0.1:9/v1\n")
+    set_here = {"GRPO_BASE_URL": endpoint.base_url}
+    stopped = grpo("run", program, "--runs", tmp_path / "runs", cwd=tmp_path, env=set_here)
+    assert stopped.returncode == 1 and "run stopped" in stopped.stderr, stopped.stderr
+    run_dir = stopped.stdout.splitlines()[0]
+
+    (project / ".env").write_text(f"GRPO_BASE_URL={endpoint.base_url}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    resumed = grpo("run", "--resume", run_dir, "--budget", "calls=1000", cwd=elsewhere)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "run completed" in resumed.stderr
