@@ -41,8 +41,13 @@ def _load_dotenv(folder: Path, console: Console) -> None:
 
 def _resumed(run_dir: Path, console: Console) -> None:
     """Before a run or an evaluation is resumed: read `.env` from the folder of the program
-    it was started from (recorded in its `run.json`), as the start did."""
-    base_dir = json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("base_dir")
+    it was started from (recorded in its `run.json`), as the start did. A damaged `run.json`
+    is left for the resume to report."""
+    try:
+        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    base_dir = info.get("base_dir") if isinstance(info, dict) else None
     if isinstance(base_dir, str):
         _load_dotenv(Path(base_dir), console)
 
