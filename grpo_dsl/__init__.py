@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         Program,
         Reward,
         Task,
+        Tool,
         binary,
         call,
         conditional,
@@ -60,6 +61,7 @@ __all__ = [
     "PromptModule",
     "Reward",
     "Task",
+    "Tool",
     "binary",
     "call",
     "compile",
@@ -97,6 +99,7 @@ _HOMES = {
     **dict.fromkeys(
         (
             "Dataset", "Emit", "Evaluate", "Learn", "Model", "Policy", "Program", "Reward", "Task",
+            "Tool",
             "binary", "call", "conditional", "env", "expr", "metric", "python", "ref", "unary",
         ),
         "grpo_dsl.language.builders",

@@ -34,6 +34,8 @@ _KIND_TITLES = {
     "model.price": "model · price { }",
     "dataset": "dataset",
     "task": "task",
+    "tool": "tool",
+    "tool.mcp": "tool · mcp { }",
     "reward": "reward (judge form)",
     "policy": "policy",
     "learn": "learn",

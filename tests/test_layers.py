@@ -65,11 +65,11 @@ def top_level_modules() -> set[str]:
 
 
 def test_the_contracts_are_the_ones_described() -> None:
-    assert list(CONTRACTS) == ["layers", "lark", "openai", "root"]
+    assert list(CONTRACTS) == ["layers", "lark", "openai", "mcp", "root"]
     assert CONTRACTS["layers"]["type"] == "layers"
     assert set(CONTRACTS["layers"]["layers"]) == subpackages(), "every subpackage sits in exactly one layer"
     assert len(CONTRACTS["layers"]["layers"]) == len(subpackages())
-    for key, owner in [("lark", "grpo_dsl.language"), ("openai", "grpo_dsl.clients")]:
+    for key, owner in [("lark", "grpo_dsl.language"), ("openai", "grpo_dsl.clients"), ("mcp", "grpo_dsl.rollout")]:
         contract = CONTRACTS[key]
         assert contract["type"] == "forbidden"
         assert contract["forbidden_modules"] == [key]
@@ -99,6 +99,7 @@ PLANTS = [
     Plant("layers", "language/planted.py", "from grpo_dsl.plan import compile\n", "grpo_dsl.language.planted -> grpo_dsl.plan"),
     Plant("openai", "plan/planted.py", "import openai\n", "grpo_dsl.plan.planted -> openai"),
     Plant("lark", "report/planted.py", "def parse() -> None:\n    import lark.lexer\n", "grpo_dsl.report.planted -> lark"),
+    Plant("mcp", "evaluation/planted.py", "from mcp import Client\n", "grpo_dsl.evaluation.planted -> mcp"),
     Plant("root", "__init__.py", "\nimport lark\n", "grpo_dsl -> lark"),
 ]
 

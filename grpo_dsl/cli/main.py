@@ -121,6 +121,15 @@ def _module_arguments(parser: argparse.ArgumentParser) -> None:
     blame = actions.add_parser("blame", help="the steps, groups, rewards and rationales behind one experience", parents=[common])
     blame.add_argument("reference", metavar="PATH[@VERSION]")
     blame.add_argument("id", metavar="ID", help="an experience id such as E3")
+    package = actions.add_parser("package", help="build an installable wheel of a version that needs only jinja2", parents=[common])
+    package.add_argument("reference", metavar="PATH[@VERSION]")
+    package.add_argument("--name", required=True, metavar="NAME", help="the distribution name of the wheel")
+    package.add_argument("--out", default="dist", metavar="DIR", help="where the wheel goes (default: ./dist)")
+    export = actions.add_parser("export", help="register every version (or one) in a prompt registry", parents=[common])
+    export.add_argument("reference", metavar="PATH[@VERSION]")
+    export.add_argument("--to", required=True, choices=("mlflow",), help="the registry")
+    export.add_argument("--tracking-uri", required=True, metavar="URI", help="the MLflow tracking server, e.g. http://127.0.0.1:5000")
+    export.add_argument("--name", metavar="NAME", help="the prompt's name in the registry (default: the module's name)")
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -161,7 +170,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("plan", "compile a program: what it will do and cost, or its execution plan as JSON", _plan_arguments, "planning:plan"),
     Subcommand("run", "run a learn block: Training-Free GRPO, step by step", _run_arguments, "runtime:run"),
     Subcommand("emit", "write the library of a run as a prompt module version", _emit_arguments, "runtime:emit"),
-    Subcommand("module", "show, log, diff and blame the versions of a prompt module", _module_arguments, "module:module", common=False),
+    Subcommand("module", "show, log, diff, blame, package and export the versions of a prompt module", _module_arguments, "module:module", common=False),
     Subcommand("eval", "evaluate libraries side by side, with intervals and paired differences", _eval_arguments, "runtime:evaluate"),
     Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, "runtime:report"),
     Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, "runtime:replay"),

@@ -71,7 +71,8 @@ from grpo_dsl.plan import Plan
 from grpo_dsl.plan.views import EvaluateView
 from grpo_dsl.prompts.messages import compose_templates
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Call, Tools
+from grpo_dsl.rollout.answer import Call
+from grpo_dsl.rollout.tools import Tools, open_tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.failures import Failures, TooManyFailures
@@ -473,7 +474,8 @@ async def _execute(
     task = plan.task(block.task)
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
-    progress = Progress(stream, cost=lambda: usage.total_usd, interactive=False)
+    progress = Progress(stream, title=f"eval {evaluate}", cost=lambda: usage.total_usd, budget_usd=budget.usd if budget else None)
+    progress.expect(block.estimate, len(sources), usage.to_json()["by_stage"])
     questions = load_questions(plan.dataset(block.data), base_dir, block.seed)
     templates = compose_templates(task.system, task.prompt, task.experiences, task.demos_placement)
     records: list[dict[str, Any]] = []
@@ -484,13 +486,13 @@ async def _execute(
     async with ending_cleanly(events, f"grpo eval --resume {run.path}", (EvaluationError,)) as end:
         if not questions:
             raise EvaluationError(f"the data set `{block.data}` has no questions")
-        tools = Tools.of(task, base_dir)
         async with (
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
+            open_tools(task, base_dir, scorer, run, events) as tools,
         ):
-            for source in sources:
-                progress.message(f"{source.name}: {len(questions)} questions x {block.samples} samples")
+            for number, source in enumerate(sources, 1):
+                progress.unit_started(f"library {source.name}", number, f"{source.name}: {len(questions)} questions x {block.samples} samples")
                 costs = _SampleCosts(client.complete, usage)
                 results = await sample_library(
                     costs.complete,
@@ -505,12 +507,14 @@ async def _execute(
                     seed=block.seed,
                     temperature=task.temperature,
                     stage=STAGE,
+                    on_result=lambda question: progress.rewards(question.rewards),
                 )
                 records.extend(_records(source.name, results, costs.usd))
                 atomic_write_text(run.path / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
                 for error in (e for q in results for e in q.errors):
                     failures[source.name].attempt("samples", error)
                 scored = [r for q in results for r in q.scored]
+                progress.step_finished(f"{len(scored)} of {len(questions) * block.samples} samples scored")
                 events.append(
                     "library_evaluated",
                     library=source.name,
@@ -520,6 +524,7 @@ async def _execute(
             sampled = True
             for tally in failures.values():
                 tally.check()
+    progress.close()
     status, message = end.status, end.message
     atomic_write_json(run.usage_path, usage.to_json())
     libraries: tuple[LibraryResult, ...] = ()

@@ -9,7 +9,7 @@ failure, never as a score of 0.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,8 @@ from grpo_dsl.library import Library
 from grpo_dsl.plan.views import TaskView
 from grpo_dsl.prompts.messages import PromptTemplates, render_messages
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Call, Tools, rollout
+from grpo_dsl.rollout.answer import Call, rollout
+from grpo_dsl.rollout.tools import ToolBox
 from grpo_dsl.rollout.questions import Question
 
 __all__ = ["QuestionResult", "sample_library", "gate_decision"]
@@ -63,7 +64,7 @@ async def sample_library(
     scorer: RewardScorer,
     *,
     task: TaskView,
-    tools: Tools,
+    tools: ToolBox,
     templates: PromptTemplates,
     reward: str,
     questions: Sequence[Question],
@@ -72,8 +73,10 @@ async def sample_library(
     seed: int,
     temperature: float,
     stage: str,
+    on_result: Callable[[QuestionResult], None] | None = None,
 ) -> list[QuestionResult]:
-    """Sample every question `samples` times with `library` in the prompt and score each sample.
+    """Sample every question `samples` times with `library` in the prompt and score each sample;
+    `on_result` is told of each question as soon as its samples are scored (the progress).
 
     The cache key of a sample depends on the question, the sample index and the
     rendered messages, never on the library's name: the same prompt is never paid
@@ -102,7 +105,7 @@ async def sample_library(
             *(scorer.score(reward, r.output, question.fields, tokens=r.tokens, tool_calls=r.tool_calls) for r in rollouts)
         )
         errors = tuple(r.error or s.error for r, s in zip(rollouts, scores))
-        return QuestionResult(
+        result = QuestionResult(
             question=question.id,
             rewards=tuple(None if error else s.value for error, s in zip(errors, scores)),
             tokens=tuple(r.tokens for r in rollouts),
@@ -110,6 +113,9 @@ async def sample_library(
             errors=errors,
             outputs=tuple(r.output for r in rollouts),
         )
+        if on_result is not None:
+            on_result(result)
+        return result
 
     return list(await asyncio.gather(*(one(q) for q in questions)))
 

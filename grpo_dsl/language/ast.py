@@ -34,6 +34,7 @@ __all__ = [
     "Dataset",
     "Task",
     "Reward",
+    "Tool",
     "Policy",
     "Learn",
     "Evaluate",
@@ -241,6 +242,13 @@ class Task(Declaration):
 
 
 @dataclass(frozen=True, slots=True)
+class Tool(Declaration):
+    """`tool NAME { function = python("file.py:f") }` or `tool NAME { mcp { ... } }`."""
+
+    kind: ClassVar[str] = "tool"
+
+
+@dataclass(frozen=True, slots=True)
 class Reward(Declaration):
     """`reward NAME = EXPR` (then `expression` is set and `attributes` empty) or
     `reward NAME { judge = MODEL  rubric = "..." }`."""
@@ -269,10 +277,10 @@ class Emit(Declaration):
     kind: ClassVar[str] = "emit"
 
 
-Decl = Union[Model, Dataset, Task, Reward, Policy, Learn, Evaluate, Emit]
+Decl = Union[Model, Dataset, Task, Tool, Reward, Policy, Learn, Evaluate, Emit]
 
 DECLARATION_KINDS: dict[str, type[Declaration]] = {
-    cls.kind: cls for cls in (Model, Dataset, Task, Reward, Policy, Learn, Evaluate, Emit)
+    cls.kind: cls for cls in (Model, Dataset, Task, Tool, Reward, Policy, Learn, Evaluate, Emit)
 }
 
 

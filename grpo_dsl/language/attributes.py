@@ -43,10 +43,13 @@ Kind = Literal[
     "ref",  # a reference to a declaration of one of `refers_to`
     "enum",  # one word of `words` (in quotes when it is not a name, e.g. "unsafe-process")
     "words",  # a list of words of `words`
+    "tools",  # a list of tools: `python` or the name of a `tool` declaration
+    "strings",  # a list of string literals
     "metrics",  # a list of metrics: `mean`, `mean@k`, `pass@k`
     "libraries",  # a list of libraries: `none`, a learn name, or "module/path@version"
     "library",  # one learn name or "module/path@version"
     "python",  # python("file.py:function")
+    "schema",  # schema("file.json"): a JSON schema file
     "block",  # a nested block with its own attributes
     "mapping",  # a nested block of `name = "string"` with free names
 ]
@@ -108,12 +111,15 @@ _KIND_WORDS: dict[str, str] = {
     "template": "a Jinja2 template string",
     "path": "a path string",
     "paths": "a list of path strings",
+    "strings": "a list of strings",
+    "tools": "a list of tools: `python` or declared tool names",
     "version": 'a version string such as `"1.2.0"`',
     "bool": "`true` or `false`",
     "metrics": "a list of metrics (`mean`, `mean@k`, `pass@k`)",
     "libraries": '`none`, a learn name, or a module `"path@version"`, in a list',
     "library": 'a learn name or a module `"path@version"`',
     "python": '`python("file.py:function")`',
+    "schema": '`schema("file.json")`',
     "block": "a block",
     "mapping": 'a block of `name = "column"`',
 }
@@ -135,6 +141,11 @@ _PRICE = (
 def _max_failures(doc: str) -> AttributeSpec:
     return AttributeSpec("max_failures", "number", doc, default=0.1, minimum=0, maximum=1)
 
+
+_MCP = (
+    AttributeSpec("command", "strings", "the program and arguments that start the server over stdio"),
+    AttributeSpec("url", "string", "the address of a server speaking streamable HTTP"),
+)
 
 _BUDGET = (
     AttributeSpec("usd", "number", "stop the run cleanly once this much has been spent", minimum=0, exclusive_minimum=True),
@@ -190,9 +201,10 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         AttributeSpec("top_p", "number", "nucleus sampling", default=1.0, minimum=0, maximum=1, exclusive_minimum=True),
         _positive("max_tokens", "completion tokens per answer", 1024),
         _positive("answer_tokens", "the usual length of an answer, for the expected cost (absent: the reference answers' length)"),
-        AttributeSpec("tools", "words", "tools the model may call", default=[], words=("python",)),
+        AttributeSpec("tools", "tools", "tools the model may call: `python` or declared tools", default=[]),
         AttributeSpec("files", "paths", "files the python tool may read, copied read-only into its folder", default=[]),
         _positive("max_turns", "turns of a tool-using answer", 8),
+        AttributeSpec("response", "schema", "the answer is JSON following this JSON schema (absent: text)"),
         AttributeSpec(
             "demos_placement",
             "enum",
@@ -200,6 +212,11 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
             default="turns",
             words=("turns", "system"),
         ),
+    ),
+    "tool": (
+        AttributeSpec("function", "python", "a Python function the model may call; its schema is read from its signature"),
+        AttributeSpec("mcp", "block", "an MCP server whose tools the model may call", block=_MCP),
+        AttributeSpec("timeout", "number", "seconds one call may take before it is stopped", default=30.0, minimum=0, exclusive_minimum=True),
     ),
     "reward": (
         AttributeSpec("judge", "ref", "the model that scores an answer", required=True, refers_to=("model",)),
@@ -271,7 +288,7 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
     "emit": (
         AttributeSpec("library", "ref", "the learn whose library is written", required=True, refers_to=("learn",)),
         AttributeSpec("path", "path", "the module folder", required=True),
-        AttributeSpec("formats", "words", "files written", default=["json"], words=("json", "jinja", "markdown")),
+        AttributeSpec("formats", "words", "files written", default=["json"], words=("json", "jinja", "markdown", "prompty")),
         AttributeSpec("name", "string", "the module name (absent: the emit's name)"),
         AttributeSpec("version", "version", "force this version; it must be higher than the last"),
     ),

@@ -35,6 +35,7 @@ __all__ = [
     "Policy",
     "Program",
     "Reward",
+    "Tool",
     "Task",
     "binary",
     "call",
@@ -148,12 +149,14 @@ def _value(kind: str, name: str, value: Value) -> ast.Expr | ast.Block:
     match spec.kind if spec is not None else None:
         case "ref" | "enum" | "library":
             return _word(value)
-        case "words" | "libraries":
+        case "words" | "libraries" | "tools":
             return _items(value, _word)
         case "metrics":
             return _items(value, _metric)
         case "python" if isinstance(value, str):
             return python(value)
+        case "schema" if isinstance(value, str):
+            return ast.Call("schema", (ast.String(value),))
     return expr(value)
 
 
@@ -177,6 +180,12 @@ def Dataset(name: str, /, **attributes: Value) -> ast.Dataset:
 def Task(name: str, /, **attributes: Value) -> ast.Task:
     """`task NAME { ... }`: e.g. `Task("math", model="deepseek", prompt="{{ question }}", tools=["python"])`."""
     return ast.Task(name, _attributes("task", attributes))
+
+
+def Tool(name: str, /, **attributes: Value) -> ast.Tool:
+    """`tool NAME { ... }`: e.g. `Tool("search", function="tools.py:search", timeout=5)` or
+    `Tool("docs", mcp={"command": ["python3", "server.py"]})`."""
+    return ast.Tool(name, _attributes("tool", attributes))
 
 
 def Reward(name: str, expression: Value = None, /, **attributes: Value) -> ast.Reward:

@@ -50,6 +50,10 @@ CODES: dict[str, str] = {
     "E0105": "python file not found",
     "E0106": "malformed python reference",
     "E0107": "two tool files with the same name",
+    "E0108": "a Python tool whose function cannot be offered",
+    "E0109": "a tool that is neither or both of a function and an MCP server",
+    "E0110": "an MCP server without one way to reach it",
+    "E0111": "a response schema that is not a JSON schema",
     # references
     "E0201": "reference to a declaration of the wrong kind",
     "E0202": "unknown name in a reward expression",
@@ -58,6 +62,7 @@ CODES: dict[str, str] = {
     "E0205": "wrong number of arguments",
     "E0206": "reward cycle",
     "E0207": "misuse of env()",
+    "E0208": "a tool called `python`",
     # attributes, types and ranges
     "E0301": "unknown attribute",
     "E0302": "missing required attribute",

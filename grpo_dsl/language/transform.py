@@ -190,6 +190,9 @@ class Builder:
     def task(self, children: list[_Child]) -> ast.Decl:
         return self._declaration(ast.Task, children)
 
+    def tool(self, children: list[_Child]) -> ast.Decl:
+        return self._declaration(ast.Tool, children)
+
     def policy(self, children: list[_Child]) -> ast.Decl:
         return self._declaration(ast.Policy, children)
 

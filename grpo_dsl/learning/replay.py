@@ -38,6 +38,7 @@ from grpo_dsl.library import Library, Operation, RuleError, load_rule
 from grpo_dsl.modules.history import ExperienceDiff, diff_experiences
 from grpo_dsl.plan import Plan, load_plan
 from grpo_dsl.rewards.scorer import RewardScorer
+from grpo_dsl.rollout.tools import ToolBox, open_tools
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.progress import Progress
 from grpo_dsl.runs.session import (
@@ -284,7 +285,7 @@ class _Replay:
 
     async def run(self, stream: TextIO | None) -> tuple[str, str | None, list[ReplayedStep]]:
         steps: list[ReplayedStep] = []
-        progress = Progress(stream, cost=lambda: self.usage.total_usd)
+        progress = Progress(stream, title=f"replay {self.learn}", cost=lambda: self.usage.total_usd, budget_usd=run_budget(self.plan.learn(self.learn)).usd)
         self.events.append("replay_started", original=str(self.original.path), from_step=self.from_step, offline=self.offline)
         async with ending_cleanly(self.events, None, (RuleError, ReplayError)) as end:
             async with contextlib.AsyncExitStack() as stack:
@@ -294,6 +295,7 @@ class _Replay:
                     replayed, library = await self._step(learner, step, library)
                     steps.append(replayed)
                     atomic_write_json(self.replay.usage_path, self.usage.to_json())
+        progress.close()
         status, message = end.status, end.message
         atomic_write_json(self.replay.usage_path, self.usage.to_json())
         self.events.append("run_" + ("finished" if status == "completed" else status), message=message)
@@ -315,6 +317,11 @@ class _Replay:
         scorer = await stack.enter_async_context(
             RewardScorer(self.plan.rewards(), base_dir=self.base_dir, client=client, models=models, shown=judge_fields(self.plan, learn))
         )
+        tools = (
+            ToolBox()  # offline, nothing is rolled out
+            if self.offline
+            else await stack.enter_async_context(open_tools(self.plan.task(learn.task), self.base_dir, scorer, self.replay, self.events))
+        )
         learner = Learner(
             self.plan,
             self.learn,
@@ -324,6 +331,7 @@ class _Replay:
             scorer=scorer,
             events=self.events,
             progress=progress,
+            tools=tools,
             structured=structured_mode(models, learn.learner),
         )
         if learn.validate:

@@ -24,7 +24,7 @@ from grpo_dsl.library import Library
 from grpo_dsl.plan import Plan, PlanError
 from grpo_dsl.plan.estimate import DataRows, Growth, reestimate
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Tools
+from grpo_dsl.rollout.tools import Tools, open_tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory, RunError
 from grpo_dsl.runs.progress import Progress, format_cost
@@ -37,6 +37,7 @@ from grpo_dsl.runs.session import (
     structured_mode,
     usage_from_events,
 )
+from grpo_dsl.runs.tracing import traced_run
 
 __all__ = [
     "RunResult",
@@ -165,14 +166,19 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
     info = run.info()
     budget = _budget(learn_view, info.get("budget"))
     revised: Mapping[str, Any] | None = info.get("reestimate")
-    progress = Progress(stream, cost=lambda: usage.total_usd)
+    progress = Progress(stream, title=f"run {learn}", cost=lambda: usage.total_usd, budget_usd=budget.usd)
     if completed and _damaged(run.library_path):
         progress.message(f"{run.library_path} was damaged; it is written again from step {completed[-1]}")
     events.append("run_resumed" if completed else "run_started", learn=learn, completed_steps=len(completed))
     async with ending_cleanly(events, f"grpo run --resume {run.path}") as end:
         async with (
+            traced_run(
+                f"learn {learn}",
+                {"grpo.learn": learn, "grpo.run_dir": str(run.path), "grpo.plan_sha256": plan.sha256, "grpo.completed_steps": len(completed)},
+            ),
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view)) as scorer,
+            open_tools(plan.task(learn_view.task), base_dir, scorer, run, events) as tools,
         ):
             learner = Learner(
                 plan,
@@ -183,8 +189,10 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                 scorer=scorer,
                 events=events,
                 progress=progress,
+                tools=tools,
                 structured=structured_mode(models, learn_view.learner),
             )
+            progress.expect(learn_view.estimate, learner.total_steps, usage.to_json()["by_stage"])
             learner.evaluate_gate = validation_gate(plan, learn, base_dir, learner, scorer) if learn_view.validate else None
             for step in range(len(completed) + 1, learner.total_steps + 1):
                 library, outcome = await learner.run_step(step, library)
@@ -201,6 +209,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                     run.update_info(reestimate=revised)
                     events.append("reestimate", after_step=1, **revised)
                     progress.message(f"after step 1 the run is expected to take {format_cost(revised)} (before it: {format_cost(learn_view.estimate['total']['expected'])})")
+    progress.close()
     status, message = _finish(run, events, end.status, end.message, len(steps), library, usage.to_json())
     return RunResult(run.path, status, library, tuple(steps), usage.to_json(), message, learn_view.estimate["total"]["expected"], revised)
 

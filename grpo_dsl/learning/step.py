@@ -59,11 +59,13 @@ from grpo_dsl.prompts.learner import (
 )
 from grpo_dsl.prompts.messages import compose_templates, render_messages
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.answer import Rollout, Tools, rollout
+from grpo_dsl.rollout.answer import Rollout, rollout
+from grpo_dsl.rollout.tools import ToolBox
 from grpo_dsl.rollout.questions import Question, epoch_order, load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.failures import Failures, TooManyFailures
 from grpo_dsl.runs.progress import Progress
+from grpo_dsl.runs.tracing import span
 
 __all__ = ["GroupOutcome", "Learner", "StepOutcome"]
 
@@ -167,6 +169,7 @@ class Learner:
         scorer: RewardScorer,
         events: EventLog,
         progress: Progress,
+        tools: ToolBox,
         structured: str = "json_schema",
         evaluate_gate: Callable[[Library, Library, int], Any] | None = None,
     ):
@@ -174,7 +177,7 @@ class Learner:
         self.learn = plan.learn(learn_name)
         self.learn_name = learn_name
         self.task = plan.task(self.learn.task)
-        self.tools = Tools.of(self.task, base_dir)
+        self.tools = tools
         self.base_dir = base_dir
         self.run = run
         self.client = client
@@ -275,8 +278,18 @@ class Learner:
     # ------------------------------------------------------------------ one group
 
     async def _group(self, step: int, epoch: int, question: Question, library: Library) -> GroupOutcome:
-        group = await self.sample_group(step, epoch, question, library)
-        await self.learn_from_group(step, group, library)
+        with span(f"group {step}:{question.id}", {"grpo.group": f"{step}:{question.id}", "grpo.question": question.id}) as traced:
+            group = await self.sample_group(step, epoch, question, library)
+            await self.learn_from_group(step, group, library)
+            scored = [reward for reward in group.rewards if reward is not None]  # failed rollouts have no reward
+            traced.set(
+                {
+                    "grpo.kept": group.kept,
+                    "grpo.rewards": scored,
+                    "grpo.failed_rollouts": len(group.rewards) - len(scored),
+                    "grpo.skip_reason": group.skip_reason,
+                }
+            )
         return group
 
     async def sample_group(self, step: int, epoch: int, question: Question, library: Library) -> GroupOutcome:
@@ -299,6 +312,7 @@ class Learner:
                 self.events.append("reward_failed", step=step, question=question.id, index=r.index, error=res.error)
         for error in group.reward_errors:
             self.failures.attempt("rollouts", error)
+        self.progress.rewards(group.rewards)
         scored = [reward for _, reward in group.scored]
         if not scored:
             group.skip_reason = "every rollout failed"
@@ -326,7 +340,7 @@ class Learner:
             )
             group.summaries = list(summaries)
         else:
-            group.summaries = [_truncate(r.output) for r, _ in group.scored]
+            group.summaries = [_truncate(r.transcript()) for r, _ in group.scored]
         await self._advantage(step, group, question_text, reference, experiences)
 
     async def _summarise(
@@ -342,7 +356,7 @@ class Learner:
         prompt = self.prompts.summary(
             question=question_text,
             reference=reference,
-            output=_truncate(rollout.output),
+            output=_truncate(rollout.transcript()),
             reward=_format_reward(reward),
             error=rollout.error,
             experiences=experiences,
@@ -354,11 +368,11 @@ class Learner:
             raise
         except Exception as exc:
             self._learner_failed(step, "summary_failed", str(exc), group=group.group, index=rollout.index)
-            return _truncate(rollout.output)
+            return _truncate(rollout.transcript())
         self.failures.attempt("learner calls")
         if response.finish_reason == "length":
             self.events.append("learner_reply_truncated", step=step, group=group.group, stage="summary", index=rollout.index)
-            return _truncate(rollout.output)
+            return _truncate(rollout.transcript())
         return (response.content or "").strip()
 
     async def _advantage(
@@ -543,6 +557,18 @@ class Learner:
         summaries and proposals, and `recorded_operations` for its consolidation: what
         is given is reused as it is, not asked for again.
         """
+        with span(f"step {step}", {"grpo.step": step, "grpo.library_version": library.version}) as traced:
+            new_library, outcome = await self._run_step(step, library, recorded_groups, recorded_operations)
+            traced.set({f"grpo.{key}": value for key, value in outcome.to_json().items() if key != "step"})
+        return new_library, outcome
+
+    async def _run_step(
+        self,
+        step: int,
+        library: Library,
+        recorded_groups: Sequence[GroupOutcome] | None,
+        recorded_operations: Sequence[Operation] | None,
+    ) -> tuple[Library, StepOutcome]:
         epoch, batch = self.schedule[step - 1]
         self.failures = self._failures(step)
         self.failures.expect("rollouts", len(batch) * self.learn.group_size)

@@ -60,6 +60,7 @@ _SYMBOL_KINDS = {
     "model": types.SymbolKind.Class,
     "dataset": types.SymbolKind.Struct,
     "task": types.SymbolKind.Function,
+    "tool": types.SymbolKind.Method,
     "reward": types.SymbolKind.Function,
     "policy": types.SymbolKind.Object,
     "learn": types.SymbolKind.Event,
@@ -229,6 +230,9 @@ def _value_items(analysis: Analysis, spec: AttributeSpec) -> Iterator[types.Comp
         yield from _names_of(analysis, spec.refers_to)
     elif spec.kind in ("enum", "words"):
         yield from (_item(word, types.CompletionItemKind.EnumMember, spec.name) for word in spec.words)
+    elif spec.kind == "tools":
+        yield _item("python", types.CompletionItemKind.Keyword, "the built-in code interpreter")
+        yield from _names_of(analysis, ("tool",))
     elif spec.kind == "bool":
         yield from (_item(word, types.CompletionItemKind.Keyword) for word in ("true", "false"))
     elif spec.kind in ("library", "libraries"):
@@ -316,7 +320,7 @@ def _referring_names(program: ast.Program, name: str, kind: str) -> Iterator[ast
                 yield from in_attributes(attribute.value.attributes, f"{block}.{attribute.name}")
                 continue
             spec = lookup(block, attribute.name) if block.split(".")[0] in _SYMBOL_KINDS else None
-            if spec is not None and spec.kind in ("ref", "library", "libraries"):
+            if spec is not None and spec.kind in ("ref", "library", "libraries", "tools"):
                 yield from (node for node in walk(attribute.value) if isinstance(node, ast.Name) and node.name == name)
 
     for decl in program.declarations:

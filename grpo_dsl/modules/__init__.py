@@ -1,7 +1,8 @@
 """Prompt modules: emit a learned library as a versioned module, load and render it, read its history.
 
-It owns writing versions (`emit`), loading and rendering them (`loader`), the version
-rule (`versioning`) and show/log/diff/blame (`history`). It imports `runs`, `plan`,
+It owns writing versions (`emit`, with the Prompty format in `prompty`), loading and
+rendering them (`loader`), the version rule (`versioning`), show/log/diff/blame
+(`history`), wheels (`package`) and the MLflow Prompt Registry (`mlflow_registry`). It imports `runs`, `plan`,
 `prompts`, `library` and `core`.
 
 >>> import grpo_dsl
@@ -47,6 +48,8 @@ from grpo_dsl.modules.loader import (
     load_module,
     read_index,
 )
+from grpo_dsl.modules.mlflow_registry import RegisteredVersion, export_to_mlflow
+from grpo_dsl.modules.package import package_module
 from grpo_dsl.modules.versioning import (
     Change,
     ModuleContent,
@@ -75,6 +78,7 @@ __all__ = [
     "ModuleSpec",
     "Origin",
     "PromptModule",
+    "RegisteredVersion",
     "VersionError",
     "blame",
     "compare_content",
@@ -83,6 +87,7 @@ __all__ = [
     "emit_from_run",
     "emit_module",
     "evaluation_record",
+    "export_to_mlflow",
     "format_blame",
     "format_diff",
     "format_log",
@@ -90,6 +95,7 @@ __all__ = [
     "load_module",
     "module_log",
     "next_version",
+    "package_module",
     "parse_reference",
     "read_index",
     "record_evaluation",

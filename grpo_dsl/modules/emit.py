@@ -67,6 +67,7 @@ from grpo_dsl.modules.loader import (
     staged_name,
     validate_document,
 )
+from grpo_dsl.modules.prompty import prompty_file
 from grpo_dsl.modules.versioning import (
     Change,
     ModuleContent,
@@ -298,28 +299,6 @@ def _library_markdown(library: Library) -> str:
     return "\n".join(blocks) if blocks else "The library is empty.\n"
 
 
-def _prompty(spec: ModuleSpec, version: str, library: Library) -> str:
-    """A Prompty file: JSON values are valid YAML, so the front matter is written with `json.dumps`."""
-    inputs: dict[str, dict[str, Any]] = {name: {"type": "string"} for name in template_fields(spec.templates)}
-    inputs["experiences"] = {"type": "array", "default": list(library.prompt_entries())}
-    front = {
-        "name": spec.name,
-        "description": f"prompt module {spec.name}@{version}, learned with Training-Free GRPO",
-        "version": version,
-        "model": {
-            "api": "chat",
-            "configuration": {"type": "openai", "name": spec.model.name},
-            "parameters": {"temperature": spec.temperature} if spec.temperature is not None else {},
-        },
-        "inputs": inputs,
-    }
-    lines = ["---", *(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in front.items()), "---"]
-    if spec.templates.system is not None:
-        lines += ["system:", spec.templates.system, ""]
-    lines += ["user:", spec.templates.user]
-    return "\n".join(lines) + "\n"
-
-
 def _readme(manifest: Mapping[str, Any], library: Library, path: Path) -> str:
     template = sandbox().from_string(resource_path("modules/readme.md.j2").read_text(encoding="utf-8"))
     evaluation = manifest["evaluation"]
@@ -340,7 +319,16 @@ def _version_files(spec: ModuleSpec, library: Library, version: str) -> dict[str
     if "markdown" in spec.formats:
         files["library.md"] = f"# {spec.name} {version}: the experience library\n\n" + _library_markdown(library)
     if "prompty" in spec.formats:
-        files["module.prompty"] = _prompty(spec, version, library)
+        files["module.prompty"] = prompty_file(
+            name=spec.name,
+            version=version,
+            model=spec.model.name,
+            temperature=spec.temperature,
+            fields=template_fields(spec.templates),
+            templates=spec.templates,
+            experiences=library.prompt_entries(),
+            demos=library.demo_entries(),
+        )
     return files
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path, PurePath
@@ -21,7 +22,7 @@ from typing import Any
 
 from grpo_dsl._version import __version__
 from grpo_dsl.core.datasets import DatasetError, dataset_format, read_rows
-from grpo_dsl.core.files import sha256_file
+from grpo_dsl.core.files import sha256_file, sha256_text
 from grpo_dsl.core.templating import template_variables
 from grpo_dsl.language import ast
 from grpo_dsl.language.attributes import AttributeSpec, attribute_names, lookup
@@ -29,6 +30,7 @@ from grpo_dsl.language.checks import Context, check
 from grpo_dsl.language.diagnostics import Diagnostic, ProgramError
 from grpo_dsl.language.fmt import format_program
 from grpo_dsl.language.queries import PYTHON_REFERENCE, names_in, reference, walk
+from grpo_dsl.language.toolschema import function_schema
 from grpo_dsl.language.workspace import Workspace, build_workspace, load_sources
 from grpo_dsl.plan.document import PLAN_SCHEMA, SECTIONS, Plan
 from grpo_dsl.plan.estimate import DataRows, estimate_evaluate, estimate_learn, schedule
@@ -141,7 +143,7 @@ class _Compiler:
 
     def plan(self) -> dict[str, Any]:
         sections: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS.values()}
-        for kind in ("model", "dataset", "task", "reward", "policy", "learn", "evaluate", "emit"):
+        for kind in ("model", "dataset", "task", "tool", "reward", "policy", "learn", "evaluate", "emit"):
             for decl in self.workspace.declarations.values():
                 if decl.kind == kind:
                     sections[SECTIONS[kind]][decl.name] = self.declaration(decl, sections)
@@ -178,11 +180,9 @@ class _Compiler:
         return self.relative(os.path.join(self.workspace.folder_of(decl), written))
 
     def python(self, decl: ast.Decl, call: ast.Expr) -> dict[str, str]:
-        assert isinstance(call, ast.Call) and isinstance(call.args[0], ast.String)
-        match = PYTHON_REFERENCE.fullmatch(call.args[0].value)
-        assert match is not None
-        location = self.workspace.folder_of(decl) / match["file"]
-        return {"path": self.path(decl, match["file"]), "function": match["function"], "sha256": sha256_file(location)}
+        written, function = _python_reference(call)
+        location = self.workspace.folder_of(decl) / written
+        return {"path": self.path(decl, written), "function": function, "sha256": sha256_file(location)}
 
     # ------------------------------------------------------------ declarations
 
@@ -191,6 +191,8 @@ class _Compiler:
         if isinstance(decl, ast.Reward):
             return self.reward(decl, where)
         values = self.attributes(decl, decl.kind, decl.attributes, where, sections)
+        if isinstance(decl, ast.Tool):
+            return self.tool(decl, values)
         if isinstance(decl, ast.Dataset):
             source = decl.get("source")
             assert source is not None
@@ -203,6 +205,28 @@ class _Compiler:
             variables = set().union(*(template_variables(t) or set() for t in templates))
             values["variables"] = sorted(variables - {"experiences"})
         return values
+
+    def tool(self, decl: ast.Tool, values: Mapping[str, Any]) -> dict[str, Any]:
+        """A tool's plan entry: its function with the schema read from its source, or
+        its MCP server, and the hash of all of it."""
+        function, server = values["function"], values["mcp"] or {}
+        schema = None
+        if function is not None:
+            written = decl.get("function")
+            assert written is not None
+            file, name = _python_reference(written.value)
+            schema = function_schema(self.workspace.folder_of(decl) / file, name)
+        entry = {
+            "kind": "python" if function is not None else "mcp",
+            "timeout": values["timeout"],
+            "path": function and function["path"],
+            "function": function and function["function"],
+            "sha256": function and function["sha256"],
+            "schema": schema,
+            "command": server.get("command"),
+            "url": server.get("url"),
+        }
+        return {**entry, "hash": sha256_text(json.dumps(entry, sort_keys=True))}
 
     def read(self, decl: ast.Dataset, location: Path, dataset: Mapping[str, Any]) -> DataRows:
         """The rows a dataset yields: mapped, and limited (a shuffled dataset keeps
@@ -307,6 +331,9 @@ class _Compiler:
                 return _string(value)
             case "path":
                 return self.path(decl, _string(value))
+            case "strings":
+                assert isinstance(value, ast.ListExpr)
+                return [_string(item) for item in value.items]
             case "paths":
                 assert isinstance(value, ast.ListExpr)
                 return list(dict.fromkeys(self.path(decl, _string(item)) for item in value.items))
@@ -317,14 +344,28 @@ class _Compiler:
                 return copy.deepcopy(sections["policies"][_word(value)])
             case "ref" | "enum" | "library":
                 return _word(value)
-            case "words" | "metrics" | "libraries":
+            case "words" | "metrics" | "libraries" | "tools":
                 assert isinstance(value, ast.ListExpr)
                 words = [_word(item) for item in value.items]
                 return words if spec.kind == "libraries" else list(dict.fromkeys(words))
             case "python":
                 return self.python(decl, value)
+            case "schema":
+                assert isinstance(value, ast.Call)
+                written = _string(value.args[0])
+                location = self.workspace.folder_of(decl) / written
+                schema = json.loads(location.read_text(encoding="utf-8"))
+                return {"path": self.path(decl, written), "sha256": sha256_file(location), "schema": schema}
         assert isinstance(value, ast.String | ast.Number | ast.Bool)
         return value.value
+
+
+def _python_reference(call: ast.Expr | ast.Block) -> tuple[str, str]:
+    """The file and the function of a checked `python("file.py:function")`."""
+    assert isinstance(call, ast.Call) and isinstance(call.args[0], ast.String)
+    match = PYTHON_REFERENCE.fullmatch(call.args[0].value)
+    assert match is not None
+    return match["file"], match["function"]
 
 
 def _string(value: ast.Expr | ast.Block) -> str:

@@ -30,6 +30,7 @@ from grpo_dsl.plan.views import (
     ModelView,
     Schedule,
     TaskView,
+    ToolView,
     read_view,
 )
 
@@ -42,6 +43,7 @@ SECTIONS: dict[str, str] = {
     "model": "models",
     "dataset": "datasets",
     "task": "tasks",
+    "tool": "tools",
     "reward": "rewards",
     "policy": "policies",
     "learn": "learns",
@@ -130,7 +132,18 @@ class Plan:
     def task(self, name: str) -> TaskView:
         """The `task` block `name`."""
         section = self.data["tasks"][name]
-        return read_view(TaskView, section, name=name, sandbox=self.data["models"][section["model"]]["sandbox"])
+        return read_view(
+            TaskView,
+            section,
+            name=name,
+            sandbox=self.data["models"][section["model"]]["sandbox"],
+            structured=self.data["models"][section["model"]]["structured"],
+            declared=tuple(self.tool(tool) for tool in section["tools"] if tool != "python"),
+        )
+
+    def tool(self, name: str) -> ToolView:
+        """The `tool` block `name`."""
+        return read_view(ToolView, self.data["tools"][name], name=name)
 
     def learn(self, name: str) -> LearnView:
         """The `learn` block `name`."""

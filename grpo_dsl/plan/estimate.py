@@ -87,7 +87,7 @@ OPERATION_TOKENS = 25
 """The expected tokens of an operation besides its text: the JSON keys, an id, a short rationale."""
 
 TOOL_TURNS = 2
-"""The expected turns of a tool-using answer: one call to the interpreter, then the answer."""
+"""The expected turns of a tool-using answer: one tool call, then the answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +277,7 @@ def _judge_stages(
 
 
 def _turns(task: Mapping[str, Any]) -> int:
-    return int(task["max_turns"]) if "python" in task["tools"] else 1
+    return int(task["max_turns"]) if task["tools"] else 1
 
 
 def _consolidation_calls(batches: Sequence[int], max_per_group: int, proposal_chars: int, fixed: int) -> tuple[int, int, int]:

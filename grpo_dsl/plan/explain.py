@@ -56,7 +56,7 @@ def _step_lines(data: Mapping[str, Any], learn: Mapping[str, Any]) -> list[str]:
     task = data["tasks"][learn["task"]]
     group, policy = learn["group_size"], learn["policy"]
     rollout = stages["rollout"]
-    turns = f"; up to {task['max_turns']} turns each with tools" if "python" in task["tools"] else ""
+    turns = f"; up to {task['max_turns']} turns each with tools" if task["tools"] else ""
     steps: list[tuple[str, str]] = [
         ("rollout", f"{rollout['per_step']} calls to `{rollout['model']}`: {group} answers to each question{turns}"),
     ]

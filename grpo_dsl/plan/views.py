@@ -29,6 +29,7 @@ __all__ = [
     "Sandbox",
     "Schedule",
     "TaskView",
+    "ToolView",
     "read_view",
 ]
 
@@ -77,10 +78,30 @@ class DatasetView:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolView:
+    """A `tool` block: a Python function (`path`, `function`, the file's `sha256` and
+    the `schema` read from its signature) or an MCP server (`command` over stdio, or
+    `url`), with the seconds one call may take. `hash` identifies everything the
+    model is offered and the code that answers it (docs/plan.md "Tools")."""
+
+    name: str
+    kind: Literal["python", "mcp"]
+    timeout: float
+    path: str | None
+    function: str | None
+    sha256: str | None
+    schema: Mapping[str, Any] | None
+    command: tuple[str, ...] | None
+    url: str | None
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
 class TaskView:
     """A `task` block: the model that answers, its templates and sampling, its tools
-    with the `files` they mount (relative to the program's folder), and the
-    `sandbox` of its model, which isolates the python tool."""
+    (`python` and declared tool names) with the `files` the python tool mounts
+    (relative to the program's folder), and the `sandbox` of its model, which
+    isolates the python tool."""
 
     name: str
     model: str
@@ -92,11 +113,17 @@ class TaskView:
     max_tokens: int
     answer_tokens: int | None
     max_turns: int
+    response: Mapping[str, Any] | None
+    """The JSON schema the answer follows (`path`, `sha256`, `schema`), or None for text."""
     tools: tuple[str, ...]
     demos_placement: DemosPlacement
     files: tuple[str, ...]
     sandbox: Sandbox
     variables: tuple[str, ...]
+    structured: str = "json_schema"
+    """How the model is asked for a `response` schema (its model's `structured`)."""
+    declared: tuple[ToolView, ...] = ()
+    """The declared tools among `tools` (all but the built-in `python`), in order."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from jinja2 import TemplateError
 
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.templating import sandbox
+from grpo_dsl.prompts.chat import DEMOS_BLOCK, render_chat
 
 __all__ = [
     "DEMOS_BLOCK",
@@ -35,10 +36,6 @@ EXPERIENCES_BLOCK = (
     "{% for e in experiences %}[{{ e.id }}] {{ e.text }}\n{% endfor %}"
     "{% endif %}"
 )
-
-DEMOS_BLOCK = "Examples of good answers:\n{% for d in demos %}\nInput: {{ d.input }}\nOutput: {{ d.answer }}\n{% endfor %}"
-"""The demos in the system turn (`demos_placement = system`), after the system text and
-the lessons: each demo's rendered prompt and its answer."""
 
 DemosPlacement: TypeAlias = Literal["turns", "system"]
 
@@ -90,22 +87,7 @@ def render_messages(
     rendered with the demo's fields and no lessons. An empty system turn is left out.
     Raises `TemplateRenderError` naming the missing field.
     """
-    env = sandbox()
     try:
-        user = env.from_string(templates.user)
-        shown = [(user.render({**d["fields"], "experiences": []}).rstrip("\n"), str(d["answer"])) for d in demos]
-        values = {**fields, "experiences": [dict(e) for e in experiences]}
-        system = env.from_string(templates.system).render(values).rstrip("\n") if templates.system is not None else ""
-        if shown and templates.demos == "system":
-            examples = env.from_string(DEMOS_BLOCK).render(demos=[{"input": q, "answer": a} for q, a in shown])
-            system = "\n\n".join(part for part in (system, examples.rstrip("\n")) if part.strip())
-        messages: list[dict[str, str]] = []
-        if system.strip():
-            messages.append({"role": "system", "content": system})
-        if templates.demos == "turns":
-            for prompt, answer in shown:
-                messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-        messages.append({"role": "user", "content": user.render(values).rstrip("\n")})
+        return render_chat(sandbox(), templates.system, templates.user, templates.demos, fields, experiences, demos)
     except TemplateError as exc:
         raise TemplateRenderError(str(exc)) from exc
-    return messages

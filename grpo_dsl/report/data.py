@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from statistics import fmean
 from typing import Any, Literal
 
 import jsonschema
@@ -14,7 +15,15 @@ from grpo_dsl.library.diff import DiffSegment, word_diff
 
 __all__ = [
     "REPORT_DATA_SCHEMA",
+    "Answer",
     "ChangeKind",
+    "GateData",
+    "GroupData",
+    "LibraryAnswers",
+    "Proposal",
+    "QuestionAnswers",
+    "RejectedOperation",
+    "mean_reward",
     "ExperienceChange",
     "ReportData",
     "ReportDataError",
@@ -43,6 +52,81 @@ _INTERVAL = {
 }
 
 
+_ANSWER = {
+    "type": "object",
+    "required": ["sample", "reward", "output"],
+    "additionalProperties": False,
+    "properties": {"sample": _COUNT, "reward": _OPTIONAL_NUMBER, "output": {"type": "string"}, "error": {"type": ["string", "null"]}},
+}
+
+_TEXTS = {"type": "array", "items": {"type": "string"}}
+
+_PROPOSAL = {
+    "type": "object",
+    "required": ["op", "text"],
+    "additionalProperties": False,
+    "properties": {"op": {"type": "string"}, "text": {"type": "string"}, "rationale": {"type": "string"}},
+}
+
+_GROUP = {
+    "type": "object",
+    "required": ["group", "question", "kept", "answers"],
+    "additionalProperties": False,
+    "properties": {
+        "group": {"type": "string"},
+        "question": {"type": "string"},
+        "prompt": {"type": "string"},
+        "kept": {"type": "boolean"},
+        "skip_reason": {"type": ["string", "null"]},
+        "answers": {"type": "array", "items": _ANSWER},
+        "summaries": _TEXTS,
+        "proposals": {"type": "array", "items": _PROPOSAL},
+        "error": {"type": ["string", "null"]},
+    },
+}
+
+_REJECTED = {
+    "type": "object",
+    "required": ["op", "text", "reason"],
+    "additionalProperties": False,
+    "properties": {"op": {"type": "string"}, "text": {"type": "string"}, "reason": {"type": "string"}, "groups": _TEXTS},
+}
+
+_GATE = {
+    "type": "object",
+    "required": ["decision"],
+    "additionalProperties": False,
+    "properties": {
+        "decision": {"enum": ["accepted", "rejected"]},
+        "questions": _COUNT,
+        "old_mean": _OPTIONAL_NUMBER,
+        "new_mean": _OPTIONAL_NUMBER,
+        "difference": _OPTIONAL_NUMBER,
+        "low": _OPTIONAL_NUMBER,
+        "high": _OPTIONAL_NUMBER,
+        "p_value": _OPTIONAL_NUMBER,
+    },
+}
+
+_QUESTION = {
+    "type": "object",
+    "required": ["question", "libraries"],
+    "additionalProperties": False,
+    "properties": {
+        "question": {"type": "string"},
+        "libraries": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["library", "answers"],
+                "additionalProperties": False,
+                "properties": {"library": {"type": "string"}, "answers": {"type": "array", "items": _ANSWER}},
+            },
+        },
+    },
+}
+
+
 REPORT_DATA_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "grpo-dsl report data",
@@ -68,6 +152,9 @@ REPORT_DATA_SCHEMA: dict[str, Any] = {
                     "ops_applied": _COUNT,
                     "ops_rejected": _COUNT,
                     "library_size": _COUNT,
+                    "groups": {"type": "array", "items": _GROUP},
+                    "rejected": {"type": "array", "items": _REJECTED},
+                    "gate": {"oneOf": [{"type": "null"}, _GATE]},
                     "changes": {
                         "type": "array",
                         "items": {
@@ -85,6 +172,7 @@ REPORT_DATA_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "questions": {"type": "array", "items": _QUESTION},
         "costs": {
             "type": "array",
             "items": {
@@ -181,6 +269,182 @@ def library_changes(before: Mapping[str, str], after: Mapping[str, str]) -> tupl
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """One answer of a model: its sample (or rollout) number, its reward (None when it
+    failed) and its text, or the error that failed it."""
+
+    sample: int
+    reward: float | None
+    output: str
+    error: str | None = None
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Answer:
+        return cls(value["sample"], _optional_float(value["reward"]), value["output"], value.get("error"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sample": self.sample, "reward": self.reward, "output": self.output, "error": self.error}
+
+
+def mean_reward(answers: Sequence[Answer]) -> float | None:
+    """The mean reward of the answers that have one (None when none has)."""
+    rewards = [a.reward for a in answers if a.reward is not None]
+    return fmean(rewards) if rewards else None
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryAnswers:
+    """The answers to one question with one library, sample by sample."""
+
+    library: str
+    answers: tuple[Answer, ...]
+
+    @property
+    def mean(self) -> float | None:
+        return mean_reward(self.answers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"library": self.library, "answers": [a.to_json() for a in self.answers]}
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionAnswers:
+    """One evaluated question: every library's answers to it.
+
+    It is *failing* when some answer failed or scored 0 or less, and *changed* when
+    its mean reward differs between two libraries.
+    """
+
+    question: str
+    libraries: tuple[LibraryAnswers, ...]
+
+    @property
+    def failing(self) -> bool:
+        return any(a.reward is None or a.reward <= 0 for lib in self.libraries for a in lib.answers)
+
+    @property
+    def changed(self) -> bool:
+        return len({lib.mean for lib in self.libraries}) > 1
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> QuestionAnswers:
+        libraries = (LibraryAnswers(lib["library"], tuple(Answer.from_json(a) for a in lib["answers"])) for lib in value["libraries"])
+        return cls(value["question"], tuple(libraries))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"question": self.question, "libraries": [lib.to_json() for lib in self.libraries]}
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """An operation the learner proposed (`op` add, modify or delete), with its rationale."""
+
+    op: str
+    text: str
+    rationale: str = ""
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Proposal:
+        return cls(value["op"], value["text"], value.get("rationale", ""))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.op, "text": self.text, "rationale": self.rationale}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupData:
+    """One group of a step: its question, its rollouts with their rewards, and what the
+    learner made of them (a summary per rollout, the operations it proposed), or why it
+    was skipped."""
+
+    group: str
+    question: str
+    kept: bool
+    answers: tuple[Answer, ...]
+    prompt: str = ""
+    skip_reason: str | None = None
+    summaries: tuple[str, ...] = ()
+    proposals: tuple[Proposal, ...] = ()
+    error: str | None = None
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> GroupData:
+        return cls(
+            group=value["group"],
+            question=value["question"],
+            kept=value["kept"],
+            answers=tuple(Answer.from_json(a) for a in value["answers"]),
+            prompt=value.get("prompt", ""),
+            skip_reason=value.get("skip_reason"),
+            summaries=tuple(value.get("summaries", ())),
+            proposals=tuple(Proposal.from_json(p) for p in value.get("proposals", ())),
+            error=value.get("error"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "question": self.question,
+            "prompt": self.prompt,
+            "kept": self.kept,
+            "skip_reason": self.skip_reason,
+            "answers": [a.to_json() for a in self.answers],
+            "summaries": list(self.summaries),
+            "proposals": [p.to_json() for p in self.proposals],
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedOperation:
+    """An operation the policy or the learner's checks rejected, with the reason."""
+
+    op: str
+    text: str
+    reason: str
+    groups: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> RejectedOperation:
+        return cls(value["op"], value["text"], value["reason"], tuple(value.get("groups", ())))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.op, "text": self.text, "reason": self.reason, "groups": list(self.groups)}
+
+
+@dataclass(frozen=True, slots=True)
+class GateData:
+    """The validation gate of a step: its decision and the paired comparison of the new
+    library with the old on the held-out questions."""
+
+    decision: Literal["accepted", "rejected"]
+    questions: int = 0
+    old_mean: float | None = None
+    new_mean: float | None = None
+    difference: float | None = None
+    low: float | None = None
+    high: float | None = None
+    p_value: float | None = None
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> GateData:
+        numbers = {k: _optional_float(value.get(k)) for k in ("old_mean", "new_mean", "difference", "low", "high", "p_value")}
+        return cls(value["decision"], int(value.get("questions", 0)), **numbers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "questions": self.questions,
+            "old_mean": self.old_mean,
+            "new_mean": self.new_mean,
+            "difference": self.difference,
+            "low": self.low,
+            "high": self.high,
+            "p_value": self.p_value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class StepData:
     """The numbers of one learning step and the library changes it made.
 
@@ -198,6 +462,9 @@ class StepData:
     reward_low: float | None = None
     reward_high: float | None = None
     changes: tuple[ExperienceChange, ...] = ()
+    groups: tuple[GroupData, ...] = ()
+    rejected: tuple[RejectedOperation, ...] = ()
+    gate: GateData | None = None
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> StepData:
@@ -212,6 +479,9 @@ class StepData:
             reward_low=_optional_float(value.get("reward_low")),
             reward_high=_optional_float(value.get("reward_high")),
             changes=tuple(ExperienceChange.from_json(c) for c in value.get("changes", ())),
+            groups=tuple(GroupData.from_json(g) for g in value.get("groups", ())),
+            rejected=tuple(RejectedOperation.from_json(r) for r in value.get("rejected", ())),
+            gate=GateData.from_json(value["gate"]) if value.get("gate") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -226,6 +496,9 @@ class StepData:
             "ops_rejected": self.ops_rejected,
             "library_size": self.library_size,
             "changes": [c.to_json() for c in self.changes],
+            "groups": [g.to_json() for g in self.groups],
+            "rejected": [r.to_json() for r in self.rejected],
+            "gate": self.gate.to_json() if self.gate is not None else None,
         }
 
 
@@ -269,6 +542,8 @@ class ReportData:
     steps: tuple[StepData, ...] = ()
     costs: tuple[StageCost, ...] = ()
     evaluation: EvaluationData | None = None
+    questions: tuple[QuestionAnswers, ...] = ()
+    """The evaluation's answers, question by question (the drill-down)."""
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> ReportData:
@@ -287,6 +562,7 @@ class ReportData:
             steps=tuple(StepData.from_json(s) for s in value.get("steps", ())),
             costs=tuple(StageCost.from_json(c) for c in value.get("costs", ())),
             evaluation=EvaluationData.from_json(evaluation) if evaluation is not None else None,
+            questions=tuple(QuestionAnswers.from_json(q) for q in value.get("questions", ())),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -296,6 +572,7 @@ class ReportData:
             "steps": [s.to_json() for s in self.steps],
             "costs": [c.to_json() for c in self.costs],
             "evaluation": self.evaluation.to_json() if self.evaluation is not None else None,
+            "questions": [q.to_json() for q in self.questions],
         }
 
 

@@ -1,5 +1,7 @@
 """The run report: one self-contained HTML file with the learning curves, the library's
-changes and the evaluation with its intervals.
+changes, each step's groups (answers, rewards, the learner's summaries and proposals),
+rejected operations and gate, the evaluation with its intervals, and every evaluated
+answer question by question (the drill-down, filtered by CSS alone).
 
 `ReportData` is a tree of frozen dataclasses holding only numbers and text; whoever
 reads a run directory fills it (or builds it from plain JSON with
@@ -55,7 +57,9 @@ class Figure:
 
 _WIDTH = 640
 _HEIGHT = 240
-_LEFT, _RIGHT, _TOP, _BOTTOM = 56, 16, 14, 34
+_LEFT, _RIGHT, _TOP, _BOTTOM = 60, 40, 18, 42
+"""Margins of a plot, in view-box units: room for the tick labels (16 units high, see the
+template's style) so that none is cut at the edges, the last x label included."""
 _MAX_X_LABELS = 12
 
 
@@ -136,11 +140,11 @@ def _step_frame(steps: Sequence[StepData], ticks: Sequence[float], y: _Scale) ->
     ]
     every = math.ceil(len(steps) / _MAX_X_LABELS)
     shapes.extend(
-        _shape("text", str(step.step), class_="tick x", x=centre, y=float(_HEIGHT - _BOTTOM + 16))
+        _shape("text", str(step.step), class_="tick x", x=centre, y=float(_HEIGHT - _BOTTOM + 20))
         for i, (step, centre) in enumerate(zip(steps, centres))
         if i % every == 0 or i == len(steps) - 1
     )
-    shapes.append(_shape("text", "step", class_="axis-label", x=float(_WIDTH - _RIGHT), y=float(_HEIGHT - 4)))
+    shapes.append(_shape("text", "step", class_="axis-label", x=float(_WIDTH - _RIGHT), y=float(_HEIGHT - 6)))
     return shapes, centres
 
 
@@ -242,9 +246,9 @@ class _ForestRow:
     title: str
 
 
-_LABEL_WIDTH = 240
-_ROW_HEIGHT = 30
-_MAX_LABEL = 30
+_LABEL_WIDTH = 250
+_ROW_HEIGHT = 32
+_MAX_LABEL = 26
 
 
 def _short(text: str) -> str:
@@ -261,7 +265,7 @@ def _horizontal_frame(rows: int, ticks: Sequence[float], *, zero_line: bool, uni
         for tick in ticks
         for shape in (
             _shape("line", class_="grid", x1=x(tick), x2=x(tick), y1=float(_TOP), y2=axis_y),
-            _shape("text", unit + _number(tick), class_="tick x", x=x(tick), y=axis_y + 16),
+            _shape("text", unit + _number(tick), class_="tick x", x=x(tick), y=axis_y + 20),
         )
     ]
     if zero_line:
@@ -372,9 +376,14 @@ def _comparison_sentence(c: Comparison, confidence: float) -> str:
     return f"{head} The interval excludes zero: {c.candidate} is {direction} than {c.baseline} beyond noise at the {level} level.{small}"
 
 
+def _reward(value: float | None) -> str:
+    """A reward as shown beside an answer: "failed" when it has none."""
+    return "failed" if value is None else _value(value)
+
+
 def _templates() -> SandboxedEnvironment:
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(value=_value, signed=_signed, p_value=_p_value, percent=_percent, thousands=_thousands)
+    env.filters.update(value=_value, signed=_signed, p_value=_p_value, percent=_percent, thousands=_thousands, reward=_reward)
     return env
 
 
@@ -415,4 +424,6 @@ def render_report(data: ReportData) -> str:
         metric_forests=_metric_forests(evaluation) if evaluation else [],
         difference_figure=_comparison_forest(evaluation) if evaluation and evaluation.comparisons else None,
         sentences=[_comparison_sentence(c, evaluation.confidence) for c in evaluation.comparisons] if evaluation else [],
+        failing=sum(q.failing for q in data.questions),
+        changed=sum(q.changed for q in data.questions),
     )

@@ -13,6 +13,7 @@ library (`find_evaluation`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from statistics import fmean
@@ -31,16 +32,23 @@ from grpo_dsl.evaluation.stats import bootstrap_ci
 from grpo_dsl.library import Library
 from grpo_dsl.plan import Plan, PlanError
 from grpo_dsl.report.data import (
+    Answer,
     ExperienceChange,
+    GateData,
+    GroupData,
+    LibraryAnswers,
+    Proposal,
+    QuestionAnswers,
+    RejectedOperation,
     ReportData,
     StageCost,
     StepData,
     library_changes,
 )
-from grpo_dsl.runs.directory import RunDirectory
+from grpo_dsl.runs.directory import RunDirectory, read_events
 from grpo_dsl.runs.session import run_status
 
-__all__ = ["RunDataError", "STEP_RESAMPLES", "evaluation_data", "find_evaluation", "read_run"]
+__all__ = ["RunDataError", "STEP_RESAMPLES", "evaluation_answers", "evaluation_data", "find_evaluation", "read_run"]
 
 STEP_RESAMPLES = 2000
 """Bootstrap resamples of each step's reward interval (the band of the reward plot)."""
@@ -71,7 +79,64 @@ def _library(path: Path) -> Library:
         raise RunDataError(f"{path}: not a library: {exc}") from None
 
 
-def _step(run: RunDirectory, step: int, before: Library | None, after: Library) -> StepData:
+def _prompt(messages: Any) -> str:
+    """The last user turn of a rollout's messages: the question as the model saw it."""
+    users = [m.get("content") for m in messages or () if isinstance(m, Mapping) and m.get("role") == "user"]
+    return str(users[-1]) if users and users[-1] is not None else ""
+
+
+def _operation(op: Mapping[str, Any]) -> tuple[str, str]:
+    """An operation's kind and its text (or the id it deletes)."""
+    return str(op.get("op", "")), str(op.get("text") or op.get("id") or "")
+
+
+def _groups(run: RunDirectory, step: int, groups: list[Any]) -> tuple[GroupData, ...]:
+    """Each group of the step with its rollouts, rewards, summaries and proposals."""
+    folder = run.step_dir(step)
+    rollouts = {g["group"]: g for g in _read(folder / "rollouts.json")}
+    summaries = {g["group"]: g["summaries"] for g in _read(folder / "summaries.json")}
+    proposals = {g["group"]: g for g in _read(folder / "proposals.json")}
+    details = []
+    for group in groups:
+        name = group["group"]
+        recorded = rollouts.get(name, {})
+        answers = tuple(
+            Answer(int(r["index"]), reward, str(r.get("output") or ""), r.get("error") or error)
+            for r, reward, error in zip(recorded.get("rollouts", ()), group["rewards"], group.get("errors") or [None] * len(group["rewards"]))
+        )
+        proposed = proposals.get(name, {})
+        details.append(
+            GroupData(
+                group=name,
+                question=str(recorded.get("question", name)),
+                prompt=_prompt(recorded.get("messages")),
+                kept=bool(group["kept"]),
+                skip_reason=group.get("skip_reason"),
+                answers=answers,
+                summaries=tuple(str(text) for text in summaries.get(name, ()) if text is not None),
+                proposals=tuple(Proposal(*_operation(op), str(op.get("rationale") or "")) for op in proposed.get("operations", ())),
+                error=proposed.get("error"),
+            )
+        )
+    return tuple(details)
+
+
+def _rejected(report: Mapping[str, Any], events: list[dict[str, Any]], step: int) -> tuple[RejectedOperation, ...]:
+    """The operations rejected in a step: by the learner's checks (the event log), then by the policy (report.json)."""
+    checked = [(e["op"], e.get("reason"), [e["group"]] if e.get("group") else []) for e in events if e["event"] == "operation_rejected" and e.get("step") == step]
+    applied = [(o["op"], o["reason"], o["op"].get("source", {}).get("groups", [])) for o in report["rejected"]]
+    return tuple(RejectedOperation(*_operation(op), str(reason or "rejected"), tuple(groups)) for op, reason, groups in checked + applied)
+
+
+def _gate(decision: str | None, events: list[dict[str, Any]], step: int) -> GateData | None:
+    """The gate of a step: the decision of report.json with the comparison its event recorded."""
+    if decision not in ("accepted", "rejected"):
+        return None
+    recorded = next((e.get("result") or {} for e in reversed(events) if e["event"] == "gate" and e.get("step") == step), {})
+    return GateData.from_json({"decision": decision, **recorded})
+
+
+def _step(run: RunDirectory, step: int, before: Library | None, after: Library, events: list[dict[str, Any]]) -> StepData:
     groups = _read(run.step_dir(step) / "rewards.json")
     report = _read(run.step_dir(step) / "report.json")
     scored = [[r for r in g["rewards"] if r is not None] for g in groups]
@@ -90,6 +155,9 @@ def _step(run: RunDirectory, step: int, before: Library | None, after: Library) 
         reward_low=band.low if band else None,
         reward_high=band.high if band else None,
         changes=changes,
+        groups=_groups(run, step, groups),
+        rejected=_rejected(report, events, step),
+        gate=_gate(report.get("gate"), events, step),
     )
 
 
@@ -118,6 +186,24 @@ def evaluation_data(evaluation_dir: Path) -> tuple[EvaluationData, dict[str, Any
         confidence=float(document["confidence"]),
     )
     return data, document
+
+
+def evaluation_answers(evaluation_dir: Path) -> tuple[QuestionAnswers, ...]:
+    """Every answer of an evaluation run (its `results.jsonl`), question by question, in the
+    order of the questions and of the compared libraries."""
+    questions: dict[str, dict[str, list[Answer]]] = {}
+    path = evaluation_dir / "results.jsonl"
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else ():
+        try:
+            row = json.loads(line)
+            answer = Answer(int(row["sample"]), row["reward"], str(row.get("output") or ""), row.get("error"))
+            questions.setdefault(str(row["question"]), {}).setdefault(str(row["library"]), []).append(answer)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RunDataError(f"{path}: a line is not a result: {exc}") from None
+    return tuple(
+        QuestionAnswers(question, tuple(LibraryAnswers(library, tuple(answers)) for library, answers in libraries.items()))
+        for question, libraries in questions.items()
+    )
 
 
 def find_evaluation(run_dir: Path) -> Path | None:
@@ -153,7 +239,13 @@ def read_run(run_dir: Path, *, evaluation_dir: Path | None = None, find: bool = 
     subtitle = f"{run_dir} · {info.get('status', 'unknown')}"
     if is_evaluation_run(run_dir):
         alone, document = evaluation_data(run_dir)
-        return ReportData(title=f"evaluate {document['evaluate']}", subtitle=subtitle, costs=tuple(_costs(usage)), evaluation=alone)
+        return ReportData(
+            title=f"evaluate {document['evaluate']}",
+            subtitle=subtitle,
+            costs=tuple(_costs(usage)),
+            evaluation=alone,
+            questions=evaluation_answers(run_dir),
+        )
     if "learn" not in info:
         raise RunDataError(f"{run.info_path} names neither a learn nor an evaluate")
     try:
@@ -162,18 +254,21 @@ def read_run(run_dir: Path, *, evaluation_dir: Path | None = None, find: bool = 
         raise RunDataError(f"{run.plan_path}: {exc}") from None
     before: Library | None = None if plan.learn(info["learn"]).init else Library.empty()
     steps = []
+    events = read_events(run.events_path)
     for step in run.completed_steps():
         after = _library(run.step_dir(step) / "library.json")
         try:
-            steps.append(_step(run, step, before, after))
+            steps.append(_step(run, step, before, after, events))
         except (KeyError, TypeError) as exc:
             raise RunDataError(f"{run.step_dir(step)}: a step file lacks {exc}") from None
         before = after
     costs = _costs(usage)
     evaluation = None
+    questions: tuple[QuestionAnswers, ...] = ()
     chosen = evaluation_dir if evaluation_dir is not None else (find_evaluation(run_dir) if find else None)
     if chosen is not None:
         evaluation, _ = evaluation_data(chosen)
+        questions = evaluation_answers(chosen)
         costs += _costs(_read(chosen / "usage.json") if (chosen / "usage.json").is_file() else {}, of_evaluation=True)
         subtitle += f" · evaluation {chosen}"
-    return ReportData(title=str(info["learn"]), subtitle=subtitle, steps=tuple(steps), costs=tuple(costs), evaluation=evaluation)
+    return ReportData(title=str(info["learn"]), subtitle=subtitle, steps=tuple(steps), costs=tuple(costs), evaluation=evaluation, questions=questions)

@@ -21,7 +21,8 @@ Python's `eval`. Its rules:
 
 `RewardScorer` scores a rollout under a named reward of the plan. Builtins marked
 `isolated` (`math_equal`, `matches`) and `python("file.py:function")` rewards run in
-a pool of worker processes with a deadline; a worker that overruns it is killed and
+a pool of worker processes with a deadline (so do the Python function tools of
+`rollout.tools`, whose result is text or JSON); a worker that overruns it is killed and
 replaced. User code is imported only there, at run time, and an exception, a
 timeout or a non-number result is a recorded error with reward 0. Judge rewards ask
 their model through the injected `LLMClient` (stage `judge`) with the prompt of
@@ -417,6 +418,9 @@ def _answer(request: list[Any], modules: dict[tuple[str, float], ModuleType]) ->
         if kind == "builtin":
             name, values = args
             return "ok", BUILTINS[name].function(*values)
+        if kind == "tool":
+            path, function, arguments = args
+            return "ok", _tool_result(_load(Path(path), function, modules), arguments)
         path, function, output, row = args
         return "ok", _user_reward(_load(Path(path), function, modules), output, row)
     except RewardError as exc:
@@ -427,7 +431,7 @@ def _answer(request: list[Any], modules: dict[tuple[str, float], ModuleType]) ->
 
 def _load(path: Path, function: str, modules: dict[tuple[str, float], ModuleType]) -> Callable[..., Any]:
     if not path.is_file():
-        raise RewardError(f"the reward file {path} does not exist")
+        raise RewardError(f"the file {path} does not exist")
     key = (str(path), path.stat().st_mtime)
     module = modules.get(key)
     if module is None:
@@ -452,6 +456,23 @@ def _user_reward(function: Callable[..., Any], output: str, row: dict[str, Any])
         if math.isfinite(number):
             return number
     raise RewardError(f"`{function.__name__}` returned {type(result).__name__} {result!r:.80}, expected a finite number")
+
+
+def _tool_result(function: Callable[..., Any], arguments: dict[str, Any]) -> str:
+    """What a tool function returns, as the text the model reads: text as it is,
+    anything else as JSON."""
+    try:
+        result = function(**arguments)
+    except TypeError as exc:
+        if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:  # the call itself: bad arguments
+            raise RewardError(f"bad arguments for `{function.__name__}`: {exc}") from None
+        raise
+    if isinstance(result, str):
+        return result
+    try:
+        return json.dumps(result, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        raise RewardError(f"`{function.__name__}` returned {type(result).__name__} {result!r:.80}, which is neither text nor JSON") from None
 
 
 def _describe(exc: BaseException) -> str:

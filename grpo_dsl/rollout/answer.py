@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 
 from grpo_dsl.clients.protocol import (
     BudgetExceeded,
@@ -14,42 +16,20 @@ from grpo_dsl.clients.protocol import (
     ChatResponse,
     EndpointError,
 )
-from grpo_dsl.plan.views import Sandbox, TaskView
-from grpo_dsl.rollout.sandbox import (
-    PYTHON_TOOL,
-    SandboxUnavailable,
-    require_isolation,
-    run_python,
-)
+from grpo_dsl.clients.structured import parse_json_reply, response_format
+from grpo_dsl.plan.views import TaskView
+from grpo_dsl.rollout.sandbox import SandboxUnavailable
+from grpo_dsl.rollout.tools import ToolBox, Tools
 
 __all__ = ["Rollout", "Tools", "rollout"]
 
 Call = Callable[[ChatRequest], Awaitable[ChatResponse]]
+SHOWN_STEP_CHARS = 400
+"""Characters of one tool call's arguments, or of its result, that the learner reads."""
 
 
-@dataclass(frozen=True, slots=True)
-class Tools:
-    """The tools of a task, ready to call: whether the model may run `python`, the
-    files the sandbox mounts (absolute) and the isolation it runs in."""
-
-    python: bool = False
-    files: tuple[Path, ...] = ()
-    isolation: Sandbox = "bubblewrap"
-
-    @classmethod
-    def of(cls, task: TaskView, base_dir: Path) -> Tools:
-        """The tools of `task`, whose `files` are relative to `base_dir`.
-
-        Raises `SandboxUnavailable` when the task has the python tool and its
-        model's sandbox cannot run on this machine, before anything is spent.
-        """
-        tools = cls("python" in task.tools, tuple((base_dir / f).resolve() for f in task.files), task.sandbox)
-        if tools.python:
-            try:
-                require_isolation(tools.isolation)
-            except SandboxUnavailable as exc:
-                raise SandboxUnavailable(f"task `{task.name}` (model `{task.model}`): {exc}") from None
-        return tools
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN_STEP_CHARS else text[:SHOWN_STEP_CHARS] + " ..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +47,24 @@ class Rollout:
     error: str | None
     trajectory: tuple[Mapping[str, Any], ...]
 
+    def transcript(self) -> str:
+        """The trajectory as the learner reads it: each tool call with its arguments and
+        result (each cut to `SHOWN_STEP_CHARS`), then the final answer; without tool
+        calls, the answer alone."""
+        if not self.tool_calls:
+            return self.output
+        lines = []
+        for message in self.trajectory:
+            if message.get("role") == "tool":
+                lines.append(f"[result: {_cut(str(message.get('content')))}]")
+                continue
+            if message.get("content"):
+                lines.append(str(message["content"]))
+            for call in message.get("tool_calls") or ():
+                function = call.get("function") or {}
+                lines.append(f"[calls {function.get('name')}({_cut(str(function.get('arguments') or ''))})]")
+        return "\n".join(lines)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "index": self.index,
@@ -83,7 +81,7 @@ async def rollout(
     task: TaskView,
     messages: list[dict[str, str]],
     *,
-    tools: Tools,
+    tools: ToolBox,
     index: int,
     temperature: float,
     seed: int,
@@ -92,12 +90,21 @@ async def rollout(
 ) -> Rollout:
     """Sample one answer to `messages` from the task's model.
 
-    With the python tool (`tools`, made by `Tools.of(task, ...)`) the model may call
-    the code interpreter; each call runs in the sandbox and its output goes back as
-    a tool message, for at most `max_turns` model turns. Budget, fatal endpoint and
-    sandbox errors propagate; any other failure becomes a failed rollout.
+    With tools (`tools`, opened by `Tools.of(task, ...).opened(...)`) the model may
+    call them; each call's result, or its `error: ...`, goes back as a tool message,
+    for at most `max_turns` model turns. Every turn is its own request (its
+    `sample_key` ends with the turn), so the client's cache answers a resumed
+    rollout turn by turn. Budget, fatal endpoint and sandbox errors propagate; any
+    other failure becomes a failed rollout.
+
+    A task with a `response` schema asks for JSON (as its model's `structured`
+    setting says); the answer is parsed and validated, and its output is the JSON
+    value written compactly. An answer that does not follow the schema is a failed
+    rollout that says why.
     """
-    turns = task.max_turns if tools.python else 1
+    offered = tools.definitions
+    schema = task.response["schema"] if task.response is not None else None
+    turns = task.max_turns if offered else 1
     conversation: list[dict[str, Any]] = [dict(m) for m in messages]
     tool_calls = 0
     tokens = 0
@@ -114,20 +121,27 @@ async def rollout(
                 top_p=task.top_p,
                 max_tokens=task.max_tokens,
                 seed=seed,
-                tools=(PYTHON_TOOL,) if tools.python else (),
+                tools=offered,
+                response_format=response_format(schema, task.structured) if schema is not None else None,
                 stage=stage,
                 sample_key=f"{key}/{turn}",
             )
             response = await call(request)
             tokens += response.completion_tokens
             if not response.tool_calls:
-                conversation.append({"role": "assistant", "content": response.content or ""})
-                return finish(response.content or "", None)
+                content = response.content or ""
+                conversation.append({"role": "assistant", "content": content})
+                if schema is None:
+                    return finish(content, None)
+                value, problem = _structured(content, schema)
+                if problem is not None:
+                    return finish(content, f"the answer does not follow the response schema: {problem}")
+                return finish(json.dumps(value, ensure_ascii=False, separators=(",", ":")), None)
             conversation.append({"role": "assistant", "content": response.content, "tool_calls": list(response.tool_calls)})
             for tool_call in response.tool_calls:
                 tool_calls += 1
                 conversation.append(
-                    {"role": "tool", "tool_call_id": tool_call.get("id", ""), "content": await _run_tool(tool_call, tools)}
+                    {"role": "tool", "tool_call_id": tool_call.get("id", ""), "content": await tools.call(tool_call)}
                 )
         return finish("", "the trajectory reached max_turns")
     except (BudgetExceeded, EndpointError, SandboxUnavailable):
@@ -136,19 +150,14 @@ async def rollout(
         return finish("", f"{type(exc).__name__}: {exc}")
 
 
-async def _run_tool(call: Mapping[str, Any], tools: Tools) -> str:
-    function = call.get("function") or {}
-    if not tools.python or function.get("name") != "python":
-        offered = "the only tool is `python`" if tools.python else "this task has no tools"
-        return f"error: unknown tool {function.get('name')!r}; {offered}"
+def _structured(content: str, schema: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """The JSON value of an answer, and why it does not follow `schema` (None when it does)."""
     try:
-        code = json.loads(function.get("arguments") or "{}").get("code", "")
-    except (json.JSONDecodeError, AttributeError):
-        return "error: the arguments must be a JSON object with a `code` string"
-    result = await run_python(str(code), files=tools.files, isolation=tools.isolation)
-    parts = [result.stdout]
-    if result.stderr:
-        parts.append(f"stderr:\n{result.stderr}")
-    if result.timed_out:
-        parts.append("error: the code ran out of time")
-    return "\n".join(p for p in parts if p) or "(no output)"
+        value = parse_json_reply(content)
+    except ValueError as exc:
+        return None, str(exc)
+    problem = best_match(Draft202012Validator(schema).iter_errors(value))
+    if problem is None:
+        return value, None
+    where = "/".join(str(p) for p in problem.absolute_path)
+    return value, f"{where + ': ' if where else ''}{problem.message}"

@@ -27,7 +27,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,6 +76,11 @@ class EventLog:
         size = os.fstat(self._fd).st_size
         if size and os.pread(self._fd, 1, size - 1) != b"\n":
             os.write(self._fd, b"\n")
+        self._observers: list[Callable[[str, Mapping[str, Any]], None]] = []
+
+    def observe(self, observer: Callable[[str, Mapping[str, Any]], None]) -> None:
+        """Call `observer(event, fields)` after each event is written (the progress display)."""
+        self._observers.append(observer)
 
     def append(self, event: str, **fields: Any) -> None:
         """Append one event with its wall-clock time.
@@ -96,6 +101,8 @@ class EventLog:
             if exc.filename is None:
                 exc.filename = str(self.path)
             raise
+        for observer in self._observers:
+            observer(event, fields)
 
     def close(self) -> None:
         os.close(self._fd)

@@ -27,6 +27,7 @@ from grpo_dsl.plan import LearnView, Plan
 from grpo_dsl.runs.directory import EventLog, RunDirectory, read_events
 from grpo_dsl.runs.failures import TooManyFailures
 from grpo_dsl.runs.progress import Progress
+from grpo_dsl.runs.tracing import TracedClient, span
 
 
 def latest_completed_run(runs_root: Path, learn: str) -> tuple[Path | None, list[tuple[Path, str]]]:
@@ -139,7 +140,8 @@ def usage_from_events(plan: Plan, events_path: Path) -> Usage:
 async def client_stack(
     plan: Plan, base_dir: Path, run: RunDirectory, usage: Usage, budget: Budget | None, events: EventLog, progress: Progress
 ) -> AsyncIterator[tuple[LLMClient, dict[str, Mapping[str, Any]]]]:
-    """The run's client and its models as endpoints (local models started and pointed at).
+    """The run's client and its models as endpoints (local models started and pointed at);
+    `progress` observes the run's events from then on.
 
     Every endpoint is checked first (`ClientStack.preflight`), so a wrong URL, key or
     model name fails in seconds, before any step, with an `EndpointError`. When a
@@ -157,9 +159,11 @@ async def client_stack(
         )
         endpoints: dict[str, Mapping[str, Any]] = dict(models)
         try:
-            await client.preflight()
+            with span("preflight", {"grpo.models": sorted(endpoints)}, client=True):  # a wrong URL or key shows in the trace
+                await client.preflight()
             events.append("preflight_passed", models=sorted(endpoints))
-            yield EventedClient(client, events, progress), endpoints
+            events.observe(progress.event)
+            yield TracedClient(EventedClient(client, events), client.models), endpoints
         except BudgetExceeded:
             await settle_tasks(cancel=False)
             raise
@@ -168,12 +172,11 @@ async def client_stack(
 
 
 class EventedClient:
-    """An `LLMClient` that records every call in the run's events and counts it in the progress."""
+    """An `LLMClient` that records every call in the run's events (which feed the progress)."""
 
-    def __init__(self, inner: LLMClient, events: EventLog, progress: Progress):
+    def __init__(self, inner: LLMClient, events: EventLog):
         self.inner = inner
         self.events = events
-        self.progress = progress
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Forward `request`, then log one `call` event with its stage, key and tokens."""
@@ -187,7 +190,6 @@ class EventedClient:
             prompt_tokens=response.prompt_tokens,
             completion_tokens=response.completion_tokens,
         )
-        self.progress.call_done(request.stage)
         return response
 
 

@@ -86,6 +86,7 @@ def test_the_run_document_lists_its_steps_and_what_it_emitted(project: dict[str,
         ("module-log", lambda p: ["module", "log", str(MODULE)]),
         ("module-diff", lambda p: ["module", "diff", f"{MODULE}@1.0.0", str(MODULE)]),
         ("module-blame", lambda p: ["module", "blame", str(MODULE), load_module(p["folder"] / MODULE).library.experiences[0].id]),
+        ("module-package", lambda p: ["module", "package", str(MODULE), "--name", "word-problem-prompts", "--out", "dist"]),
     ],
 )
 def test_every_verb_prints_a_document_its_schema_accepts(verb: str, arguments: Any, project: dict[str, Any]) -> None:
@@ -97,7 +98,7 @@ def test_every_verb_with_a_format_has_a_schema() -> None:
     for subcommand in SUBCOMMANDS:
         if subcommand.common:
             assert schema_path(subcommand.name).is_file(), subcommand.name
-    for action in ("show", "log", "diff", "blame"):
+    for action in ("show", "log", "diff", "blame", "package", "export"):
         assert schema_path(f"module-{action}").is_file()
 
 

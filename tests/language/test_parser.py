@@ -257,7 +257,7 @@ class TestSyntaxErrors:
     def test_misspelt_declaration_kind_suggests_the_right_one(self) -> None:
         (diagnostic,) = error_of("grpo 1\nmodle m {}\n").diagnostics
         assert diagnostic.message == (
-            "expected a declaration: `model`, `dataset`, `task`, `reward`, `policy`, `learn`, `evaluate`, `emit`"
+            "expected a declaration: `model`, `dataset`, `task`, `tool`, `reward`, `policy`, `learn`, `evaluate`, `emit`"
         )
         assert diagnostic.hint == "did you mean `model`?"
         assert (diagnostic.span.line, diagnostic.span.column, diagnostic.span.end_column) == (2, 1, 6)

@@ -1,6 +1,6 @@
 """A run killed with SIGKILL at random points resumes to the library of an uninterrupted run,
-and pays for no answer it had already received: lessons (the date world) and demos (the
-demo world) alike."""
+and pays for no answer it had already received: lessons (the date world), demos (the
+demo world) and multi-turn rollouts with a Python tool (the agent world) alike."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -17,6 +16,8 @@ from typing import Any
 
 import pytest
 from support.endpoint import Endpoint
+from support.crash import grpo_command, kill_after
+from support.agent_world import write_agent_world
 from support.learn_world import write_world
 
 from grpo_dsl.runs.directory import read_events
@@ -36,62 +37,51 @@ def slow_world() -> Iterator[Endpoint]:
         endpoint.stop()
 
 
-def _grpo(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "grpo_dsl.cli", *map(str, args)]
-
-
 def _library(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "library.json").read_text())
 
 
-def _kill_after(args: list[str], run_dir: Path | None, new_events: int) -> tuple[Path, float | None]:
-    """Start `args`, SIGKILL it once the run's log has `new_events` more lines; return the
-    run directory and the kill time (None when the run ended first)."""
-    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
-        assert process.stdout is not None
-        run_dir = run_dir or Path(process.stdout.readline().strip())
-        log = run_dir / "events.jsonl"
-        start = len(read_events(log))
-        while process.poll() is None:
-            if len(read_events(log)) >= start + new_events:
-                process.send_signal(signal.SIGKILL)
-                killed_at = time.time()
-                process.wait()
-                return run_dir, killed_at
-            time.sleep(0.005)
-    return run_dir, None
+def _write(kind: str, folder: Path, base_url: str, demos: int) -> tuple[Path, str]:
+    """The program of a world (its path) and its learn's name: the date world, or the agent
+    world whose rollouts call a Python tool over several turns."""
+    if kind == "tools":
+        return write_agent_world(folder, base_url, tool="python", questions=16, batch_size=4, group_size=4), "glossary_lessons"
+    return write_world(folder, base_url, questions=16, batch_size=4, group_size=4, demos=demos), "date_lessons"
 
 
-@pytest.mark.parametrize(("script", "demos"), [("date_world", 0), ("demo_world", 2)], ids=["lessons", "demos"])
+@pytest.mark.parametrize(
+    ("script", "kind", "demos"),
+    [("worlds:date_world", "lessons", 0), ("worlds:demo_world", "demos", 2), ("agent_world:agent_world", "tools", 0)],
+    ids=["lessons", "demos", "tools"],
+)
 def test_killed_runs_resume_to_the_same_library_and_pay_nothing_twice(
-    slow_world: Endpoint, tmp_path: Path, script: str, demos: int
+    slow_world: Endpoint, tmp_path: Path, script: str, kind: str, demos: int
 ) -> None:
-    slow_world.configure(script=f"support.worlds:{script}", faults={"latency_ms": 40})
+    slow_world.configure(script=f"support.{script}", faults={"latency_ms": 40})
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     straight.mkdir()
     killed.mkdir()
-    world = {"questions": 16, "batch_size": 4, "group_size": 4, "demos": demos}
 
-    program = write_world(straight, slow_world.base_url, **world)
-    subprocess.run(_grpo("run", program, "--runs", straight / "runs"), check=True, capture_output=True)
-    (reference_run,) = (straight / "runs" / "date_lessons").iterdir()
+    program, learn = _write(kind, straight, slow_world.base_url, demos)
+    subprocess.run(grpo_command("run", program, "--runs", straight / "runs"), check=True, capture_output=True)
+    (reference_run,) = (straight / "runs" / learn).iterdir()
     reference = slow_world.ledger()
     reference_bodies = [entry["sha256"] for entry in reference]
     assert len(set(reference_bodies)) == len(reference_bodies), "an uninterrupted run asks nothing twice"
 
     slow_world.reset()
-    program = write_world(killed, slow_world.base_url, **world)
+    program, _ = _write(kind, killed, slow_world.base_url, demos)
     rng = random.Random(20261124)
     run_dir: Path | None = None
     kills: list[float] = []
     for _ in range(5):
-        args = _grpo("run", program, "--runs", killed / "runs") if run_dir is None else _grpo("run", "--resume", run_dir)
-        run_dir, killed_at = _kill_after(args, run_dir, rng.randint(8, 30))
+        args = grpo_command("run", program, "--runs", killed / "runs") if run_dir is None else grpo_command("run", "--resume", run_dir)
+        run_dir, killed_at = kill_after(args, run_dir, rng.randint(8, 30))
         if killed_at is not None:
             kills.append(killed_at)
     assert run_dir is not None
     assert len(kills) == 5
-    subprocess.run(_grpo("run", "--resume", run_dir), check=True, capture_output=True)
+    subprocess.run(grpo_command("run", "--resume", run_dir), check=True, capture_output=True)
 
     assert _library(run_dir) == _library(reference_run)
     assert len(_library(run_dir).get("demos", [])) == demos
@@ -114,7 +104,7 @@ def test_killed_runs_resume_to_the_same_library_and_pay_nothing_twice(
 
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(slow_world: Endpoint, tmp_path: Path) -> None:
     program = write_world(tmp_path, slow_world.base_url)
-    with subprocess.Popen(_grpo("run", program, "--runs", tmp_path / "runs"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen(grpo_command("run", program, "--runs", tmp_path / "runs"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         assert process.stdout is not None and process.stderr is not None
         run_dir = Path(process.stdout.readline().strip())
         while len(read_events(run_dir / "events.jsonl")) < 30:
@@ -129,5 +119,5 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(slow_world: Endpoint, tmp_path
     assert info["status"] == "interrupted"
     assert read_events(run_dir / "events.jsonl")[-1]["event"] == "run_interrupted"
 
-    subprocess.run(_grpo("run", "--resume", run_dir), check=True, capture_output=True)
+    subprocess.run(grpo_command("run", "--resume", run_dir), check=True, capture_output=True)
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"

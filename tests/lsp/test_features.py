@@ -68,3 +68,13 @@ def test_without_pygls_grpo_lsp_says_which_extra_to_install() -> None:
     result = subprocess.run([sys.executable, "-c", hide_pygls], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2
     assert result.stderr == "grpo: error: `grpo lsp` needs the lsp extra (pygls is missing): pip install 'grpo-dsl[lsp]'\n"
+
+
+def test_a_task_s_tools_complete_with_python_and_the_declared_tools_and_are_references() -> None:
+    agent = PROGRAMS / "agent.grpo"
+    text = agent.read_text(encoding="utf-8")
+    analysis = analyse(str(agent), text, {})
+    at = text.index("tools      = [") + len("tools      = [")
+    assert {item.label for item in features.completions(analysis, at)} == {"python", "weekday"}
+    found = features.references(analysis, text.index("tool weekday") + len("tool "), [], include_declaration=False)
+    assert [span.line for span in found] == [text[: text.index("[weekday]")].count("\n") + 1]

@@ -162,7 +162,7 @@ async def test_completion_offers_what_fits_the_place(client: LanguageClient) -> 
     assert await labels(in_template, position_of(in_template, "{{ ti", after=5), 5) == {"ticket", "team", "id", "experiences"}
 
     in_enum = text.replace("  formats = [json, jinja, markdown]", "  formats = [json, ")
-    assert await labels(in_enum, position_of(in_enum, "[json, ", after=7), 6) == {"json", "jinja", "markdown"}
+    assert await labels(in_enum, position_of(in_enum, "[json, ", after=7), 6) == {"json", "jinja", "markdown", "prompty"}
 
 
 @pytest.mark.asyncio

@@ -153,7 +153,7 @@ def programs(draw: Draw, base_dir: str) -> ast.Program:
     optional(draw, evaluate, "seed", st.integers(0, 99))
 
     emit: dict[str, Any] = {"library": learn_name, "path": draw(st.sampled_from(["prompts/out", "../elsewhere/prompts"]))}
-    optional(draw, emit, "formats", st.lists(st.sampled_from(["json", "jinja", "markdown"]), min_size=1, max_size=3, unique=True))
+    optional(draw, emit, "formats", st.lists(st.sampled_from(["json", "jinja", "markdown", "prompty"]), min_size=1, max_size=4, unique=True))
     optional(draw, emit, "version", st.sampled_from(["1.0.0", "2.3.4"]))
 
     declarations: list[ast.Decl] = [

@@ -77,8 +77,36 @@ def synthetic_run() -> dict[str, Any]:
                 "ops_rejected": rejected[i],
                 "library_size": sizes[i],
                 "changes": changes[i],
+                "groups": [
+                    {
+                        "group": f"{i + 1}:q1",
+                        "question": "q1",
+                        "prompt": "What is 2 + 2?",
+                        "kept": True,
+                        "answers": [
+                            {"sample": 0, "reward": 1.0, "output": "4"},
+                            {"sample": 1, "reward": 0.0, "output": HOSTILE},
+                            {"sample": 2, "reward": None, "output": "", "error": "the call failed"},
+                        ],
+                        "summaries": ["Answered 4.", "Answered with markup."],
+                        "proposals": [{"op": "add", "text": "Answer with a number.", "rationale": "the better attempt did"}],
+                    },
+                    {"group": f"{i + 1}:q2", "question": "q2", "kept": False, "skip_reason": "every reward is equal", "answers": []},
+                ],
+                "rejected": [{"op": "modify", "text": "Never check units.", "reason": "modify is not allowed by the policy", "groups": [f"{i + 1}:q1"]}],
+                "gate": {"decision": "accepted", "questions": 10, "old_mean": 0.4, "new_mean": 0.5, "difference": 0.1, "low": -0.05, "high": 0.2, "p_value": 0.2},
             }
             for i in range(6)
+        ],
+        "questions": [
+            {
+                "question": f"q{n}",
+                "libraries": [
+                    {"library": "none", "answers": [{"sample": k, "reward": float(n % 2), "output": f"answer {n}.{k}"} for k in range(2)]},
+                    {"library": "math_lessons", "answers": [{"sample": k, "reward": float(n % 3 != 0), "output": HOSTILE} for k in range(2)]},
+                ],
+            }
+            for n in range(1, 7)
         ],
         "costs": [
             {"stage": "rollout", "calls": 120, "input_tokens": 96_000, "output_tokens": 240_000, "usd": 0.412},
@@ -166,6 +194,9 @@ def test_report_data_round_trips_through_json() -> None:
         (lambda d: d["costs"][0].update(usd="cheap"), "at costs/0/usd: 'cheap' is not of type 'number'"),
         (lambda d: d["evaluation"]["comparisons"][0].update(p_value=1.5), "at evaluation/comparisons/0/p_value"),
         (lambda d: d.update(colour="blue"), "Additional properties are not allowed"),
+        (lambda d: d["questions"][0]["libraries"][0]["answers"][0].update(reward="high"), "at questions/0/libraries/0/answers/0/reward"),
+        (lambda d: d["steps"][0]["gate"].update(decision="maybe"), "at steps/0/gate"),
+        (lambda d: d["steps"][0]["rejected"][0].pop("reason"), "at steps/0/rejected/0: 'reason' is a required property"),
     ],
 )
 def test_invalid_report_data_is_rejected_with_its_place(edit: Any, message: str) -> None:
@@ -195,8 +226,17 @@ class ElementCollector(HTMLParser):
             self._in_style = False
 
 
+def test_questions_are_failing_or_changed_by_their_answers() -> None:
+    data = ReportData.from_json(synthetic_run())
+    # "none" scores 1 on odd questions and 0 on even ones; "math_lessons" scores 0 on q3 and q6
+    assert [q.question for q in data.questions if q.failing] == ["q2", "q3", "q4", "q6"]
+    assert [q.question for q in data.questions if q.changed] == ["q2", "q3", "q4"]
+    assert ReportData.from_json(data.to_json()) == data
+
+
 def test_experience_text_is_escaped_and_the_page_loads_nothing() -> None:
     html = render_report(ReportData.from_json(synthetic_run()))
+    assert "<script>" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     elements = ElementCollector()
     elements.feed(html)

@@ -13,13 +13,18 @@ from pathlib import Path
 import pytest
 from support.browser import ARTIFACTS, MEASURE, Browser, visit
 from support.endpoint import Endpoint
-from support.eval_world import write_program
+from markupsafe import escape
+from support.eval_world import write_held_out, write_program
+from support.learn_world import write_world
 from support.worlds import LESSONS
 
 from grpo_dsl.cli import main
+from grpo_dsl.learning.replay import replay_run
 from grpo_dsl.learning.run import start_run
 from grpo_dsl.plan import load_plan
+from grpo_dsl.report import render_report
 from grpo_dsl.report.rundata import find_evaluation, read_run
+from grpo_dsl.runs.directory import read_events
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,7 @@ def test_the_evaluation_of_the_run_is_found_in_its_runs_folder(runs: Runs, tmp_p
 def test_grpo_report_writes_every_section(runs: Runs, tmp_path: Path) -> None:
     html = report(runs.learn_run, tmp_path / "report.html")
 
-    assert section_ids(html) == {"summary", "learning", "cost", "library", "evaluation"}
+    assert section_ids(html) == {"summary", "learning", "cost", "library", "steps", "evaluation", "questions"}
     for plot in ("plot-reward", "plot-groups", "plot-ops", "plot-library", "plot-cost", "plot-difference"):
         assert f'id="{plot}"' in html
     assert len(re.findall(r'<svg id="plot-forest', html)) == 3
@@ -107,11 +112,11 @@ def test_grpo_report_writes_every_section(runs: Runs, tmp_path: Path) -> None:
 
 def test_the_evaluation_can_be_chosen_or_left_out(runs: Runs, tmp_path: Path) -> None:
     chosen = report(runs.learn_run, tmp_path / "chosen.html", "--eval", str(runs.eval_run))
-    assert "evaluation" in section_ids(chosen)
+    assert {"evaluation", "questions"} <= section_ids(chosen)
     without = report(runs.learn_run, tmp_path / "without.html", "--no-eval")
-    assert section_ids(without) == {"summary", "learning", "cost", "library"}
+    assert section_ids(without) == {"summary", "learning", "cost", "library", "steps"}
     alone = report(runs.eval_run, tmp_path / "alone.html")
-    assert section_ids(alone) == {"summary", "cost", "evaluation"}
+    assert section_ids(alone) == {"summary", "cost", "evaluation", "questions"}
 
 
 def test_bad_run_directories_are_reported_without_a_traceback(runs: Runs, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -150,3 +155,122 @@ def test_the_report_of_a_real_run_renders_in_chromium(runs: Runs, browser: Brows
     assert measured["change_items"] == 2
     assert all("excludes zero" in sentence for sentence in measured["sentences"])
     assert measured["scripts"] == 0
+
+
+DRILL_DOWN = """
+(async () => {
+  const frame = () => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+  const shown = (e) => e.checkVisibility() && e.getClientRects().length > 0;
+  const labels = [...document.querySelectorAll("svg")].flatMap((svg) => {
+    const box = svg.getBoundingClientRect();
+    const scale = box.width / svg.viewBox.baseVal.width;
+    return [...svg.querySelectorAll("text")].map((t) => {
+      const r = t.getBoundingClientRect();
+      return {svg: svg.id, text: t.textContent, left: r.left - box.left, right: box.right - r.right,
+              top: r.top - box.top, bottom: box.bottom - r.bottom, page_right: window.innerWidth - r.right,
+              size: parseFloat(getComputedStyle(t).fontSize) * scale};
+    });
+  });
+  const questions = [...document.querySelectorAll("details.question")];
+  const first = questions[0];
+  const closed = [...first.querySelectorAll("tr.answer-row")].some(shown);
+  first.querySelector("summary").click();
+  await frame();
+  const answers = [...first.querySelectorAll("tr.answer-row")].filter(shown).map((row) => ({
+    library: row.dataset.library, sample: Number(row.dataset.sample),
+    reward: row.querySelector(".reward").textContent, answer: row.querySelector(".answer").textContent,
+    height: row.getBoundingClientRect().height}));
+  const visible = {};
+  for (const filter of ["failing", "changed", "all"]) {
+    document.querySelector(`label[for=filter-${filter}]`).click();
+    await frame();
+    visible[filter] = questions.filter(shown).map((q) => q.dataset.question);
+  }
+  const group = document.querySelector("details.step-detail");
+  group.querySelector("summary").click();
+  const firstGroup = group.querySelector("details.group");
+  firstGroup.querySelector("summary").click();
+  await frame();
+  return {labels, question: first.dataset.question, closed, answers, visible,
+          group_rows: [...firstGroup.querySelectorAll("table.answers tbody tr")].filter(shown).length,
+          proposals: [...firstGroup.querySelectorAll(".proposals li")].map((li) => li.textContent),
+          scripts: document.querySelectorAll("script").length, viewport: window.innerWidth};
+})()
+"""
+
+
+def test_the_report_drill_down_and_labels_in_chromium_at_1400_px(runs: Runs, browser: Browser) -> None:  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = ARTIFACTS / "report-drill-down.html"
+    report(runs.learn_run, page)
+
+    result = asyncio.run(visit(browser, page, DRILL_DOWN, width=1400))
+    (ARTIFACTS / "report-1400.png").write_bytes(result.screenshot)
+
+    assert result.errors == []
+    measured = result.value
+    assert measured["viewport"] == 1400 and measured["scripts"] == 0
+    labels = measured["labels"]
+    assert {label["svg"] for label in labels} >= {"plot-reward", "plot-groups", "plot-ops", "plot-library", "plot-cost", "plot-difference"}
+    cut = [label for label in labels if min(label["left"], label["right"], label["top"], label["bottom"], label["page_right"]) < -0.5]
+    assert cut == [], cut
+    small = [label for label in labels if label["size"] < 12]
+    assert small == [], small
+
+    rows = [json.loads(line) for line in (runs.eval_run / "results.jsonl").read_text().splitlines()]
+    question = measured["question"]
+    expected = [row for row in rows if row["question"] == question]
+    assert not measured["closed"]
+    assert [(a["library"], a["sample"], a["answer"]) for a in measured["answers"]] == [(r["library"], r["sample"], r["output"]) for r in expected]
+    assert [float(a["reward"]) for a in measured["answers"]] == [r["reward"] for r in expected]
+    assert all(a["height"] > 0 for a in measured["answers"])
+
+    by_question: dict[str, dict[str, list[float]]] = {}
+    for row in rows:
+        by_question.setdefault(row["question"], {}).setdefault(row["library"], []).append(row["reward"])
+    failing = [q for q, libs in by_question.items() if any(r is None or r <= 0 for rewards in libs.values() for r in rewards)]
+    changed = [q for q, libs in by_question.items() if len({sum(r) / len(r) for r in libs.values()}) > 1]
+    assert measured["visible"] == {"failing": failing, "changed": changed, "all": list(by_question)}
+    assert 0 < len(changed) < len(by_question) or 0 < len(failing) < len(by_question)
+
+    groups = json.loads((runs.learn_run / "steps/0001/rollouts.json").read_text())
+    assert measured["group_rows"] == len(groups[0]["rollouts"])
+    proposals = json.loads((runs.learn_run / "steps/0001/proposals.json").read_text())
+    assert len(measured["proposals"]) == len(proposals[0]["operations"])
+
+
+def test_rejected_operations_and_the_gate_come_from_the_run_files(endpoint: Endpoint, tmp_path: Path) -> None:
+    endpoint.configure(script="support.worlds:revising_world")
+    program = write_world(tmp_path, endpoint.base_url)
+    write_held_out(tmp_path)
+    program.write_text(program.read_text() + 'dataset held {\n  source = "held.jsonl"\n}\n')
+    program.write_text(program.read_text().replace("  seed       = 3\n", "  seed       = 3\n  validate   = held\n"))
+    (tmp_path / "policies.grpo").write_text("grpo 1\n\npolicy add_only {\n  ops = [add]\n}\n")
+    learned = start_run(load_plan(program), "date_lessons", base_dir=tmp_path, runs_root=tmp_path / "runs", stream=None)
+    assert learned.status == "completed", learned.message
+    replayed = replay_run(learned.run_dir, tmp_path / "policies.grpo", "add_only", runs_root=tmp_path / "replays", stream=None)
+    assert replayed.status == "completed", replayed.message
+
+    gates = {e["step"]: e for e in read_events(learned.run_dir / "events.jsonl") if e["event"] == "gate"}
+    assert gates, "the run never gated a change"
+    for step in read_run(learned.run_dir, find=False).steps:
+        event = gates.get(step.step)
+        if event is None:
+            assert step.gate is None
+            continue
+        assert step.gate is not None and step.gate.decision == event["decision"]
+        result = event["result"]
+        assert (step.gate.questions, step.gate.old_mean, step.gate.new_mean) == (result["questions"], result["old_mean"], result["new_mean"])
+        assert (step.gate.difference, step.gate.low, step.gate.high, step.gate.p_value) == (result["difference"], result["low"], result["high"], result["p_value"])
+
+    data = read_run(replayed.run_dir, find=False)
+    shown = [(r.op, r.text, r.reason) for s in data.steps for r in s.rejected]
+    recorded = [
+        (o["op"]["op"], o["op"].get("text") or o["op"].get("id"), o["reason"])
+        for s in data.steps
+        for o in json.loads((replayed.run_dir / f"steps/{s.step:04d}/report.json").read_text())["rejected"]
+    ]
+    assert recorded and shown == recorded
+    html = render_report(data)
+    for _, text, reason in shown:
+        assert str(escape(reason)) in html and str(escape(text)) in html

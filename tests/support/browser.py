@@ -135,8 +135,9 @@ class PageVisit:
     screenshot: bytes
 
 
-async def visit(browser: Browser, page: Path, expression: str) -> PageVisit:
-    """Load `page` in a new tab, evaluate `expression`, take a full-page screenshot."""
+async def visit(browser: Browser, page: Path, expression: str, width: int = 1280) -> PageVisit:
+    """Load `page` in a new tab `width` pixels wide, evaluate `expression` (awaited when it
+    is a promise), take a full-page screenshot."""
     async with asyncio.timeout(120):
         async with aiohttp.ClientSession() as http, http.ws_connect(browser.websocket_url, max_msg_size=0) as socket:
             devtools = DevTools(socket)
@@ -144,12 +145,12 @@ async def visit(browser: Browser, page: Path, expression: str) -> PageVisit:
             session = (await devtools.send("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
             for domain in ("Page", "Runtime", "Log"):
                 await devtools.send(f"{domain}.enable", session=session)
-            metrics = {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+            metrics = {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False}
             await devtools.send("Emulation.setDeviceMetricsOverride", metrics, session)
             before = len(devtools.events)
             await devtools.send("Page.navigate", {"url": page.as_uri()}, session)
             await devtools.wait_for_event("Page.loadEventFired", before)
-            evaluated = await devtools.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session)
+            evaluated = await devtools.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}, session)
             layout = await devtools.send("Page.getLayoutMetrics", session=session)
             full_height = int(layout["cssContentSize"]["height"])
             await devtools.send("Emulation.setDeviceMetricsOverride", {**metrics, "height": full_height}, session)

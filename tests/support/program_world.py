@@ -3,7 +3,8 @@
 It knows the rows of `programs/data/` and finds, in a rollout's prompt, the question
 it asks: it answers right half the time, a little more with each of its lessons in
 the prompt (the few points Training-Free GRPO gains), else says it is not sure. A task with tools first calls the
-interpreter once, as a maths model checking its arithmetic would. Its learner
+first tool offered once (the interpreter, as a maths model checking its arithmetic would, or
+a declared tool with the answer as each required argument). Its learner
 writes summaries of about sixty words, states a rule with the preamble small models
 use ("A rule that B breaks is that ..."), proposes the first lessons of `LESSONS`
 the library lacks (as many as the prompt allows), and consolidates by keeping each
@@ -72,8 +73,10 @@ def _rollout(request: Mapping[str, Any], number: int) -> str | dict[str, Any]:
         return UNSURE
     boxed = "\\boxed" in text
     if request.get("tools") and not any(m.get("role") == "tool" for m in request.get("messages", [])):
-        code = f"print({json.dumps(answer)})"
-        call = {"id": f"call_{number}", "type": "function", "function": {"name": "python", "arguments": json.dumps({"code": code})}}
+        tool = request["tools"][0]["function"]
+        required = tool.get("parameters", {}).get("required", [])
+        arguments = {"code": f"print({json.dumps(answer)})"} if tool["name"] == "python" else {name: answer for name in required}
+        call = {"id": f"call_{number}", "type": "function", "function": {"name": tool["name"], "arguments": json.dumps(arguments)}}
         return {"content": None, "tool_calls": [call], "finish_reason": "tool_calls"}
     known = sum(lesson in text for lesson in LESSONS)
     if _draw(request.get("seed"), text) < 0.5 + 0.02 * known:

@@ -22,6 +22,7 @@ __all__ = [
     "date_world",
     "half_failing_world",
     "judged_world",
+    "learner_reply",
     "misleading_world",
     "preamble_world",
     "quarter_failing_world",
@@ -63,9 +64,9 @@ def _rollout(request: Mapping[str, Any]) -> str:
     return f"{month}/{day}/{year}"
 
 
-def _advantage(text: str) -> dict[str, Any]:
+def _advantage(text: str, lessons: tuple[str, ...] = LESSONS) -> dict[str, Any]:
     library = text.split("The current library:")[1].split("State it as")[0]
-    for lesson in LESSONS:
+    for lesson in lessons:
         if lesson not in library:
             return {"operations": [{"op": "add", "text": lesson, "rationale": "the better attempts did this"}]}
     return {"operations": [{"op": "keep"}]}
@@ -81,19 +82,26 @@ def _consolidate(text: str) -> dict[str, Any]:
     return {"operations": [{"op": "add", "text": t, "rationale": "proposed by the groups"} for t in unique]}
 
 
-def date_world(request: Mapping[str, Any], number: int) -> str:
-    """Answer a rollout, summary, contrast, advantage or consolidation request of the date task."""
-    text = _text(request)
+def learner_reply(text: str, lessons: tuple[str, ...], rule: str) -> str | None:
+    """The scripted learner: a summary quoting the attempt, `rule` as the contrast, the
+    first of `lessons` the library lacks as the advantage, and equal proposals merged;
+    None when `text` is not a learner's prompt."""
     if text.startswith("You are reviewing one attempt"):
         attempt = text.split("<attempt>")[1].split("</attempt>")[0].strip()
         return f"The attempt answered {attempt}."
     if text.startswith("Two attempts at the same task"):
-        return "A rule that B breaks is that the date is written as YYYY-MM-DD."
+        return f"A rule that B breaks is {rule}."
     if text.startswith("Several attempts at the same task"):
-        return json.dumps(_advantage(text))
+        return json.dumps(_advantage(text, lessons))
     if text.startswith("You maintain a small library"):
         return json.dumps(_consolidate(text))
-    return _rollout(request)
+    return None
+
+
+def date_world(request: Mapping[str, Any], number: int) -> str:
+    """Answer a rollout, summary, contrast, advantage or consolidation request of the date task."""
+    reply = learner_reply(_text(request), LESSONS, "that the date is written as YYYY-MM-DD")
+    return reply if reply is not None else _rollout(request)
 
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

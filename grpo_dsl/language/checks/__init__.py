@@ -27,6 +27,7 @@ from grpo_dsl.language.checks.expressions import (
 from grpo_dsl.language.checks.files import (
     check_data_files,
     check_python_files,
+    check_response_schemas,
     check_tool_files,
 )
 from grpo_dsl.language.checks.names import check_duplicates, check_references
@@ -40,6 +41,7 @@ from grpo_dsl.language.checks.rules import (
     check_validation_set,
 )
 from grpo_dsl.language.checks.templates import check_templates
+from grpo_dsl.language.checks.tools import check_tools
 from grpo_dsl.language.checks.unused import check_unused
 from grpo_dsl.language.diagnostics import Diagnostic
 from grpo_dsl.language.workspace import Workspace, load_sources
@@ -53,6 +55,8 @@ CHECKS: tuple[Check, ...] = (
     check_data_files,
     check_python_files,
     check_tool_files,
+    check_response_schemas,
+    check_tools,
     check_functions,
     check_reward_names,
     check_reward_cycles,

@@ -180,7 +180,14 @@ def _value(attribute: str, spec: AttributeSpec, value: ast.Expr | ast.Block, kin
                 return
             for item in value.items:
                 yield from _word(attribute, spec, item) if spec.kind == "words" else _metric(attribute, item)
-        case "paths":
+        case "tools":
+            if not isinstance(value, ast.ListExpr):
+                yield _type_error(attribute, spec, value, f"write a list: `{attribute} = [python, search]`")
+                return
+            for item in value.items:
+                if not isinstance(item, ast.Name):
+                    yield _type_error(attribute, spec, item, _unquote_hint(item))
+        case "paths" | "strings":
             if not isinstance(value, ast.ListExpr):
                 yield _type_error(attribute, spec, value, f'write a list: `{attribute} = ["file.csv"]`')
                 return
@@ -199,6 +206,9 @@ def _value(attribute: str, spec: AttributeSpec, value: ast.Expr | ast.Block, kin
                 yield _type_error(attribute, spec, value)
         case "python":
             yield from _python_call(attribute, spec, value)
+        case "schema":
+            if not (isinstance(value, ast.Call) and value.function == "schema" and len(value.args) == 1 and isinstance(value.args[0], ast.String)):
+                yield _type_error(attribute, spec, value, 'write `response = schema("answer.schema.json")`')
 
 
 def _mapping(attribute: str, block: ast.Block) -> Iterator[Diagnostic]:

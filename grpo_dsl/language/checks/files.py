@@ -1,19 +1,22 @@
 """Files a program names: dataset files (E0104, E0403), the columns
 `fields` maps to (E0404), datasets with no row (E0406) or two rows with one id
-(E0407), the files of `python(...)` references (E0105), and the files a task gives
-its python tool (E0104, E0107). Every row is read, so what a run would reject is
+(E0407), the files of `python(...)` references (E0105), the files a task gives
+its python tool (E0104, E0107), and a task's response schema (E0104, E0111). Every row is read, so what a run would reject is
 rejected here. User code is never imported here."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+
+from jsonschema import Draft202012Validator, SchemaError
 
 from grpo_dsl.language import ast
 from grpo_dsl.language.checks.context import Context, DatasetInfo, did_you_mean, error
 from grpo_dsl.language.diagnostics import Diagnostic
 from grpo_dsl.language.queries import PYTHON_REFERENCE, walk
 
-__all__ = ["check_data_files", "check_python_files", "check_tool_files"]
+__all__ = ["check_data_files", "check_python_files", "check_response_schemas", "check_tool_files"]
 
 
 def _dataset(info: DatasetInfo) -> Iterator[Diagnostic]:
@@ -122,3 +125,23 @@ def check_tool_files(context: Context) -> Iterator[Diagnostic]:
                 )
             else:
                 names[path.name] = literal
+
+
+def check_response_schemas(context: Context) -> Iterator[Diagnostic]:
+    """The file of every task's `response = schema("file.json")` exists and holds a JSON schema."""
+    for decl in context.of_kind(ast.Task):
+        found = decl.get("response")
+        if found is None or not isinstance(found.value, ast.Call) or not found.value.args:
+            continue
+        literal = found.value.args[0]
+        if not isinstance(literal, ast.String):
+            continue
+        path = context.workspace.folder_of(decl) / literal.value
+        if not path.is_file():
+            yield error("E0104", f"schema file `{literal.value}` not found", literal.span, f"paths are relative to the file that contains them: looked for `{path}`")
+            continue
+        try:
+            Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, SchemaError) as exc:
+            problem = exc.message if isinstance(exc, SchemaError) else str(exc)
+            yield error("E0111", f"`{literal.value}` is not a JSON schema: {problem}", literal.span, "a response schema is a JSON file that follows JSON Schema (draft 2020-12)")

@@ -75,6 +75,10 @@ def _references(context: Context, kind: str, attributes: tuple[ast.Attribute, ..
             for library in value.items:
                 if isinstance(library, ast.Name) and library.name != "none":
                     yield from _resolve(context, library, ("learn",), "learn")
+        elif spec.kind == "tools" and isinstance(value, ast.ListExpr):
+            for tool in value.items:
+                if isinstance(tool, ast.Name) and tool.name != "python":
+                    yield from _resolve(context, tool, ("tool",), "tool")
         elif spec.kind == "block" and isinstance(value, ast.Block):
             yield from _references(context, f"{kind}.{item.name}", value.attributes)
 

@@ -28,7 +28,7 @@ def _referenced(kind: str, attributes: tuple[ast.Attribute, ...]) -> Iterator[st
         if isinstance(item.value, ast.Block):
             if spec.kind == "block":
                 yield from _referenced(f"{kind}.{item.name}", item.value.attributes)
-        elif spec.kind in ("ref", "library", "libraries"):
+        elif spec.kind in ("ref", "library", "libraries", "tools"):
             for node in walk(item.value):
                 if isinstance(node, ast.Name | ast.String):
                     yield node.name if isinstance(node, ast.Name) else node.value
