@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal
 
 from grpo_dsl.cli.console import EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, Console, UsageError
 from grpo_dsl.core.files import atomic_write_text
@@ -82,16 +82,17 @@ def _status(status: str) -> int:
     return EXIT_OK if status == "completed" else EXIT_PROBLEMS
 
 
-def _progress(console: Console) -> TextIO | None:
+def _progress(console: Console) -> dict[str, Any]:
     """Where the live progress goes: standard error (JSON documents go to standard
-    output, so `--format json` keeps it), or nowhere with `-q`."""
-    return None if console.verbosity < 0 else sys.stderr
+    output, so `--format json` keeps it), or nowhere with `-q`; coloured as `--color`
+    and `NO_COLOR` say."""
+    return {"stream": None if console.verbosity < 0 else sys.stderr, "color": console.color(sys.stderr)}
 
 
 def _places(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """What a new run or evaluation of `FILE` is told: the program's folder (its paths are
     relative to it), the runs folder and where the progress goes."""
-    return {"base_dir": Path(args.file).resolve().parent, "runs_root": Path(args.runs), "stream": _progress(console)}
+    return {"base_dir": Path(args.file).resolve().parent, "runs_root": Path(args.runs), **_progress(console)}
 
 
 def _announce(console: Console, label: str) -> Callable[[Path], None]:
@@ -178,7 +179,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(f"not a run directory: {run_dir}")
         _print_run_dir(console)(run_dir)
         _resumed(run_dir, console)
-        result = resume_run(run_dir, budget=budget, stream=_progress(console))
+        result = resume_run(run_dir, budget=budget, **_progress(console))
     else:
         if budget:
             raise UsageError("--budget goes with --resume; for a new run, set `budget { ... }` in the learn block")
@@ -252,7 +253,7 @@ def evaluate(args: argparse.Namespace, console: Console) -> int:
         console.info(f"evaluation run: {args.resume}")
         if (Path(args.resume) / "run.json").is_file():
             _resumed(Path(args.resume), console)
-        result = resume_evaluation(Path(args.resume), stream=_progress(console))
+        result = resume_evaluation(Path(args.resume), **_progress(console))
     else:
         compiled = _program(args.file, console, "--resume EVAL_DIR")
         name = _chosen_block(compiled, "evaluate", args.evaluate)
@@ -331,8 +332,8 @@ def replay(args: argparse.Namespace, console: Console) -> int:
         from_step=args.from_step,
         runs_root=Path(args.runs),
         offline=args.offline,
-        stream=_progress(console),
         on_start=_announce(console, "replay run"),
+        **_progress(console),
     )
     if console.json:
         console.document("replay", _replay_document(result))

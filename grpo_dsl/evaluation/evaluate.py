@@ -360,11 +360,12 @@ def start_evaluation(
     budget: Budget | None = None,
     stream: TextIO | None = None,
     on_start: Callable[[Path], None] | None = None,
+    color: bool | None = None,
 ) -> EvaluationResult:
     """Resolve the libraries of `evaluate`, create its run directory and evaluate them all.
 
     `on_start` is told the run directory as soon as it exists; warnings about the
-    libraries go to `stream`. Raises `EvaluationError` before anything is created
+    libraries and the progress (styled as `color` says, see `Progress`) go to `stream`. Raises `EvaluationError` before anything is created
     when a library cannot be found, and `SandboxUnavailable` when the task's python
     tool cannot run here.
     """
@@ -388,10 +389,10 @@ def start_evaluation(
     if stream is not None:
         for note in notes:
             stream.write(f"{note}\n")
-    return asyncio.run(_execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream))
+    return asyncio.run(_execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream, color))
 
 
-def resume_evaluation(run_dir: Path, *, stream: TextIO | None = None) -> EvaluationResult:
+def resume_evaluation(run_dir: Path, *, stream: TextIO | None = None, color: bool | None = None) -> EvaluationResult:
     """Evaluate again, in `run_dir`, the libraries it recorded; answered calls come from its cache."""
     run = RunDirectory(run_dir)
     if not is_evaluation_run(run_dir):
@@ -400,7 +401,7 @@ def resume_evaluation(run_dir: Path, *, stream: TextIO | None = None) -> Evaluat
     plan = Plan.from_json(run.plan_path.read_text(encoding="utf-8"))
     sources = [LibrarySource.from_json(s) for s in read_json(run.path / "libraries.json")["libraries"]]
     budget = Budget.from_json(info["budget"]) if info.get("budget") else None
-    return asyncio.run(_execute(run, plan, info["evaluate"], sources, Path(info["base_dir"]), budget, stream))
+    return asyncio.run(_execute(run, plan, info["evaluate"], sources, Path(info["base_dir"]), budget, stream, color))
 
 
 def is_evaluation_run(path: Path) -> bool:
@@ -469,12 +470,13 @@ async def _execute(
     base_dir: Path,
     budget: Budget | None,
     stream: TextIO | None,
+    color: bool | None,
 ) -> EvaluationResult:
     block, reward = _block(plan, evaluate)
     task = plan.task(block.task)
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
-    progress = Progress(stream, title=f"eval {evaluate}", cost=lambda: usage.total_usd, budget_usd=budget.usd if budget else None)
+    progress = Progress(stream, title=f"eval {evaluate}", cost=lambda: usage.total_usd, budget_usd=budget.usd if budget else None, color=color)
     progress.expect(block.estimate, len(sources), usage.to_json()["by_stage"])
     questions = load_questions(plan.dataset(block.data), base_dir, block.seed)
     templates = compose_templates(task.system, task.prompt, task.experiences, task.demos_placement)

@@ -71,10 +71,12 @@ def start_run(
     runs_root: Path,
     stream: TextIO | None = sys.stderr,
     on_start: Callable[[Path], None] | None = None,
+    color: bool | None = None,
 ) -> RunResult:
     """Create a run directory for `learn` and run it to its end (or a clean stop).
 
-    `on_start` is told the run directory as soon as it exists. Raises
+    The progress goes to `stream`, styled as `color` says (`Progress`). `on_start`
+    is told the run directory as soon as it exists. Raises
     `SandboxUnavailable` before it exists when the task's python tool cannot run here.
     """
     Tools.of(plan.task(plan.learn(learn).task), base_dir)
@@ -87,11 +89,13 @@ def start_run(
     if on_start is not None:
         on_start(run.path)
     with run.lock():
-        return asyncio.run(_execute(run, plan, learn, base_dir.resolve(), stream))
+        return asyncio.run(_execute(run, plan, learn, base_dir.resolve(), stream, color))
 
 
-def resume_run(run_dir: Path, *, stream: TextIO | None = sys.stderr, budget: Mapping[str, float] | None = None) -> RunResult:
-    """Continue a run directory after its last completed step.
+def resume_run(
+    run_dir: Path, *, stream: TextIO | None = sys.stderr, budget: Mapping[str, float] | None = None, color: bool | None = None
+) -> RunResult:
+    """Continue a run directory after its last completed step (progress as `start_run`'s).
 
     `budget` (`usd`, `tokens`, `calls`) replaces those limits of the learn's budget,
     for this and later resumptions: a run stopped by its budget goes on with a
@@ -104,7 +108,7 @@ def resume_run(run_dir: Path, *, stream: TextIO | None = sys.stderr, budget: Map
         plan = recorded_plan(run, info)
         if budget:
             run.update_info(budget={**(info.get("budget") or {}), **budget})
-        return asyncio.run(_execute(run, plan, str(info["learn"]), Path(str(info["base_dir"])), stream))
+        return asyncio.run(_execute(run, plan, str(info["learn"]), Path(str(info["base_dir"])), stream, color))
 
 
 def recorded_plan(run: RunDirectory, info: Mapping[str, Any]) -> Plan:
@@ -156,7 +160,7 @@ def _restored(run: RunDirectory, step: int) -> Library:
         raise RunError(f"{run.step_dir(step) / 'library.json'} is damaged ({exc}); delete {run.step_dir(step)} to run that step again") from None
 
 
-async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, stream: TextIO | None) -> RunResult:
+async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, stream: TextIO | None, color: bool | None) -> RunResult:
     learn_view = plan.learn(learn)
     completed = run.completed_steps()
     library = _restored(run, completed[-1]) if completed else initial_library(plan, learn, run.path.parent.parent)
@@ -166,7 +170,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
     info = run.info()
     budget = _budget(learn_view, info.get("budget"))
     revised: Mapping[str, Any] | None = info.get("reestimate")
-    progress = Progress(stream, title=f"run {learn}", cost=lambda: usage.total_usd, budget_usd=budget.usd)
+    progress = Progress(stream, title=f"run {learn}", cost=lambda: usage.total_usd, budget_usd=budget.usd, color=color)
     if completed and _damaged(run.library_path):
         progress.message(f"{run.library_path} was damaged; it is written again from step {completed[-1]}")
     events.append("run_resumed" if completed else "run_started", learn=learn, completed_steps=len(completed))
