@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -125,6 +125,15 @@ class Plan:
         """Every `model` block, by name."""
         return {name: self.model(name) for name in sorted(self.data["models"])}
 
+    def used_models(self) -> dict[str, ModelView]:
+        """The `model` blocks a task, a learner or a judge names, by name: the ones a run
+        may call. A model that is only declared (say, in an imported file) is never started
+        or checked."""
+        used = {task["model"] for task in self.data["tasks"].values()}
+        used |= {learn["learner"] for learn in self.data["learns"].values()}
+        used |= set(_judge_models(self.data["rewards"]))
+        return {name: view for name, view in self.models().items() if name in used}
+
     def dataset(self, name: str) -> DatasetView:
         """The `dataset` block `name`."""
         return read_view(DatasetView, self.data["datasets"][name], name=name)
@@ -187,3 +196,15 @@ class Plan:
         reward scorer compiles."""
         rewards: Mapping[str, Any] = self.data["rewards"]
         return rewards
+
+
+def _judge_models(tree: Any) -> Iterator[str]:
+    """The models the judges anywhere in a reward tree name."""
+    if isinstance(tree, Mapping):
+        if tree.get("kind") == "judge" and isinstance(tree.get("model"), str):
+            yield tree["model"]
+        for value in tree.values():
+            yield from _judge_models(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _judge_models(value)

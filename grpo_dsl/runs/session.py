@@ -194,8 +194,9 @@ class EventedClient:
 
 
 def model_documents(plan: Plan) -> dict[str, Mapping[str, Any]]:
-    """The plan's model blocks as the JSON the client stack reads (`ModelConfig.from_plan`)."""
-    return {name: model.document for name, model in plan.models().items()}
+    """The plan's model blocks a run may call (`Plan.used_models`), as the JSON the client
+    stack reads (`ModelConfig.from_plan`)."""
+    return {name: model.document for name, model in plan.used_models().items()}
 
 
 def structured_mode(models: Mapping[str, Mapping[str, Any]], block: str) -> str:
