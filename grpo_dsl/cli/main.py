@@ -82,6 +82,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", metavar="DIR", default="runs", help="where run directories go (default: ./runs)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted, stopped or failed run")
     parser.add_argument(
+        "--repeats", type=int, metavar="N", help="learn N times with seeds seed .. seed + N - 1 (default: the learn's `repeats`)"
+    )
+    parser.add_argument(
         "--budget",
         metavar="LIMIT=N",
         action="append",
@@ -139,6 +142,17 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="EVAL_DIR", help="continue (or replay) an evaluation run directory")
 
 
+def _ablate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="a .grpo program")
+    parser.add_argument("--evaluate", metavar="NAME", help="the evaluate block whose questions measure (needed when there are several)")
+    parser.add_argument(
+        "--library",
+        metavar="LEARN|MODULE@VERSION",
+        help="the library to ablate: a learn (LEARN#R for one repeat) or a module (default: the one the block compares)",
+    )
+    parser.add_argument("--runs", metavar="DIR", default="runs", help="where runs are found and written (default: ./runs)")
+
+
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a learning run directory (or an evaluation run directory)")
     parser.add_argument("-o", "--output", metavar="HTML", default="report.html", help="the HTML file to write (default: report.html)")
@@ -148,7 +162,13 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="EVAL_DIR",
         help="the evaluation to show (default: the newest one under the same runs folder that compared this run's library)",
     )
-    parser.add_argument("--no-eval", action="store_true", help="show no evaluation")
+    parser.add_argument(
+        "--ablation",
+        dest="ablation_dir",
+        metavar="ABLATION_DIR",
+        help="the ablation to show (default: the newest one under the same runs folder of this run's library)",
+    )
+    parser.add_argument("--no-eval", action="store_true", help="show no evaluation and no ablation")
 
 
 def _replay_arguments(parser: argparse.ArgumentParser) -> None:
@@ -172,6 +192,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("emit", "write the library of a run as a prompt module version", _emit_arguments, "runtime:emit"),
     Subcommand("module", "show, log, diff, blame, package and export the versions of a prompt module", _module_arguments, "module:module", common=False),
     Subcommand("eval", "evaluate libraries side by side, with intervals and paired differences", _eval_arguments, "runtime:evaluate"),
+    Subcommand("ablate", "measure what each lesson and demo of a library is worth, with intervals", _ablate_arguments, "ablation:ablate"),
     Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, "runtime:report"),
     Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, "runtime:replay"),
     Subcommand("lsp", "run the language server for editors, over standard input and output", _lsp_arguments, "source:lsp", common=False),

@@ -1,5 +1,6 @@
 """`grpo run`, `emit`, `eval`, `report` and `replay`: the verbs that run the learning loop
-or read what it wrote. `openai` is imported only when a verb builds its client.
+or read what it wrote (`grpo ablate` is in `cli.ablation`, and shares the helpers here).
+`openai` is imported only when a verb builds its client.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Literal
 from grpo_dsl.cli.console import EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, Console, UsageError
 from grpo_dsl.core.files import atomic_write_text
 from grpo_dsl.evaluation.evaluate import EvaluationResult, format_evaluation, resume_evaluation, start_evaluation
+from grpo_dsl.learning.repeats import RepeatsError, RepeatsResult, best_repeat, resume_repeats, start_repeats
 from grpo_dsl.learning.replay import ReplayResult, format_replay, replay_run
 from grpo_dsl.learning.run import RunResult, resume_run, start_run
 from grpo_dsl.modules import ModuleError, emit_from_run
@@ -21,6 +23,7 @@ from grpo_dsl.plan import Plan, load_plan
 from grpo_dsl.report import render_report
 from grpo_dsl.report.rundata import read_run
 from grpo_dsl.runs.progress import format_cost
+from grpo_dsl.runs.repeats import is_repeated_run
 
 __all__ = ["emit", "evaluate", "replay", "report", "run"]
 
@@ -130,19 +133,26 @@ def _budget(given: Sequence[str]) -> dict[str, float]:
     return limits
 
 
-def _run_summary(result: RunResult) -> list[str]:
+def _run_summary(result: RunResult, title: str = "run") -> list[str]:
     """The run for people: its status, a line per step, its spending and the estimates."""
-    lines = [f"run {result.status}: {result.run_dir}"]
+    lines = [f"{title} {result.status}: {result.run_dir}"]
     if result.message:
         lines.append(f"  {result.message}")
     if result.steps:
         demos = any(s.demos for s in result.steps)
+        pruned = any(s.pruned for s in result.steps)
         failures = any(s.failed_rollouts or s.failed_calls for s in result.steps)
-        lines.append("  step  reward  kept  applied  rejected  library" + ("  demos" if demos else "") + ("  failed" if failures else ""))
+        lines.append(
+            "  step  reward  kept  applied  rejected  library"
+            + ("  demos" if demos else "")
+            + ("  pruned" if pruned else "")
+            + ("  failed" if failures else "")
+        )
         for s in result.steps:
             lines.append(
                 f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}"
                 + (f"  {s.demos:>5}" if demos else "")
+                + (f"  {s.pruned:>6}" if pruned else "")
                 + (f"  {s.failed_rollouts + s.failed_calls:>6}" if failures else "")
             )
     usage = result.usage.get("total", {})
@@ -156,7 +166,19 @@ def _run_summary(result: RunResult) -> list[str]:
     return lines
 
 
-def _run_document(result: RunResult, emitted: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _repeats_summary(result: RepeatsResult) -> list[str]:
+    """A repeated run for people: each repeat's summary, then how they ended and ranked."""
+    lines = [line for number, repeat in enumerate(result.runs, start=1) for line in _run_summary(repeat, f"repeat {number}")]
+    lines.append(f"repeats {result.status}: {result.run_dir}")
+    if result.message:
+        lines.append(f"  {result.message}")
+    if result.ranking is not None:
+        means = ", ".join(f"repeat {r} {m:.3f}" for r, m in enumerate(result.ranking["means"], start=1))
+        lines.append(f"  ranked on `{result.ranking['data']}` by mean reward: {means}; the best is repeat {result.ranking['best']}")
+    return lines
+
+
+def _one_run(result: RunResult) -> dict[str, Any]:
     return {
         "run_dir": str(result.run_dir),
         "status": result.status,
@@ -166,26 +188,49 @@ def _run_document(result: RunResult, emitted: Sequence[Mapping[str, Any]]) -> di
         "usage": dict(result.usage),
         "estimate": dict(result.estimate) if result.estimate else None,
         "reestimate": dict(result.reestimate) if result.reestimate else None,
+    }
+
+
+def _run_document(result: RunResult | RepeatsResult, emitted: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`grpo run --format json`: the run, or a repeated run's repeats and ranking, and what was emitted."""
+    if isinstance(result, RunResult):
+        return {**_one_run(result), "emitted": list(emitted)}
+    return {
+        "run_dir": str(result.run_dir),
+        "status": result.status,
+        "message": result.message,
+        "repeats": [_one_run(r) for r in result.runs],
+        "ranking": dict(result.ranking) if result.ranking is not None else None,
         "emitted": list(emitted),
     }
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    """`grpo run FILE [--learn NAME] [--runs DIR]` or `grpo run --resume RUN_DIR [--budget ...]`."""
+    """`grpo run FILE [--learn NAME] [--runs DIR] [--repeats N]` or `grpo run --resume RUN_DIR [--budget ...]`."""
+    if args.repeats is not None and args.repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, not {args.repeats}")
     budget = _budget(args.budget)
+    result: RunResult | RepeatsResult
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "run.json").is_file():
             raise UsageError(f"not a run directory: {run_dir}")
         _print_run_dir(console)(run_dir)
         _resumed(run_dir, console)
-        result = resume_run(run_dir, budget=budget, **_progress(console))
+        if is_repeated_run(run_dir):
+            result = resume_repeats(run_dir, budget=budget, **_progress(console))
+        else:
+            result = resume_run(run_dir, budget=budget, **_progress(console))
     else:
         if budget:
             raise UsageError("--budget goes with --resume; for a new run, set `budget { ... }` in the learn block")
         plan = _program(args.file, console, "--resume RUN_DIR")
         learn = _chosen_block(plan, "learn", args.learn)
-        result = start_run(plan, learn, **_places(args, console), on_start=_print_run_dir(console))
+        repeats = args.repeats or plan.learn(learn).repeats
+        if repeats > 1:
+            result = start_repeats(plan, learn, repeats=repeats, **_places(args, console), on_start=_print_run_dir(console))
+        else:
+            result = start_run(plan, learn, **_places(args, console), on_start=_print_run_dir(console))
     status = _status(result.status)
     emitted: list[dict[str, Any]] = []
     if result.status == "completed":
@@ -194,29 +239,45 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if console.json:
         console.document("run", _run_document(result, emitted))
     else:
-        for line in _run_summary(result):
+        for line in _run_summary(result) if isinstance(result, RunResult) else _repeats_summary(result):
             console.info(line)
     return status
 
 
+def _published(run_dir: Path) -> tuple[Path, str]:
+    """The run whose library an emit publishes, and a note saying which: the run itself, or
+    the best-ranked repeat of a repeated run (`RepeatsError` when they are not ranked)."""
+    if not is_repeated_run(run_dir):
+        return run_dir, ""
+    best, why = best_repeat(run_dir)
+    return best, f" from {why}"
+
+
 def _emit_after_run(run_dir: Path, console: Console) -> tuple[list[dict[str, Any]], bool]:
-    """Run the program's `emit` blocks whose library is the learn that just finished:
-    what each wrote, and whether one failed."""
+    """Run the program's `emit` blocks whose library is the learn that just finished (for
+    a repeated run, its best repeat's): what each wrote, and whether one failed. Repeats
+    not ranked yet leave the emits waiting, which is no failure."""
     info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     plan = Plan.from_json((run_dir / "plan.json").read_text(encoding="utf-8"))
+    emits = [name for name in plan.names("emit") if plan.emit(name).library == info["learn"]]
+    if not emits:
+        return [], False
+    try:
+        source, note = _published(run_dir)
+    except RepeatsError as error:
+        console.info(f"emit {', '.join(f'`{n}`' for n in emits)} waits: {error}")
+        return [], False
     emitted: list[dict[str, Any]] = []
     failed = False
-    for name in plan.names("emit"):
-        if plan.emit(name).library != info["learn"]:
-            continue
+    for name in emits:
         try:
-            result = emit_from_run(plan, name, run_dir, base_dir=Path(info["base_dir"]))
+            result = emit_from_run(plan, name, source, base_dir=Path(info["base_dir"]))
         except ModuleError as error:
             print(f"grpo: emit `{name}` failed: {error}", file=sys.stderr)
             failed = True
             continue
         emitted.append({"emit": name, "path": str(result.path), "version": result.version, "created": result.created})
-        console.info(f"{'emitted' if result.created else 'unchanged'} {result.path} {result.version}")
+        console.info(f"{'emitted' if result.created else 'unchanged'} {result.path} {result.version}{note}")
     return emitted, failed
 
 
@@ -231,15 +292,16 @@ def emit(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"no such run directory: {args.run_dir}")
     compiled = load_plan(args.file)
     base_dir = Path(args.file).resolve().parent
-    result = emit_from_run(compiled, args.emit, Path(args.run_dir), step=args.step, base_dir=base_dir, force=args.force)
+    source, note = _published(Path(args.run_dir))
+    result = emit_from_run(compiled, args.emit, source, step=args.step, base_dir=base_dir, force=args.force)
     bump = result.change.bump if result.change is not None else None
     if console.json:
-        document = {"path": str(result.path), "version": result.version, "created": result.created, "bump": bump}
+        document = {"path": str(result.path), "version": result.version, "created": result.created, "bump": bump, "source": str(source)}
         console.document("emit", document)
     elif result.change is None:
-        print(f"{result.path} {result.version}: unchanged, no new version")
+        print(f"{result.path} {result.version}: unchanged, no new version{note}")
     else:
-        print(f"{result.path} {result.version}: {bump} version written")
+        print(f"{result.path} {result.version}: {bump} version written{note}")
     return EXIT_OK
 
 
@@ -271,24 +333,32 @@ def evaluate(args: argparse.Namespace, console: Console) -> int:
 
 
 def report(args: argparse.Namespace, console: Console) -> int:
-    """`grpo report RUN_DIR [-o report.html] [--eval EVAL_DIR | --no-eval]`: one self-contained HTML file."""
+    """`grpo report RUN_DIR [-o report.html] [--eval EVAL_DIR] [--ablation ABLATION_DIR] [--no-eval]`: one self-contained HTML file."""
     run_dir = Path(args.run_dir)
     if not (run_dir / "run.json").is_file():
         raise UsageError(f"not a run directory: {run_dir}")
-    if args.eval_dir is not None and not (Path(args.eval_dir) / "run.json").is_file():
-        raise UsageError(f"not an evaluation run directory: {args.eval_dir}")
+    for given, what in ((args.eval_dir, "an evaluation"), (args.ablation_dir, "an ablation")):
+        if given is not None and not (Path(given) / "run.json").is_file():
+            raise UsageError(f"not {what} run directory: {given}")
     target = Path(args.output)
     if not target.parent.is_dir():
         raise UsageError(f"no such folder: {target.parent}")
-    data = read_run(run_dir, evaluation_dir=Path(args.eval_dir) if args.eval_dir else None, find=not args.no_eval)
+    data = read_run(
+        run_dir,
+        evaluation_dir=Path(args.eval_dir) if args.eval_dir else None,
+        ablation_dir=Path(args.ablation_dir) if args.ablation_dir else None,
+        find=not args.no_eval,
+    )
     atomic_write_text(target, render_report(data))
     if console.json:
         evaluation = data.evaluation.to_json() if data.evaluation is not None else None
-        document = {"output": str(target), "run_dir": str(run_dir), "steps": len(data.steps), "evaluation": evaluation}
+        ablation = data.ablation.to_json() if data.ablation is not None else None
+        document = {"output": str(target), "run_dir": str(run_dir), "steps": len(data.steps), "evaluation": evaluation, "ablation": ablation}
         console.document("report", document)
     else:
         shown = "with its evaluation" if data.evaluation is not None else "without an evaluation"
-        print(f"{target}: {len(data.steps)} steps, {shown}")
+        ablated = f" and the ablation of {len(data.ablation.items)} items" if data.ablation is not None else ""
+        print(f"{target}: {len(data.steps)} steps, {shown}{ablated}")
     return EXIT_OK
 
 

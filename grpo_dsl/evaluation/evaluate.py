@@ -47,8 +47,9 @@ from grpo_dsl.clients.protocol import ChatRequest, ChatResponse
 from grpo_dsl.core.env import resolve_env
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_json, atomic_write_text, read_json
-from grpo_dsl.evaluation.results import Comparison, EvaluationData, LibraryEvaluation
-from grpo_dsl.evaluation.sampling import QuestionResult, sample_library
+from grpo_dsl.evaluation.pooled import crossed_bootstrap
+from grpo_dsl.evaluation.results import Comparison, EvaluationData, LibraryEvaluation, PooledGain
+from grpo_dsl.evaluation.sampling import QuestionResult, Sampling
 from grpo_dsl.evaluation.stats import (
     SMALL_SAMPLE,
     EvaluationSummary,
@@ -69,30 +70,35 @@ from grpo_dsl.modules import (
 )
 from grpo_dsl.plan import Plan
 from grpo_dsl.plan.views import EvaluateView
-from grpo_dsl.prompts.messages import compose_templates
 from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.rollout.answer import Call
 from grpo_dsl.rollout.tools import Tools, open_tools
-from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.failures import Failures, TooManyFailures
 from grpo_dsl.runs.progress import Progress
+from grpo_dsl.runs.repeats import is_repeated_run, repeat_dirs
 from grpo_dsl.runs.session import (
     client_stack,
     ending_cleanly,
     latest_completed_run,
+    run_status,
     usage_from_events,
 )
 
 __all__ = [
     "EVALUATION_SCHEMA",
+    "FAILURES_SCHEMA",
+    "INTERVAL_SCHEMA",
     "EvaluationError",
     "EvaluationResult",
     "LibraryResult",
     "LibrarySource",
     "STAGE",
+    "evaluate_block",
     "format_evaluation",
     "is_evaluation_run",
+    "library_sources",
+    "newest_evaluation",
     "question_scores",
     "read_evaluation",
     "resolve_libraries",
@@ -125,6 +131,8 @@ class LibrarySource:
     library: Library
     origin: str | None = None
     status: str | None = None
+    repeat_of: str | None = None
+    """For the library of one repeat of a learn with `repeats` (named `LEARN#R`): the learn."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,13 +140,21 @@ class LibrarySource:
             "kind": self.kind,
             "origin": self.origin,
             "status": self.status,
+            "repeat_of": self.repeat_of,
             "content_hash": self.library.content_hash(),
             "library": self.library.to_json(),
         }
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> LibrarySource:
-        return cls(value["name"], value["kind"], Library.from_json(value["library"]), value.get("origin"), value.get("status"))
+        return cls(
+            value["name"],
+            value["kind"],
+            Library.from_json(value["library"]),
+            value.get("origin"),
+            value.get("status"),
+            value.get("repeat_of"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +173,7 @@ class LibraryResult:
             "kind": self.source.kind,
             "origin": self.source.origin,
             "status": self.source.status,
+            "repeat_of": self.source.repeat_of,
             "content_hash": self.source.library.content_hash(),
             "experiences": len(self.source.library.experiences),
             "demos": len(self.source.library.demos),
@@ -183,6 +200,7 @@ class EvaluationResult:
     comparisons: tuple[Comparison, ...]
     usage: Mapping[str, Any]
     message: str | None = None
+    pooled: tuple[PooledGain, ...] = ()
 
     @property
     def report_data(self) -> EvaluationData:
@@ -191,6 +209,7 @@ class EvaluationResult:
             libraries=tuple(LibraryEvaluation.from_summary(r.source.name, r.summary, r.failures) for r in self.libraries),
             comparisons=self.comparisons,
             confidence=CONFIDENCE,
+            pooled=self.pooled,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -205,15 +224,27 @@ class EvaluationResult:
             "confidence": CONFIDENCE,
             "libraries": [r.to_json() for r in self.libraries],
             "comparisons": [c.to_json() for c in self.comparisons],
+            "pooled": [p.to_json() for p in self.pooled],
             "usage": dict(self.usage),
         }
 
 
-_INTERVAL = {
+INTERVAL_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["estimate", "low", "high"],
     "properties": {"estimate": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"}},
 }
+FAILURES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["attempted", "failed", "causes"],
+    "properties": {
+        "attempted": {"type": "integer", "minimum": 0},
+        "failed": {"type": "integer", "minimum": 0},
+        "causes": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+}
+"""The failed samples of a library, an ablation or a ranking: `Failures.of(kind)`."""
+
 EVALUATION_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "grpo-evaluation/1",
@@ -233,20 +264,12 @@ EVALUATION_SCHEMA: dict[str, Any] = {
                 "required": ["name", "kind", "content_hash", "questions", "samples", "metrics", "per_question"],
                 "properties": {
                     "name": {"type": "string"},
-                    "failures": {
-                        "type": "object",
-                        "required": ["attempted", "failed", "causes"],
-                        "properties": {
-                            "attempted": {"type": "integer", "minimum": 0},
-                            "failed": {"type": "integer", "minimum": 0},
-                            "causes": {"type": "object", "additionalProperties": {"type": "integer"}},
-                        },
-                    },
+                    "failures": FAILURES_SCHEMA,
                     "kind": {"enum": ["none", "learn", "module"]},
                     "origin": {"type": ["string", "null"]},
                     "questions": {"type": "integer", "minimum": 1},
                     "samples": {"type": "integer", "minimum": 1},
-                    "metrics": {"type": "object", "additionalProperties": _INTERVAL},
+                    "metrics": {"type": "object", "additionalProperties": INTERVAL_SCHEMA},
                     "per_question": {"type": "array", "items": {"type": "object"}},
                 },
             },
@@ -256,6 +279,13 @@ EVALUATION_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "required": ["metric", "candidate", "baseline", "difference", "low", "high", "p_value", "better", "worse", "ties"],
+            },
+        },
+        "pooled": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["metric", "learn", "baseline", "gains", "difference", "low", "high", "beat", "beat_beyond_noise"],
             },
         },
         "usage": {"type": "object"},
@@ -274,26 +304,41 @@ def _validated(document: Any, where: Path) -> Any:
 # ---------------------------------------------------------------------- the libraries
 
 
-def _learn_library(name: str, runs_root: Path) -> tuple[LibrarySource, str]:
-    """The library of the newest completed run of learn `name`, and a note saying which run it is."""
-    run_dir, passed = latest_completed_run(runs_root, name)
+def _learn_libraries(name: str, runs_root: Path) -> tuple[list[LibrarySource], str]:
+    """The library of the newest completed run of learn `name`; of every repeat when that
+    run has repeats (named `LEARN#R`); of one repeat for a name `LEARN#R`. And a note
+    saying which run they come from."""
+    learn, mark, repeat = name.partition("#")
+    run_dir, passed = latest_completed_run(runs_root, learn)
     listing = ", ".join(f"{run.name} ({status})" for run, status in passed[:3])
     if run_dir is None:
         if not passed:
             raise EvaluationError(
-                f"`{name}` has no run under {runs_root}: run it first (`grpo run FILE --learn {name}`), "
+                f"`{learn}` has no run under {runs_root}: run it first (`grpo run FILE --learn {learn}`), "
                 "or point --runs at the folder that holds its runs"
             )
         raise EvaluationError(
-            f"`{name}` has no completed run under {runs_root} (its newest: {listing}): finish one with "
+            f"`{learn}` has no completed run under {runs_root} (its newest: {listing}): finish one with "
             "`grpo run --resume RUN_DIR`, or compare a module version instead"
         )
+    note = f"`{learn}`: the library of its newest completed run, {run_dir}" + (f" (newer runs passed over: {listing})" if passed else "")
+    if not is_repeated_run(run_dir):
+        if mark:
+            raise EvaluationError(f"the newest completed run of `{learn}`, {run_dir}, has no repeats: name it `{learn}`")
+        return [_run_library(name, run_dir)], note
+    repeats = [d for d in repeat_dirs(run_dir) if not mark or d.name == repeat]
+    if not repeats:
+        raise EvaluationError(f"the newest completed run of `{learn}`, {run_dir}, has no repeat {repeat or ''}".rstrip())
+    return [_run_library(f"{learn}#{d.name}", d, repeat_of=learn) for d in repeats], note
+
+
+def _run_library(name: str, run_dir: Path, repeat_of: str | None = None) -> LibrarySource:
+    """The library of the completed run directory `run_dir`."""
     try:
         library = Library.from_json(read_json(run_dir / "library.json"))
     except (OSError, ValueError) as exc:
         raise EvaluationError(f"the library of `{name}` in {run_dir} cannot be read: {exc}") from None
-    note = f"`{name}`: the library of its newest completed run, {run_dir}"
-    return LibrarySource(name, "learn", library, str(run_dir), "completed"), note + (f" (newer runs passed over: {listing})" if passed else "")
+    return LibrarySource(name, "learn", library, str(run_dir), "completed", repeat_of)
 
 
 def _module_library(reference: str, base_dir: Path, model: str) -> tuple[LibrarySource, str | None]:
@@ -317,25 +362,37 @@ def resolve_libraries(plan: Plan, evaluate: str, *, base_dir: Path, runs_root: P
     run under `runs_root`, anything else a prompt module `PATH[@VERSION]` relative to
     `base_dir`. Raises `EvaluationError` when one cannot be found.
     """
-    block, _ = _block(plan, evaluate)
-    model = resolve_env(plan.model(plan.task(block.task).model).name)
+    block, _ = evaluate_block(plan, evaluate)
     sources: list[LibrarySource] = []
     notes: list[str] = []
     for name in dict.fromkeys(block.compare):
-        if name == "none":
-            sources.append(LibrarySource("none", "none", Library.empty()))
-        elif name in plan.names("learn"):
-            source, note = _learn_library(name, runs_root)
-            sources.append(source)
-            notes.append(note)
-        else:
-            source, warning = _module_library(name, base_dir, model)
-            sources.append(source)
-            notes.extend([f"warning: {warning}"] if warning else [])
+        found, note = library_sources(plan, block, name, base_dir=base_dir, runs_root=runs_root)
+        sources.extend(found)
+        notes.extend([note] if note else [])
     return sources, notes
 
 
-def _block(plan: Plan, evaluate: str) -> tuple[EvaluateView, str]:
+def library_sources(
+    plan: Plan, block: EvaluateView, name: str, *, base_dir: Path, runs_root: Path
+) -> tuple[list[LibrarySource], str | None]:
+    """The library (or the libraries of every repeat) `name` stands for in evaluate `block`, and a note.
+
+    `none` is the empty library; a `learn` name the library of its newest completed
+    run under `runs_root` (one per repeat when that run has repeats; `LEARN#R` names
+    one of them), noted with the run it comes from; anything else a prompt module
+    `PATH[@VERSION]` relative to `base_dir`, with a warning when it was learned with
+    another model than the task's.
+    """
+    if name == "none":
+        return [LibrarySource("none", "none", Library.empty())], None
+    if name.partition("#")[0] in plan.names("learn"):
+        sources, note = _learn_libraries(name, runs_root)
+        return sources, note
+    source, warning = _module_library(name, base_dir, resolve_env(plan.model(plan.task(block.task).model).name))
+    return [source], f"warning: {warning}" if warning else None
+
+
+def evaluate_block(plan: Plan, evaluate: str) -> tuple[EvaluateView, str]:
     """The `evaluate` block and its reward."""
     evaluates = plan.names("evaluate")
     if evaluate not in evaluates:
@@ -412,6 +469,25 @@ def is_evaluation_run(path: Path) -> bool:
         return False
 
 
+def newest_evaluation(runs_root: Path, origins: set[Path]) -> Path | None:
+    """The newest completed evaluation under `runs_root` that compared the library of a
+    learning run directory in `origins` (resolved paths)."""
+    found = []
+    for candidate in runs_root.glob("*/*"):
+        if not (candidate / "evaluation.json").is_file() or not is_evaluation_run(candidate):
+            continue
+        if run_status(candidate) != "completed":
+            continue
+        try:
+            libraries = read_json(candidate / "libraries.json")["libraries"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        compared = {Path(lib["origin"]).resolve() for lib in libraries if lib.get("kind") == "learn" and lib.get("origin")}
+        if compared & origins:
+            found.append(candidate)
+    return max(found, key=lambda path: (path.name, path.parent.name)) if found else None
+
+
 def read_evaluation(run_dir: Path) -> dict[str, Any]:
     """The validated `evaluation.json` of an evaluation run directory."""
     path = run_dir / "evaluation.json"
@@ -472,14 +548,13 @@ async def _execute(
     stream: TextIO | None,
     color: bool | None,
 ) -> EvaluationResult:
-    block, reward = _block(plan, evaluate)
-    task = plan.task(block.task)
+    block, reward = evaluate_block(plan, evaluate)
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
     progress = Progress(stream, title=f"eval {evaluate}", cost=lambda: usage.total_usd, budget_usd=budget.usd if budget else None, color=color)
     progress.expect(block.estimate, len(sources), usage.to_json()["by_stage"])
-    questions = load_questions(plan.dataset(block.data), base_dir, block.seed)
-    templates = compose_templates(task.system, task.prompt, task.experiences, task.demos_placement)
+    sampling = Sampling.of_evaluate(plan, block, reward, base_dir)
+    questions = sampling.questions
     records: list[dict[str, Any]] = []
     advice = f"Fix the cause and continue with `grpo eval --resume {run.path}`, or raise `max_failures` of evaluate `{evaluate}`."
     failures = {source.name: Failures(block.max_failures, f"library `{source.name}`", advice) for source in sources}
@@ -491,30 +566,22 @@ async def _execute(
         async with (
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
-            open_tools(task, base_dir, scorer, run, events) as tools,
+            open_tools(sampling.task, base_dir, scorer, run, events) as tools,
         ):
+            sampling = sampling.with_tools(tools)
             for number, source in enumerate(sources, 1):
                 progress.unit_started(f"library {source.name}", number, f"{source.name}: {len(questions)} questions x {block.samples} samples")
                 costs = _SampleCosts(client.complete, usage)
-                results = await sample_library(
+                results = await sampling.sample(
                     costs.complete,
                     scorer,
-                    task=task,
-                    tools=tools,
-                    templates=templates,
-                    reward=reward,
-                    questions=questions,
-                    library=source.library,
-                    samples=block.samples,
-                    seed=block.seed,
-                    temperature=task.temperature,
+                    source.library,
                     stage=STAGE,
+                    failures=(failures[source.name], "samples"),
                     on_result=lambda question: progress.rewards(question.rewards),
                 )
                 records.extend(_records(source.name, results, costs.usd))
                 atomic_write_text(run.path / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-                for error in (e for q in results for e in q.errors):
-                    failures[source.name].attempt("samples", error)
                 scored = [r for q in results for r in q.scored]
                 progress.step_finished(f"{len(scored)} of {len(questions) * block.samples} samples scored")
                 events.append(
@@ -531,10 +598,11 @@ async def _execute(
     atomic_write_json(run.usage_path, usage.to_json())
     libraries: tuple[LibraryResult, ...] = ()
     comparisons: tuple[Comparison, ...] = ()
+    pooled: tuple[PooledGain, ...] = ()
     if sampled and (status == "completed" or isinstance(end.error, TooManyFailures)):
-        libraries, comparisons = _statistics(sources, records, block, failures)
+        libraries, comparisons, pooled = _statistics(sources, records, block, failures)
     result = EvaluationResult(
-        run.path, evaluate, status, reward, block.metrics, libraries, comparisons, usage.to_json(), message
+        run.path, evaluate, status, reward, block.metrics, libraries, comparisons, usage.to_json(), message, pooled
     )
     if libraries:
         atomic_write_json(run.path / "evaluation.json", _validated(result.to_json(), run.path / "evaluation.json"))
@@ -585,12 +653,14 @@ def question_scores(metric: str, summary: EvaluationSummary, rewards: Mapping[st
 
 def _statistics(
     sources: Sequence[LibrarySource], records: Sequence[Mapping[str, Any]], block: EvaluateView, failures: Mapping[str, Failures]
-) -> tuple[tuple[LibraryResult, ...], tuple[Comparison, ...]]:
-    """Each library's summary over its scored samples and the paired comparisons with the first.
+) -> tuple[tuple[LibraryResult, ...], tuple[Comparison, ...], tuple[PooledGain, ...]]:
+    """Each library's summary over its scored samples, the paired comparisons with the
+    first, and the pooled gain of each learn compared with several repeats.
 
     Failed samples are left out; so is, for a library, a question left with fewer
     scored samples than the largest k of the metrics. Comparisons pair the questions
-    both libraries kept. None when some library kept no question.
+    both libraries kept; a pooled gain the questions the baseline and every repeat
+    kept. None when some library kept no question.
     """
     metrics = list(block.metrics)
     needed = max((int(m.partition("@")[2] or 1) for m in metrics), default=1)
@@ -603,16 +673,19 @@ def _statistics(
                 per_question[r["question"]].append(Sample(r["question"], r["sample"], r["reward"], r["tokens"], r["tool_calls"], r["cost"]))
         kept = {question: samples for question, samples in per_question.items() if len(samples) >= needed}
         if not kept:
-            return (), ()
+            return (), (), ()
         rewards[source.name] = {question: [sample.reward for sample in samples] for question, samples in kept.items()}
         summary = summarize_samples([s for samples in kept.values() for s in samples], metrics=metrics, seed=block.seed)
         results.append(LibraryResult(source, summary, failures[source.name].of("samples")))
     baseline = results[0]
+
+    def scores(result: LibraryResult, metric: str) -> dict[str, float]:
+        return question_scores(metric, result.summary, rewards[result.source.name])
+
     comparisons = []
     for candidate in results[1:]:
         for metric in metrics:
-            ours = question_scores(metric, candidate.summary, rewards[candidate.source.name])
-            theirs = question_scores(metric, baseline.summary, rewards[baseline.source.name])
+            ours, theirs = scores(candidate, metric), scores(baseline, metric)
             common = [question for question in theirs if question in ours]
             comparisons.append(
                 Comparison.from_paired(
@@ -622,7 +695,34 @@ def _statistics(
                     paired_difference([ours[q] for q in common], [theirs[q] for q in common], confidence=CONFIDENCE, seed=block.seed),
                 )
             )
-    return tuple(results), tuple(comparisons)
+
+    def gains(repeats: Sequence[LibraryResult], metric: str) -> list[list[float]]:
+        """Each repeat's score minus the baseline's, on the questions they all kept."""
+        theirs = scores(baseline, metric)
+        each = [scores(repeat, metric) for repeat in repeats]
+        common = [question for question in theirs if all(question in ours for ours in each)]
+        return [[ours[q] - theirs[q] for q in common] for ours in each]
+
+    groups: dict[str, list[LibraryResult]] = defaultdict(list)
+    for candidate in results[1:]:
+        if candidate.source.repeat_of is not None:
+            groups[candidate.source.repeat_of].append(candidate)
+    pooled = []
+    for learn, repeats in groups.items():
+        for metric in metrics:
+            table = gains(repeats, metric)
+            if len(repeats) > 1 and table[0]:
+                names = {r.source.name for r in repeats}
+                pooled.append(
+                    PooledGain.of_repeats(
+                        metric,
+                        learn,
+                        baseline.source.name,
+                        [c for c in comparisons if c.metric == metric and c.candidate in names],
+                        crossed_bootstrap(table, confidence=CONFIDENCE, seed=block.seed),
+                    )
+                )
+    return tuple(results), tuple(comparisons), tuple(pooled)
 
 
 # ---------------------------------------------------------------------- text
@@ -670,14 +770,27 @@ def format_evaluation(document: Mapping[str, Any]) -> str:
             where = f" ({library['status']})" if library.get("status") not in (None, "completed") else ""
             demos = f" and {library['demos']} demos" if library.get("demos") else ""
             lines.append(f"  {library['name']}: {library['experiences']} experiences{demos} from {library['origin']}{where}")
-            lines.append(f"  {library['name']}: {library['experiences']} experiences from {library['origin']}{where}")
     for library in libraries:
         if _failed(library):
             causes = "; ".join(f"{n} x {cause}" for cause, n in library["failures"]["causes"].items())
             lines.append(f"  {library['name']}: {library['failures']['failed']} failed samples, left out of the numbers: {causes}")
     for comparison in document["comparisons"]:
         lines += ["", _sentence(comparison, confidence)]
+    for pooled in document.get("pooled", ()):
+        lines += ["", _pooled_sentence(pooled, confidence)]
     return "\n".join(lines) + "\n"
+
+
+def _pooled_sentence(pooled: Mapping[str, Any], confidence: int) -> str:
+    learn, baseline, gains = pooled["learn"], pooled["baseline"], pooled["gains"]
+    difference = {"estimate": pooled["difference"], "low": pooled["low"], "high": pooled["high"]}
+    listed = ", ".join(f"{g:+.3f}" for g in gains)
+    return (
+        f"{learn} ({len(gains)} repeats) - {baseline} on {pooled['metric']}: {_interval(difference, signed=True)} "
+        f"over repeats and questions; the repeats' gains: {listed}\n"
+        f"  {pooled['beat']} of {len(gains)} repeats score higher than {baseline}, "
+        f"{pooled['beat_beyond_noise']} beyond noise at {confidence} %"
+    )
 
 
 def _failed(library: Mapping[str, Any]) -> int:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from grpo_dsl.evaluation.stats import EvaluationSummary, PairedResult
+from grpo_dsl.evaluation.stats import EvaluationSummary, Interval, PairedResult
 
-__all__ = ["Comparison", "EvaluationData", "LibraryEvaluation", "MetricInterval"]
+__all__ = ["Comparison", "EvaluationData", "LibraryEvaluation", "MetricInterval", "PooledGain"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +141,73 @@ class Comparison:
 
 
 @dataclass(frozen=True, slots=True)
+class PooledGain:
+    """The gain of the repeats of a learn over the baseline on `metric`: each repeat's
+    gain, their mean with its interval over repeats and questions together, and how
+    many repeats scored higher than the baseline (`beat`), and beyond noise."""
+
+    metric: str
+    learn: str
+    baseline: str
+    gains: tuple[float, ...]
+    difference: float
+    low: float
+    high: float
+    beat: int
+    beat_beyond_noise: int
+
+    @classmethod
+    def of_repeats(cls, metric: str, learn: str, baseline: str, comparisons: Sequence[Comparison], pooled: Interval) -> PooledGain:
+        """The pooled gain from each repeat's comparison with the baseline and the pooled interval."""
+        return cls(
+            metric=metric,
+            learn=learn,
+            baseline=baseline,
+            gains=tuple(c.difference for c in comparisons),
+            difference=pooled.estimate,
+            low=pooled.low,
+            high=pooled.high,
+            beat=sum(1 for c in comparisons if c.difference > 0),
+            beat_beyond_noise=sum(1 for c in comparisons if c.low > 0),
+        )
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> PooledGain:
+        return cls(
+            metric=value["metric"],
+            learn=value["learn"],
+            baseline=value["baseline"],
+            gains=tuple(float(g) for g in value["gains"]),
+            difference=float(value["difference"]),
+            low=float(value["low"]),
+            high=float(value["high"]),
+            beat=value["beat"],
+            beat_beyond_noise=value["beat_beyond_noise"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "learn": self.learn,
+            "baseline": self.baseline,
+            "gains": list(self.gains),
+            "difference": self.difference,
+            "low": self.low,
+            "high": self.high,
+            "beat": self.beat,
+            "beat_beyond_noise": self.beat_beyond_noise,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class EvaluationData:
-    """The libraries evaluated, with intervals at `confidence`, and their paired comparisons."""
+    """The libraries evaluated, with intervals at `confidence`, their paired comparisons,
+    and the pooled gains of the repeats of a learn."""
 
     libraries: tuple[LibraryEvaluation, ...]
     comparisons: tuple[Comparison, ...] = ()
     confidence: float = 0.95
+    pooled: tuple[PooledGain, ...] = ()
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> EvaluationData:
@@ -154,6 +215,7 @@ class EvaluationData:
             libraries=tuple(LibraryEvaluation.from_json(v) for v in value["libraries"]),
             comparisons=tuple(Comparison.from_json(v) for v in value.get("comparisons", ())),
             confidence=float(value.get("confidence", 0.95)),
+            pooled=tuple(PooledGain.from_json(v) for v in value.get("pooled", ())),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -161,4 +223,5 @@ class EvaluationData:
             "libraries": [v.to_json() for v in self.libraries],
             "comparisons": [v.to_json() for v in self.comparisons],
             "confidence": self.confidence,
+            "pooled": [v.to_json() for v in self.pooled],
         }

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from grpo_dsl.clients.protocol import derive_seed
 from grpo_dsl.evaluation.stats import paired_difference
 from grpo_dsl.library import Library
-from grpo_dsl.plan.views import TaskView
-from grpo_dsl.prompts.messages import PromptTemplates, render_messages
+from grpo_dsl.plan import Plan
+from grpo_dsl.plan.views import EvaluateView, LearnView, TaskView
+from grpo_dsl.prompts.messages import PromptTemplates, compose_templates, render_messages
 from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.rollout.answer import Call, rollout
-from grpo_dsl.rollout.tools import ToolBox
-from grpo_dsl.rollout.questions import Question
+from grpo_dsl.rollout.questions import Question, load_questions
+from grpo_dsl.rollout.tools import Tools, ToolBox
+from grpo_dsl.runs.failures import Failures
 
-__all__ = ["QuestionResult", "sample_library", "gate_decision"]
+__all__ = ["QuestionResult", "Sampling", "gate_decision", "sample_library"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ async def sample_library(
     seed: int,
     temperature: float,
     stage: str,
+    keys: str | None = None,
     on_result: Callable[[QuestionResult], None] | None = None,
 ) -> list[QuestionResult]:
     """Sample every question `samples` times with `library` in the prompt and score each sample;
@@ -80,8 +84,12 @@ async def sample_library(
 
     The cache key of a sample depends on the question, the sample index and the
     rendered messages, never on the library's name: the same prompt is never paid
-    for twice.
+    for twice. Seeds and sample keys are derived from `keys` (default: the `stage`),
+    so a stage that passes another stage's `keys` asks exactly what that stage asks
+    (an ablation samples the full library as the evaluation does), while its calls
+    are counted under its own `stage`.
     """
+    prefix = keys or stage
 
     async def one(question: Question) -> QuestionResult:
         messages = render_messages(templates, question.fields, library.prompt_entries(), library.demo_entries())
@@ -94,8 +102,8 @@ async def sample_library(
                     tools=tools,
                     index=i,
                     temperature=temperature,
-                    seed=derive_seed(seed, f"{stage}:{question.id}", i),
-                    key=f"{stage}/{question.id}/{i}",
+                    seed=derive_seed(seed, f"{prefix}:{question.id}", i),
+                    key=f"{prefix}/{question.id}/{i}",
                     stage=stage,
                 )
                 for i in range(samples)
@@ -118,6 +126,91 @@ async def sample_library(
         return result
 
     return list(await asyncio.gather(*(one(q) for q in questions)))
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """How a block samples any library: the task with its templates, the reward, the
+    questions, the samples per question, the seed and the temperature, and the task's
+    tools once a run has opened them (`with_tools`; none before)."""
+
+    task: TaskView
+    templates: PromptTemplates
+    reward: str
+    questions: tuple[Question, ...]
+    samples: int
+    seed: int
+    temperature: float
+    tools: ToolBox = field(default_factory=ToolBox)
+
+    @classmethod
+    def of_evaluate(cls, plan: Plan, evaluate: EvaluateView, reward: str, base_dir: Path) -> Sampling:
+        """As an `evaluate` block samples: its data, `samples`, seed and the task's temperature.
+
+        Raises `SandboxUnavailable` when the task's python tool cannot run here.
+        """
+        task = plan.task(evaluate.task)
+        Tools.of(task, base_dir)  # refuses a python tool this machine cannot isolate, before anything is spent
+        questions = load_questions(plan.dataset(evaluate.data), base_dir, evaluate.seed)
+        return cls(task, _templates(task), reward, tuple(questions), evaluate.samples, evaluate.seed, task.temperature)
+
+    @classmethod
+    def of_validation(cls, plan: Plan, learn: LearnView, base_dir: Path) -> Sampling:
+        """As a learn's gate samples: its `validate` set, G answers, the learn's seed and temperature.
+
+        Raises `SandboxUnavailable` when the task's python tool cannot run here.
+        """
+        assert learn.validate is not None, "the learn has no `validate` set"
+        task = plan.task(learn.task)
+        Tools.of(task, base_dir)  # refuses a python tool this machine cannot isolate, before anything is spent
+        questions = load_questions(plan.dataset(learn.validate), base_dir, learn.seed)
+        return cls(task, _templates(task), learn.reward, tuple(questions), learn.group_size, learn.seed, learn.temperature)
+
+    def with_tools(self, tools: ToolBox) -> Sampling:
+        """This sampling, offering the task's tools as a run opened them (`open_tools`)."""
+        return replace(self, tools=tools)
+
+    async def sample(
+        self,
+        call: Call,
+        scorer: RewardScorer,
+        library: Library,
+        *,
+        stage: str,
+        keys: str | None = None,
+        failures: tuple[Failures, str] | None = None,
+        on_result: Callable[[QuestionResult], None] | None = None,
+    ) -> list[QuestionResult]:
+        """`sample_library` of `library` with these settings (`on_result` as there).
+
+        With `failures` = (tally, kind), every sample is counted as an attempt of
+        `kind`, failed with its error when it has no reward.
+        """
+        results = await sample_library(
+            call,
+            scorer,
+            task=self.task,
+            tools=self.tools,
+            templates=self.templates,
+            reward=self.reward,
+            questions=self.questions,
+            library=library,
+            samples=self.samples,
+            seed=self.seed,
+            temperature=self.temperature,
+            stage=stage,
+            keys=keys,
+            on_result=on_result,
+        )
+        if failures is not None:
+            tally, kind = failures
+            for error in (e for q in results for e in q.errors):
+                tally.attempt(kind, error)
+        return results
+
+
+def _templates(task: TaskView) -> PromptTemplates:
+    return compose_templates(task.system, task.prompt, task.experiences, task.demos_placement)
 
 
 def gate_decision(old: Sequence[QuestionResult], new: Sequence[QuestionResult], seed: int) -> tuple[bool, dict[str, Any]]:

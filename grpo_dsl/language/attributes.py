@@ -273,6 +273,14 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
             default="rollouts",
             words=("rollouts", "reference", "both"),
         ),
+        AttributeSpec(
+            "prune",
+            "enum",
+            "at the validation gate, delete the lessons and demos whose measured utility is below zero beyond noise",
+            default="none",
+            words=("none", "hurting"),
+        ),
+        _positive("repeats", "learn this many times, with seeds `seed`, `seed + 1`, ...", 1),
         _max_failures("the share of a step's rollouts, or learner calls, that may fail (after retries) before the run fails"),
     ),
     "evaluate": (
@@ -283,6 +291,14 @@ SPECS: dict[str, tuple[AttributeSpec, ...]] = {
         AttributeSpec("metrics", "metrics", "what is reported", default=["mean"]),
         AttributeSpec("compare", "libraries", "the libraries compared", default=["none"]),
         AttributeSpec("seed", "integer", "seed of sampling", default=0, minimum=0),
+        AttributeSpec(
+            "ablate",
+            "enum",
+            "how `grpo ablate` measures each lesson's and demo's utility: leave one out, or Shapley values",
+            default="loo",
+            words=("loo", "shapley"),
+        ),
+        _positive("subsets", "the most library subsets a Shapley ablation evaluates (all of them when they fit)", 64),
         _max_failures("the share of a library's samples that may fail (after retries) before the evaluation fails"),
     ),
     "emit": (

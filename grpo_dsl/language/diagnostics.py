@@ -85,6 +85,7 @@ CODES: dict[str, str] = {
     "E0503": "metric needs more samples",
     "E0504": "evaluation without a reward",
     "E0505": "reference demos without ground truth",
+    "E0506": "pruning without a validation set",
     # warnings
     "W0001": "unused declaration",
     "W0002": "identical rollouts",

@@ -32,6 +32,7 @@ from grpo_dsl.clients.accounting import Usage
 from grpo_dsl.clients.protocol import ChatRequest, ChatResponse, LLMClient
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_json, read_json
+from grpo_dsl.learning.prune import Pruning, validation_pruning
 from grpo_dsl.learning.run import initial_library, validation_gate
 from grpo_dsl.learning.step import Learner
 from grpo_dsl.library import Library, Operation, RuleError, load_rule
@@ -41,6 +42,7 @@ from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.rollout.tools import ToolBox, open_tools
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.progress import Progress
+from grpo_dsl.runs.repeats import runs_root_of
 from grpo_dsl.runs.session import (
     client_stack,
     ending_cleanly,
@@ -208,7 +210,7 @@ def replay_run(
     recorded_plan = Plan.from_json(original.plan_path.read_text(encoding="utf-8"))
     plan = recorded_plan.with_policy(learn, policy_plan, policy_name, policy_file.resolve().parent)
     try:
-        start = initial_library(recorded_plan, learn, original.path.parent.parent)
+        start = initial_library(recorded_plan, learn, runs_root_of(original.path), Path(info["base_dir"]))
     except RuntimeError as error:
         raise ReplayError(str(error)) from None
     recorded = [start] + [Library.from_json(original.read_step(s, "library")) for s in completed]
@@ -338,12 +340,22 @@ class _Replay:
         )
         if learn.validate:
             learner.evaluate_gate = self._recorded_gate if self.offline else validation_gate(self.plan, self.learn, self.base_dir, learner, scorer)
+        if learn.prune == "hurting":
+            learner.prune = self._recorded_prune if self.offline else validation_pruning(self.plan, self.learn, self.base_dir, learner, scorer)
         return learner
 
     async def _recorded_gate(self, old: Library, new: Library, step: int) -> tuple[bool, dict[str, Any]]:
         """Offline, a step's gate decides as the recorded one did, and accepts where it did not gate."""
         decision = self.original.read_step(step, "report").get("gate")
         return decision != "rejected", {"recorded_decision": decision}
+
+    async def _recorded_prune(self, library: Library, step: int) -> Pruning:
+        """Offline, a step prunes what the recorded step pruned (nothing when it did not prune)."""
+        path = self.original.step_dir(step) / "prune.json"
+        if not path.is_file():
+            return Pruning((), ())
+        recorded = read_json(path)
+        return Pruning((), tuple(Operation.from_json(op) for op in recorded["operations"]))
 
     async def _step(self, learner: Learner, step: int, library: Library) -> tuple[ReplayedStep, Library]:
         matched = library.content_hash() == self.recorded[step - 1].content_hash()

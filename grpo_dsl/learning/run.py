@@ -18,16 +18,19 @@ from typing import Any, TextIO
 
 from grpo_dsl.clients.accounting import Budget
 from grpo_dsl.core.files import atomic_write_json, read_json
-from grpo_dsl.evaluation.sampling import gate_decision, sample_library
+from grpo_dsl.evaluation.sampling import Sampling, gate_decision
+from grpo_dsl.learning.prune import validation_pruning
 from grpo_dsl.learning.step import Learner, StepOutcome
 from grpo_dsl.library import Library
+from grpo_dsl.modules import ModuleError, load_module, parse_reference
 from grpo_dsl.plan import Plan, PlanError
-from grpo_dsl.plan.estimate import DataRows, Growth, reestimate
+from grpo_dsl.plan.estimate import DataRows, Growth, expected_run, reestimate
 from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.rollout.tools import Tools, open_tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory, RunError
 from grpo_dsl.runs.progress import Progress, format_cost
+from grpo_dsl.runs.repeats import runs_root_of, shared_cache_of
 from grpo_dsl.runs.session import (
     client_stack,
     ending_cleanly,
@@ -131,11 +134,18 @@ def recorded_plan(run: RunDirectory, info: Mapping[str, Any]) -> Plan:
     return plan
 
 
-def initial_library(plan: Plan, learn: str, runs_root: Path) -> Library:
-    """The library a learn starts from: empty, or the library of the newest completed run of the learn named by `init`."""
+def initial_library(plan: Plan, learn: str, runs_root: Path, base_dir: Path) -> Library:
+    """The library a learn starts from: empty, the library of the newest completed run of
+    the learn named by `init`, or the prompt module version `init` names (relative to `base_dir`)."""
     init = plan.learn(learn).init
     if not init:
         return Library.empty()
+    if init not in plan.names("learn"):
+        path, version = parse_reference(init)
+        try:
+            return load_module(base_dir / path, version).library
+        except ModuleError as exc:
+            raise RunError(f"learn `{learn}` starts from the module {init!r}: {exc}") from None
     previous, _ = latest_completed_run(runs_root, init)
     if previous is None or not (previous / "library.json").exists():
         raise RunError(f"learn `{learn}` starts from `{init}`, which has no completed run with a library under {runs_root}")
@@ -163,13 +173,15 @@ def _restored(run: RunDirectory, step: int) -> Library:
 async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, stream: TextIO | None, color: bool | None) -> RunResult:
     learn_view = plan.learn(learn)
     completed = run.completed_steps()
-    library = _restored(run, completed[-1]) if completed else initial_library(plan, learn, run.path.parent.parent)
+    library = _restored(run, completed[-1]) if completed else initial_library(plan, learn, runs_root_of(run.path), base_dir)
     steps = [_outcome(run, s) for s in completed]
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
     info = run.info()
     budget = _budget(learn_view, info.get("budget"))
     revised: Mapping[str, Any] | None = info.get("reestimate")
+    # a repeat of a learn with `repeats` is expected to cost one run, not all of them
+    expected = learn_view.estimate["total"]["expected"] if learn_view.repeats == 1 else expected_run(plan, learn, _data_rows(plan, learn, base_dir))
     progress = Progress(stream, title=f"run {learn}", cost=lambda: usage.total_usd, budget_usd=budget.usd, color=color)
     if completed and _damaged(run.library_path):
         progress.message(f"{run.library_path} was damaged; it is written again from step {completed[-1]}")
@@ -180,7 +192,7 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                 f"learn {learn}",
                 {"grpo.learn": learn, "grpo.run_dir": str(run.path), "grpo.plan_sha256": plan.sha256, "grpo.completed_steps": len(completed)},
             ),
-            client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
+            client_stack(plan, base_dir, run, usage, budget, events, progress, shared_cache_of(run.path)) as (client, models),
             RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view)) as scorer,
             open_tools(plan.task(learn_view.task), base_dir, scorer, run, events) as tools,
         ):
@@ -198,6 +210,8 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
             )
             progress.expect(learn_view.estimate, learner.total_steps, usage.to_json()["by_stage"])
             learner.evaluate_gate = validation_gate(plan, learn, base_dir, learner, scorer) if learn_view.validate else None
+            if learn_view.prune == "hurting":
+                learner.prune = validation_pruning(plan, learn, base_dir, learner, scorer)
             for step in range(len(completed) + 1, learner.total_steps + 1):
                 library, outcome = await learner.run_step(step, library)
                 steps.append(outcome)
@@ -206,16 +220,17 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                     f"reward {outcome.mean_reward:.3f}, kept {outcome.kept}/{outcome.groups} groups, "
                     f"{outcome.applied} ops applied, {outcome.rejected} rejected, library {outcome.library_size}"
                     + (f" and {outcome.demos} demos" if outcome.demos else "")
+                    + (f", {outcome.pruned} pruned" if outcome.pruned else "")
                 )
                 if step == 1 and learner.total_steps > 1:
                     growth = Growth(len(library.experiences), round(sum(len(e.text) for e in library.experiences) / max(1, len(library.experiences))))
                     revised = reestimate(plan, learn, _data_rows(plan, learn, base_dir), usage.to_json()["entries"], 1, growth)
                     run.update_info(reestimate=revised)
                     events.append("reestimate", after_step=1, **revised)
-                    progress.message(f"after step 1 the run is expected to take {format_cost(revised)} (before it: {format_cost(learn_view.estimate['total']['expected'])})")
+                    progress.message(f"after step 1 the run is expected to take {format_cost(revised)} (before it: {format_cost(expected)})")
     progress.close()
     status, message = _finish(run, events, end.status, end.message, len(steps), library, usage.to_json())
-    return RunResult(run.path, status, library, tuple(steps), usage.to_json(), message, learn_view.estimate["total"]["expected"], revised)
+    return RunResult(run.path, status, library, tuple(steps), usage.to_json(), message, expected, revised)
 
 
 def _data_rows(plan: Plan, learn: str, base_dir: Path) -> dict[str, DataRows]:
@@ -274,33 +289,17 @@ def _finish(
 
 
 def validation_gate(plan: Plan, learn: str, base_dir: Path, learner: Learner, scorer: RewardScorer) -> Any:
-    """The gate of a learn with `validate`: old and new library sampled on the held-out set."""
+    """The gate of a learn with `validate`: old and new library sampled on the held-out set,
+    their failed samples counted in the step's failures."""
     learn_view = plan.learn(learn)
-    assert learn_view.validate is not None, "a gate needs a `validate` dataset"
-    questions = load_questions(plan.dataset(learn_view.validate), base_dir, learn_view.seed)
+    sampling = Sampling.of_validation(plan, learn_view, base_dir).with_tools(learner.tools)
 
     async def evaluate(old: Library, new: Library, step: int) -> tuple[bool, dict[str, Any]]:
         results = []
         for library in (old, new):
             results.append(
-                await sample_library(
-                    learner.client.complete,
-                    scorer,
-                    task=learner.task,
-                    tools=learner.tools,
-                    templates=learner.templates,
-                    reward=learn_view.reward,
-                    questions=questions,
-                    library=library,
-                    samples=learn_view.group_size,
-                    seed=learn_view.seed,
-                    temperature=learn_view.temperature,
-                    stage="validate",
-                )
+                await sampling.sample(learner.client.complete, scorer, library, stage="validate", failures=(learner.failures, "validation samples"))
             )
-            for question in results[-1]:
-                for error in question.errors:
-                    learner.failures.attempt("validation samples", error)
         return gate_decision(results[0], results[1], seed=learn_view.seed + step)
 
     return evaluate

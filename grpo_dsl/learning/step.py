@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from grpo_dsl.clients.protocol import (
 from grpo_dsl.clients.structured import complete_json
 from grpo_dsl.core.files import atomic_write_json
 from grpo_dsl.learning.demos import GroupResult, candidates, demo_operations, prompt_key
+from grpo_dsl.learning.prune import Pruning
 from grpo_dsl.library import (
     OPERATIONS_SCHEMA,
     ApplyContext,
@@ -128,6 +129,7 @@ class StepOutcome:
     library_size: int
     gate: str | None
     demos: int = 0
+    pruned: int = 0
     failed_rollouts: int = 0
     failed_calls: int = 0
 
@@ -144,6 +146,7 @@ class StepOutcome:
             "library_size": self.library_size,
             "gate": self.gate,
             "demos": self.demos,
+            "pruned": self.pruned,
             "failed_rollouts": self.failed_rollouts,
             "failed_calls": self.failed_calls,
         }
@@ -172,6 +175,7 @@ class Learner:
         tools: ToolBox,
         structured: str = "json_schema",
         evaluate_gate: Callable[[Library, Library, int], Any] | None = None,
+        prune: Callable[[Library, int], Awaitable[Pruning]] | None = None,
     ):
         self.plan = plan
         self.learn = plan.learn(learn_name)
@@ -185,6 +189,7 @@ class Learner:
         self.events = events
         self.progress = progress
         self.evaluate_gate = evaluate_gate
+        self.prune = prune
         self.policy = self.learn.policy
         rule_ref = self.policy.rule
         self.rule: Rule = load_rule(rule_ref.path, rule_ref.function, base_dir) if rule_ref else apply
@@ -596,6 +601,9 @@ class Learner:
             self.events.append("gate", step=step, decision=gate, result=gate_result)
             if not accepted:
                 new_library = library
+        pruned = 0
+        if self.prune is not None and (new_library.experiences or new_library.demos):
+            new_library, pruned = await self._pruned(step, new_library)
         self.failures.check()
         self._checkpoint(step, groups, operations, report, new_library, gate)
         rewards = [r for g in groups for r in g.rewards if r is not None]
@@ -611,6 +619,7 @@ class Learner:
             library_size=len(new_library.experiences),
             demos=len(new_library.demos),
             gate=gate,
+            pruned=pruned,
             failed_rollouts=self.failures.count("rollouts"),
             failed_calls=self.failures.count("learner calls"),
         )
@@ -618,6 +627,21 @@ class Learner:
         atomic_write_json(self.run.library_path, new_library.to_json())
         self.events.append("step_completed", **outcome.to_json())
         return new_library, outcome
+
+    async def _pruned(self, step: int, library: Library) -> tuple[Library, int]:
+        """The library without the items pruning finds hurting, and how many it deleted;
+        what was measured and done is the step's `prune.json`."""
+        assert self.prune is not None
+        found = await self.prune(library, step)
+        # the deletions are the runtime's measured decision, not the learner's: allowed whatever `ops` says
+        policy = replace(self.policy, ops=tuple(dict.fromkeys((*self.policy.ops, "delete"))))
+        pruned, report = library, ApplyReport()
+        if found.operations:
+            pruned, report = self.rule(library, found.operations, policy, ApplyContext(step=step))
+        self.run.write_step(step, "prune", {**found.to_json(), "report": report.to_json()})
+        deleted = [o.id for o in report.applied]
+        self.events.append("pruned", step=step, deleted=deleted, rejected=[o.to_json() for o in report.rejected])
+        return pruned, len(deleted)
 
     def _checkpoint(
         self,

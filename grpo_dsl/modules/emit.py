@@ -88,7 +88,9 @@ __all__ = [
     "Origin",
     "emit_from_run",
     "emit_module",
+    "ablation_record",
     "evaluation_record",
+    "record_ablation",
     "record_evaluation",
     "template_fields",
 ]
@@ -307,6 +309,7 @@ def _readme(manifest: Mapping[str, Any], library: Library, path: Path) -> str:
         path=path.as_posix(),
         library_markdown=_library_markdown(library),
         evaluation_json=json.dumps(evaluation, indent=2, sort_keys=True, ensure_ascii=False) if evaluation else None,
+        ablations=sorted((manifest.get("ablation") or {}).items()),
     )
 
 
@@ -618,6 +621,49 @@ def record_evaluation(
     when given, as for `emit_module`. Recording the same results again writes
     nothing. Raises `ModuleError`.
     """
+    _record(path, version, "evaluation", name, evaluation, base_dir)
+
+
+def ablation_record(document: Mapping[str, Any], module: Path) -> dict[str, Any]:
+    """What a module keeps of an ablation (`ablation.json`, grpo-ablation/1) of one of its
+    versions: the method, the questions and samples, the full library's score, and each
+    item's utility with its interval and verdict; the run directory relative to `module`."""
+    return {
+        "library": document["library"]["name"],
+        "run": _relative(Path(document["run_dir"]), module),
+        "reward": document["reward"],
+        "data": document["data"],
+        "method": document["method"],
+        "exact": document["exact"],
+        "confidence": document["confidence"],
+        "questions": document["questions"],
+        "samples": document["samples"],
+        "full": document["full"],
+        "items": [
+            {key: item[key] for key in ("id", "kind", "estimate", "low", "high", "p_value", "verdict")}
+            for item in document["items"]
+        ],
+    }
+
+
+def record_ablation(
+    path: str | os.PathLike[str],
+    version: str,
+    name: str,
+    ablation: Mapping[str, Any],
+    *,
+    base_dir: Path | None = None,
+) -> None:
+    """Record in version `version` of the module at `path` the ablation measured with the
+    `evaluate` named `name`: `ablation` (as `ablation_record` builds it) becomes
+    `module.json`'s `ablation[name]` and a table of README.md, as `record_evaluation` does."""
+    _record(path, version, "ablation", name, ablation, base_dir)
+
+
+def _record(
+    path: str | os.PathLike[str], version: str, section: str, name: str, value: Mapping[str, Any], base_dir: Path | None
+) -> None:
+    """Set `module.json`'s `section[name]` of a version to `value` and write its README again."""
     root = base_dir / path if base_dir is not None else Path(path)
     read_index(root)
     with _locked(root):
@@ -629,14 +675,14 @@ def record_evaluation(
             raise ModuleError(f"{root}: {exc}") from None
         module = read_version(root, index, version)
         try:
-            value = json.loads(_json_text(dict(evaluation)))
+            recording = json.loads(_json_text(dict(value)))
         except (TypeError, ValueError) as exc:
             raise ModuleError(f"the results of evaluate `{name}` are not JSON: {exc}") from None
-        recorded = dict(module.evaluation or {})
-        if recorded.get(name) == value:
+        recorded = dict(module.manifest.get(section) or {})
+        if recorded.get(name) == recording:
             return
         folder = root / version
-        manifest = {**module.manifest, "evaluation": {**recorded, name: value}}
+        manifest = {**module.manifest, section: {**recorded, name: recording}}
         readme = _readme(manifest, module.library, Path(path))
         manifest["files"] = {**manifest["files"], README_FILE: sha256_text(readme)}
         validate_document(manifest, "module", folder / MANIFEST_FILE)

@@ -33,7 +33,7 @@ from grpo_dsl.language.queries import PYTHON_REFERENCE, names_in, reference, wal
 from grpo_dsl.language.toolschema import function_schema
 from grpo_dsl.language.workspace import Workspace, build_workspace, load_sources
 from grpo_dsl.plan.document import PLAN_SCHEMA, SECTIONS, Plan
-from grpo_dsl.plan.estimate import DataRows, estimate_evaluate, estimate_learn, schedule
+from grpo_dsl.plan.estimate import DataRows, estimate_ablation, estimate_evaluate, estimate_learn, schedule
 
 __all__ = ["compile", "expression_tree", "load_plan", "workspace_of"]
 
@@ -158,6 +158,7 @@ class _Compiler:
             learn["estimate"] = estimate_learn(data, learn, self.rows)
         for evaluate in data["evaluates"].values():
             evaluate["estimate"] = estimate_evaluate(data, evaluate, self.rows)
+            evaluate["ablation_estimate"] = estimate_ablation(data, evaluate, self.rows)
         data["defaults_filled"] = sorted(set(self.filled))
         return data
 

@@ -191,6 +191,11 @@ class Plan:
         learns = {**self.data["learns"], learn: {**self.data["learns"][learn], "policy": replacement}}
         return Plan({**self.data, "learns": learns})
 
+    def with_seed(self, learn: str, seed: int) -> Plan:
+        """This plan with the `seed` of `learn` replaced (one repeat of a learn with `repeats`)."""
+        learns = {**self.data["learns"], learn: {**self.data["learns"][learn], "seed": seed}}
+        return Plan({**self.data, "learns": learns})
+
     def rewards(self) -> Mapping[str, Any]:
         """The `reward` blocks as their JSON trees (docs/plan.md "Reward"), which the
         reward scorer compiles."""

@@ -24,7 +24,7 @@ import functools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Template
@@ -55,10 +55,14 @@ __all__ = [
     "DataRows",
     "Growth",
     "answer_tokens",
+    "estimate_ablation",
     "estimate_evaluate",
     "estimate_learn",
+    "expected_ablation",
     "expected_evaluate",
     "expected_learn_steps",
+    "expected_rank",
+    "expected_run",
     "reestimate",
     "schedule",
 ]
@@ -207,9 +211,10 @@ class _Stage:
 def _summed(
     stages: Sequence[dict[str, Any]], assumptions: list[str], models: Mapping[str, Mapping[str, Any]], expected: Sequence[Step]
 ) -> dict[str, Any]:
-    """The stages with their expected cost beside the bounds, and the totals of both."""
+    """The stages with their expected cost beside the bounds (unless a stage has its own), and the totals of both."""
     for stage in stages:
-        stage["expected"] = _expected_by_stage(models, expected, stage["stage"], stage["model"])
+        if "expected" not in stage:
+            stage["expected"] = _expected_by_stage(models, expected, stage["stage"], stage["model"])
     return {
         "stages": list(stages),
         "total": {
@@ -331,7 +336,6 @@ def estimate_learn(plan: Mapping[str, Any], learn: Mapping[str, Any], rows: Mapp
     validation = rows[learn["validate"]] if learn["validate"] is not None else None
     gate_answers = 2 * group * steps["steps"]
     scored = [(data, epochs * group)] + ([(validation, gate_answers)] if validation is not None else [])
-    stages += _judge_stages(plan, learn["reward"], scored, max_tokens, "rollouts" + (" and validation" if validation else ""))
     summary = LEARNER_MAX_TOKENS["summary"]
     if learn["summarize"]:
         fixed = _learner_template_chars("summary") + shown_output + library
@@ -410,25 +414,90 @@ def estimate_learn(plan: Mapping[str, Any], learn: Mapping[str, Any], rows: Mapp
                 f"2 libraries x {group} answers x {validation.count} questions x {steps['steps']} steps",
             )
         )
+        validated = validation.total(_tokens(prompts.messages(row) + in_prompt) for row in validation.fields)
+        if learn["prune"] == "hurting":
+            items = _items(policy)
+            pruned = items * group * steps["steps"]
+            scored.append((validation, pruned))
+            stages.append(
+                _Stage(
+                    "prune",
+                    model,
+                    pruned * validation.count,
+                    pruned * validation.count * turns,
+                    items * group * validation.count,
+                    pruned * validated,
+                    pruned * validation.count * max_tokens,
+                    True,
+                    f"the library without each of its {items} items x {group} answers x {validation.count} questions"
+                    f" x {steps['steps']} steps",
+                )
+            )
+    repeats = int(learn["repeats"])
+    if repeats > 1:
+        stages = [_repeated(stage, repeats) for stage in stages]
+        scored = [(rows_, answers * repeats) for rows_, answers in scored]
+        if validation is not None:
+            scored.append((validation, repeats * group))
+            ranked = repeats * group * validation.count
+            stages.append(
+                _Stage(
+                    "rank",
+                    model,
+                    ranked,
+                    ranked * turns,
+                    None,
+                    repeats * group * validated,
+                    ranked * max_tokens,
+                    False,
+                    f"each repeat's library: {repeats} repeats x {group} answers x {validation.count} questions",
+                )
+            )
+    stages[1:1] = _judge_stages(plan, learn["reward"], scored, max_tokens, "rollouts" + (" and validation" if validation else ""))
     assumptions = _assumptions(
         policy=policy,
         turns=turns,
         validate=validation is not None,
         judged=any(s.stage == "judge" for s in stages),
         summarize=bool(learn["summarize"]),
+        prune=learn["prune"] == "hurting",
+        repeats=repeats,
     )
-    return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions, plan["models"], expected_learn_steps(plan, learn, rows))
+    expected = expected_learn_steps(plan, learn, rows) * repeats + expected_rank(plan, learn, rows)
+    return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions, plan["models"], expected)
+
+
+def _items(policy: Mapping[str, Any]) -> int:
+    """The most items (lessons and demos) a library under `policy` holds."""
+    return int(policy["capacity"]) + int(policy.get("demos", 0))
+
+
+def _repeated(stage: _Stage, repeats: int) -> _Stage:
+    """A stage of one learn, made `repeats` times."""
+    return replace(
+        stage,
+        calls=stage.calls * repeats,
+        max_calls=stage.max_calls * repeats,
+        prompt_tokens=stage.prompt_tokens * repeats,
+        completion_tokens=stage.completion_tokens * repeats,
+        formula=f"({stage.formula}) x {repeats} repeats",
+    )
+
+
+def _sampled(
+    plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]
+) -> tuple[Mapping[str, Any], DataRows, int, _Prompts, int, int]:
+    """What an `evaluate` block samples: its task, data and samples per question, and the
+    task's prompts, turns per answer and completion tokens."""
+    task = plan["tasks"][evaluate["task"]]
+    return task, rows[evaluate["data"]], int(evaluate["samples"]), _Prompts(task), _turns(task), int(task["max_tokens"])
 
 
 def estimate_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> dict[str, Any]:
     """The calls, tokens and USD of one `evaluate` of `plan`."""
-    task = plan["tasks"][evaluate["task"]]
-    data = rows[evaluate["data"]]
-    samples = int(evaluate["samples"])
-    prompts = _Prompts(task)
-    turns = _turns(task)
-    max_tokens = int(task["max_tokens"])
-    compared = list(evaluate["compare"])
+    task, data, samples, prompts, turns, max_tokens = _sampled(plan, evaluate, rows)
+    # a learn with `repeats` is evaluated once per repeat
+    compared = [library for library in evaluate["compare"] for _ in range(plan["learns"].get(library, {}).get("repeats", 1))]
     prompt = 0
     for library in compared:
         policy = plan["learns"][library]["policy"] if library in plan["learns"] else defaults("policy")
@@ -462,13 +531,80 @@ def estimate_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows
     return _summed([stage.to_json(plan["models"]) for stage in stages], assumptions, plan["models"], [expected_evaluate(plan, evaluate, rows)])
 
 
+def _ablated_subsets(method: str, items: int, budget: int) -> int:
+    """Library subsets an ablation of `items` items evaluates: the full library and each
+    without one item (leave-one-out), or every subset up to `budget` (Shapley)."""
+    if method == "loo":
+        return items + 1
+    return min(2**items, budget) if items < 64 else budget
+
+
+def estimate_ablation(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> dict[str, Any]:
+    """The calls, tokens and USD of `grpo ablate` on each library an `evaluate` compares (but `none`)."""
+    task, data, samples, prompts, turns, max_tokens = _sampled(plan, evaluate, rows)
+    method = evaluate["ablate"]
+    stages = []
+    for library in dict.fromkeys(evaluate["compare"]):
+        if library == "none":
+            continue
+        learned = library in plan["learns"]
+        policy = plan["learns"][library]["policy"] if learned else defaults("policy")
+        shown = _shown_chars(policy, task, prompts, rows[plan["learns"][library]["data"]] if learned else data)
+        items = _items(policy)
+        subsets = _ablated_subsets(method, items, int(evaluate["subsets"]))
+        answers = subsets * data.count * samples
+        what = (
+            f"libraries (the full one and each without one of {items} items)"
+            if method == "loo"
+            else f"subsets of {items} items (Shapley)"
+        )
+        stages.append(
+            _Stage(
+                "ablate",
+                task["model"],
+                answers,
+                answers * turns,
+                None,
+                subsets * samples * data.total(_tokens(prompts.messages(row) + shown) for row in data.fields),
+                answers * max_tokens,
+                True,
+                f"{library}: {subsets} {what} x {data.count} questions x {samples} samples",
+            )
+        )
+    subsets_scored = sum(stage.calls for stage in stages) // max(1, data.count)
+    stages += _judge_stages(plan, evaluate["reward"], [(data, subsets_scored)], max_tokens, "ablation")
+    assumptions = [
+        "tokens are characters / 4; prompts are the task's templates rendered with each row",
+        "completion tokens are the task's max_tokens, an upper bound",
+        "a learned library is counted full (its policy's capacity and demos), a module's at the default capacity;"
+        " a smaller library needs fewer subsets",
+        "leave-one-out evaluates the full library and the library without each item"
+        if method == "loo"
+        else f"Shapley evaluates every subset when they are at most subsets = {evaluate['subsets']}, otherwise"
+        " sampled permutations of the items until that many distinct subsets",
+        "the cache answers a subset already evaluated by an earlier ablation of the same evaluate for free",
+    ]
+    if turns > 1:
+        assumptions.append(_TOOLS_ASSUMPTION.format(turns=turns))
+    if any(stage.stage == "judge" for stage in stages):
+        assumptions.append(_JUDGE_ASSUMPTION)
+    found = [stage.to_json(plan["models"]) for stage in stages]
+    per_library = expected_ablation(plan, evaluate, rows)
+    # one `ablate` stage per library, first, each with its own expected cost
+    for stage, step in zip(found, per_library):
+        stage["expected"] = _expected_by_stage(plan["models"], [step], "ablate", stage["model"])
+    return _summed(found, assumptions, plan["models"], per_library)
+
+
 _TOOLS_ASSUMPTION = (
     "a tool-using answer makes one call per turn, up to {turns}: `calls` and the tokens count one turn, `max_calls` every turn"
 )
 _JUDGE_ASSUMPTION = f"a judge is called for every scored answer (an upper bound) and replies in about {JUDGE_REPLY_TOKENS} tokens"
 
 
-def _assumptions(*, policy: Mapping[str, Any], turns: int, validate: bool, judged: bool, summarize: bool) -> list[str]:
+def _assumptions(
+    *, policy: Mapping[str, Any], turns: int, validate: bool, judged: bool, summarize: bool, prune: bool, repeats: int
+) -> list[str]:
     notes = [
         "tokens are characters / 4; prompts are the task's templates rendered with each row",
         "completion tokens are the declared max_tokens, an upper bound; learner calls: "
@@ -483,6 +619,16 @@ def _assumptions(*, policy: Mapping[str, Any], turns: int, validate: bool, judge
     ]
     if validate:
         notes.append("the gate samples the old and the new library every step; it runs only when the library changed")
+    if prune:
+        notes.append(
+            "pruning samples the library without each of its items every step (the full library is the gate's);"
+            " a library that did not change since the last step is answered from the cache"
+        )
+    if repeats > 1:
+        notes.append(
+            f"the learn runs {repeats} times with seeds seed .. seed + {repeats - 1}"
+            + ("; each repeat's last library is then sampled on the validation set to rank them" if validate else "")
+        )
     if turns > 1:
         notes.append(_TOOLS_ASSUMPTION.format(turns=turns))
     if judged:
@@ -651,7 +797,8 @@ def expected_learn_steps(
     the lengths of `SUMMARY_TOKENS`, `OPERATION_TOKENS` and the expected experience.
     The gate runs when the library grows (until it is full) and pays for the old
     library's samples only at step 1: later they are the previous step's new
-    library, answered from the cache.
+    library, answered from the cache. Pruning then samples the library without each
+    of its items (the full library is the gate's new one, from the cache).
     """
     task = plan["tasks"][learn["task"]]
     data = rows[learn["data"]]
@@ -701,8 +848,20 @@ def expected_learn_steps(
             for libraries in ([size] if done == 0 else []) + [library.size(done + 1)]:
                 step.setdefault(("validate", model), Expected()).add(gate * turns, held.task_prompt(libraries), answer / turns)
                 _judge_expected(step, plan, learn["reward"], validation, gate, answer)
+            if learn["prune"] == "hurting":
+                # the library without each of its items; the full one is the gate's, from the cache
+                after = library.size(done + 1)
+                pruned = gate * (after + library.demos)
+                step.setdefault(("prune", model), Expected()).add(pruned * turns, held.task_prompt(after - 1), answer / turns)
+                _judge_expected(step, plan, learn["reward"], validation, pruned, answer)
         steps.append(step)
     return steps
+
+
+def expected_run(plan: Plan, learn: str, rows: Mapping[str, DataRows]) -> dict[str, Any]:
+    """The expected cost of one run of `learn`: the whole run, or one repeat of a learn with `repeats`."""
+    steps = expected_learn_steps(plan.data, plan.data["learns"][learn], rows)
+    return _totals(plan.data["models"], ((model, count) for step in steps for (_, model), count in step.items()))
 
 
 def expected_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> Step:
@@ -715,18 +874,66 @@ def expected_evaluate(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows
     step: Step = {}
     answers = data.count * int(evaluate["samples"])
     for name in evaluate["compare"]:
-        library, size = _Library(defaults("policy")), 0
-        if name != "none" and task["experiences"] != "none":
-            if name in plan["learns"]:
-                learn = plan["learns"][name]
-                library = _Library(learn["policy"])
-                size = library.size(int(learn["schedule"]["steps"]))
-            else:
-                size = library.capacity // 2
+        library, size = _expected_library(plan, task, name)
+        # a learn with `repeats` is evaluated once per repeat
+        asked = answers * int(plan["learns"].get(name, {}).get("repeats", 1))
         prompt = _Rendered(task, data, library, "json_schema", answer).task_prompt(size)
-        step.setdefault(("evaluate", task["model"]), Expected()).add(answers * turns, prompt, answer / turns)
-        _judge_expected(step, plan, evaluate["reward"], data, answers, answer)
+        step.setdefault(("evaluate", task["model"]), Expected()).add(asked * turns, prompt, answer / turns)
+        _judge_expected(step, plan, evaluate["reward"], data, asked, answer)
     return step
+
+
+def _expected_library(plan: Mapping[str, Any], task: Mapping[str, Any], name: str) -> tuple[_Library, int]:
+    """The library `name` of an `evaluate` and its expected size: a learned library at its
+    expected final size, a module's at half the default capacity, `none` empty."""
+    library = _Library(defaults("policy"))
+    if name == "none" or task["experiences"] == "none":
+        return library, 0
+    if name in plan["learns"]:
+        learn = plan["learns"][name]
+        library = _Library(learn["policy"])
+        return library, library.size(int(learn["schedule"]["steps"]))
+    return library, library.capacity // 2
+
+
+def expected_rank(plan: Mapping[str, Any], learn: Mapping[str, Any], rows: Mapping[str, DataRows]) -> list[Step]:
+    """The expected cost of ranking the repeats of a learn with `repeats` and `validate`: each
+    repeat's last library, at its expected final size, sampled on the validation set (none otherwise)."""
+    repeats = int(learn["repeats"])
+    if repeats < 2 or learn["validate"] is None:
+        return []
+    task, validation = plan["tasks"][learn["task"]], rows[learn["validate"]]
+    library = _Library(learn["policy"])
+    answer = answer_tokens(plan, task, learn["reward"], rows[learn["data"]])
+    turns = min(TOOL_TURNS, _turns(task))
+    ranked = repeats * int(learn["group_size"]) * validation.count
+    prompt = _Rendered(task, validation, library, "json_schema", answer).task_prompt(library.size(int(learn["schedule"]["steps"])))
+    step: Step = {}
+    step.setdefault(("rank", task["model"]), Expected()).add(ranked * turns, prompt, answer / turns)
+    _judge_expected(step, plan, learn["reward"], validation, ranked, answer)
+    return [step]
+
+
+def expected_ablation(plan: Mapping[str, Any], evaluate: Mapping[str, Any], rows: Mapping[str, DataRows]) -> list[Step]:
+    """The expected cost of `grpo ablate` on each library an `evaluate` compares (but `none`),
+    one step per library: the library at its expected size (`_expected_library`) with its
+    demos, each subset's prompt that of a library half as large."""
+    task, data = plan["tasks"][evaluate["task"]], rows[evaluate["data"]]
+    turns = min(TOOL_TURNS, _turns(task))
+    answer = answer_tokens(plan, task, evaluate["reward"], data)
+    steps: list[Step] = []
+    for name in dict.fromkeys(evaluate["compare"]):
+        if name == "none":
+            continue
+        step: Step = {}
+        steps.append(step)
+        library, size = _expected_library(plan, task, name)
+        items = size + (library.demos if size else 0)
+        answers = _ablated_subsets(evaluate["ablate"], items, int(evaluate["subsets"])) * data.count * int(evaluate["samples"])
+        prompt = _Rendered(task, data, library, "json_schema", answer).task_prompt(size // 2)
+        step.setdefault(("ablate", task["model"]), Expected()).add(answers * turns, prompt, answer / turns)
+        _judge_expected(step, plan, evaluate["reward"], data, answers, answer)
+    return steps
 
 
 def _usd(models: Mapping[str, Mapping[str, Any]], model: str, prompt_tokens: float, completion_tokens: float) -> float:

@@ -100,6 +100,15 @@ def _step_lines(data: Mapping[str, Any], learn: Mapping[str, Any]) -> list[str]:
                 f" on `{learn['validate']}`; keep the old one if the new is worse",
             )
         )
+    if "prune" in stages:
+        prune = stages["prune"]
+        steps.append(
+            (
+                "prune",
+                f"<= {prune['per_step']} calls to `{prune['model']}`: the library without each of its items"
+                f" on `{learn['validate']}`; delete the items that hurt beyond noise",
+            )
+        )
     steps.append(("checkpoint", "write the step's outputs and the new library version"))
     return [f"    {index}. {name:<12} {text}" for index, (name, text) in enumerate(steps, start=1)]
 
@@ -113,12 +122,15 @@ def _learn(data: Mapping[str, Any], name: str, learn: Mapping[str, Any]) -> list
         f" {learn['batch_size']} questions = {_plural(schedule['steps'], 'step')}; group size G = {learn['group_size']};"
         f" temperature {learn['temperature']}; seed {learn['seed']}",
     ]
+    if learn["repeats"] > 1:
+        ranked = f"; their last libraries are ranked on `{learn['validate']}`" if learn["validate"] else ""
+        lines.append(f"  {learn['repeats']} repeats with seeds {learn['seed']} .. {learn['seed'] + learn['repeats'] - 1}{ranked}")
     budget = ", ".join(f"{key} {value}" for key, value in sorted(learn["budget"].items()) if value is not None)
     if budget:
         lines.append(f"  budget: stop cleanly after {budget}")
     lines.append("  each step, in order:")
     lines.extend(_step_lines(data, learn))
-    lines.append("  estimate for the whole run:")
+    lines.append("  estimate for the whole run" + (", every repeat" if learn["repeats"] > 1 else "") + ":")
     lines.extend(_table(learn["estimate"]))
     return lines
 
@@ -131,6 +143,19 @@ def _evaluate(name: str, evaluate: Mapping[str, Any]) -> list[str]:
         f"  compares {', '.join(evaluate['compare'])}: {stage['calls']} calls to `{stage['model']}` ({stage['formula']})",
         "  estimate:",
         *_table(evaluate["estimate"]),
+    ]
+
+
+def _ablation(name: str, evaluate: Mapping[str, Any]) -> list[str]:
+    method = {"loo": "leave-one-out", "shapley": f"Shapley values, at most {evaluate['subsets']} subsets"}[evaluate["ablate"]]
+    stages = [s for s in evaluate["ablation_estimate"]["stages"] if s["stage"] == "ablate"]
+    if not stages:
+        return [f"ablate {name}: `compare` lists no library but `none`: `grpo ablate` needs `--library`"]
+    return [
+        f"ablate {name} (`grpo ablate`): {method}, each library on `{evaluate['data']}` as evaluate {name} samples it",
+        *(f"  <= {stage['calls']} calls to `{stage['model']}` for {stage['formula']}" for stage in stages),
+        "  estimate (<= marks an upper bound):",
+        *_table(evaluate["ablation_estimate"]),
     ]
 
 
@@ -165,7 +190,7 @@ def explain(plan: Plan, program: str) -> str:
     for name, learn in sorted(data["learns"].items()):
         lines += ["", *_learn(data, name, learn)]
     for name, evaluate in sorted(data["evaluates"].items()):
-        lines += ["", *_evaluate(name, evaluate)]
+        lines += ["", *_evaluate(name, evaluate), "", *_ablation(name, evaluate)]
     for name, emit in sorted(data["emits"].items()):
         lines += ["", *_emit(name, emit)]
     lines.append("")

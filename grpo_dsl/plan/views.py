@@ -17,6 +17,7 @@ from grpo_dsl.library import PolicySpec
 from grpo_dsl.prompts.messages import DemosPlacement
 
 __all__ = [
+    "AblationMethod",
     "BudgetLimits",
     "CostEstimate",
     "DatasetView",
@@ -26,6 +27,7 @@ __all__ = [
     "Experiences",
     "LearnView",
     "ModelView",
+    "Pruning",
     "Sandbox",
     "Schedule",
     "TaskView",
@@ -35,6 +37,8 @@ __all__ = [
 
 Experiences: TypeAlias = Literal["system", "user", "none"]
 DemoOrigin: TypeAlias = Literal["rollouts", "reference", "both"]
+Pruning: TypeAlias = Literal["none", "hurting"]
+AblationMethod: TypeAlias = Literal["loo", "shapley"]
 Sandbox: TypeAlias = Literal["bubblewrap", "unsafe-process"]
 View = TypeVar("View")
 
@@ -165,6 +169,8 @@ class LearnView:
     summarize: bool
     init: str | None
     demo_source: DemoOrigin
+    prune: Pruning
+    repeats: int
     max_failures: float
     budget: BudgetLimits
     schedule: Schedule
@@ -184,6 +190,8 @@ class EvaluateView:
     metrics: tuple[str, ...]
     compare: tuple[str, ...]
     seed: int
+    ablate: AblationMethod
+    subsets: int
     max_failures: float
     estimate: Mapping[str, Any]
     """The compiler's estimate of the evaluation's cost."""

@@ -6,7 +6,9 @@ the figures and the page (`html`, with `report.html.j2`). It imports every layer
 
 from grpo_dsl.report.data import (
     REPORT_DATA_SCHEMA,
+    AblationData,
     ExperienceChange,
+    ItemData,
     ReportData,
     ReportDataError,
     StageCost,
@@ -17,7 +19,9 @@ from grpo_dsl.report.html import render_report
 
 __all__ = [
     "REPORT_DATA_SCHEMA",
+    "AblationData",
     "ExperienceChange",
+    "ItemData",
     "ReportData",
     "ReportDataError",
     "StageCost",

@@ -15,7 +15,9 @@ from grpo_dsl.library.diff import DiffSegment, word_diff
 
 __all__ = [
     "REPORT_DATA_SCHEMA",
+    "AblationData",
     "Answer",
+    "ItemData",
     "ChangeKind",
     "GateData",
     "GroupData",
@@ -49,6 +51,41 @@ _INTERVAL = {
     "required": ["estimate", "low", "high"],
     "properties": {"estimate": _NUMBER, "low": _NUMBER, "high": _NUMBER},
     "additionalProperties": False,
+}
+
+
+_ABLATION = {
+    "type": ["object", "null"],
+    "required": ["evaluate", "library", "method", "exact", "questions", "samples", "items"],
+    "additionalProperties": False,
+    "properties": {
+        "evaluate": {"type": "string"},
+        "library": {"type": "string"},
+        "method": {"enum": ["loo", "shapley"]},
+        "exact": {"type": "boolean"},
+        "confidence": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+        "questions": _COUNT,
+        "samples": _COUNT,
+        "full": {"oneOf": [_INTERVAL, {"type": "null"}]},
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "kind", "text", "estimate", "low", "high", "verdict"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"type": "string"},
+                    "kind": {"enum": ["lesson", "demo"]},
+                    "text": {"type": "string"},
+                    "estimate": _NUMBER,
+                    "low": _NUMBER,
+                    "high": _NUMBER,
+                    "p_value": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                    "verdict": {"enum": ["helps", "hurts", "no evidence"]},
+                },
+            },
+        },
+    },
 }
 
 
@@ -231,8 +268,28 @@ REPORT_DATA_SCHEMA: dict[str, Any] = {
                         },
                     },
                 },
+                "pooled": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["metric", "learn", "baseline", "gains", "difference", "low", "high", "beat", "beat_beyond_noise"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "metric": {"type": "string"},
+                            "learn": {"type": "string"},
+                            "baseline": {"type": "string"},
+                            "gains": {"type": "array", "items": _NUMBER},
+                            "difference": _NUMBER,
+                            "low": _NUMBER,
+                            "high": _NUMBER,
+                            "beat": _COUNT,
+                            "beat_beyond_noise": _COUNT,
+                        },
+                    },
+                },
             },
         },
+        "ablation": _ABLATION,
     },
 }
 
@@ -533,6 +590,92 @@ class StageCost:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemData:
+    """One lesson or demo of an ablated library: its utility, interval and verdict."""
+
+    id: str
+    kind: str
+    text: str
+    estimate: float
+    low: float
+    high: float
+    verdict: str
+    p_value: float | None = None
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> ItemData:
+        p_value = value.get("p_value")
+        return cls(
+            id=value["id"],
+            kind=value["kind"],
+            text=value["text"],
+            estimate=float(value["estimate"]),
+            low=float(value["low"]),
+            high=float(value["high"]),
+            verdict=value["verdict"],
+            p_value=float(p_value) if p_value is not None else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "text": self.text,
+            "estimate": self.estimate,
+            "low": self.low,
+            "high": self.high,
+            "p_value": self.p_value,
+            "verdict": self.verdict,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AblationData:
+    """What each lesson and demo of a library is worth (`grpo ablate`), measured on the
+    questions of evaluate `evaluate` by `method` (`loo` or `shapley`)."""
+
+    evaluate: str
+    library: str
+    method: str
+    exact: bool
+    questions: int
+    samples: int
+    items: tuple[ItemData, ...]
+    confidence: float = 0.95
+    full: tuple[float, float, float] | None = None
+    """The whole library's mean reward: (estimate, low, high)."""
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> AblationData:
+        full = value.get("full")
+        return cls(
+            evaluate=value["evaluate"],
+            library=value["library"],
+            method=value["method"],
+            exact=bool(value["exact"]),
+            questions=value["questions"],
+            samples=value["samples"],
+            items=tuple(ItemData.from_json(item) for item in value["items"]),
+            confidence=float(value.get("confidence", 0.95)),
+            full=(float(full["estimate"]), float(full["low"]), float(full["high"])) if full else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        full = self.full
+        return {
+            "evaluate": self.evaluate,
+            "library": self.library,
+            "method": self.method,
+            "exact": self.exact,
+            "confidence": self.confidence,
+            "questions": self.questions,
+            "samples": self.samples,
+            "full": {"estimate": full[0], "low": full[1], "high": full[2]} if full else None,
+            "items": [item.to_json() for item in self.items],
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ReportData:
     """Everything a report shows. Every part is optional but the title: a report without
     steps shows only the evaluation, one without evaluation only the learning."""
@@ -542,6 +685,7 @@ class ReportData:
     steps: tuple[StepData, ...] = ()
     costs: tuple[StageCost, ...] = ()
     evaluation: EvaluationData | None = None
+    ablation: AblationData | None = None
     questions: tuple[QuestionAnswers, ...] = ()
     """The evaluation's answers, question by question (the drill-down)."""
 
@@ -556,12 +700,14 @@ class ReportData:
             where = "/".join(str(p) for p in error.absolute_path) or "the top level"
             raise ReportDataError(f"invalid report data at {where}: {error.message}")
         evaluation = value.get("evaluation")
+        ablation = value.get("ablation")
         return cls(
             title=value["title"],
             subtitle=value.get("subtitle", ""),
             steps=tuple(StepData.from_json(s) for s in value.get("steps", ())),
             costs=tuple(StageCost.from_json(c) for c in value.get("costs", ())),
             evaluation=EvaluationData.from_json(evaluation) if evaluation is not None else None,
+            ablation=AblationData.from_json(ablation) if ablation is not None else None,
             questions=tuple(QuestionAnswers.from_json(q) for q in value.get("questions", ())),
         )
 
@@ -572,6 +718,7 @@ class ReportData:
             "steps": [s.to_json() for s in self.steps],
             "costs": [c.to_json() for c in self.costs],
             "evaluation": self.evaluation.to_json() if self.evaluation is not None else None,
+            "ablation": self.ablation.to_json() if self.ablation is not None else None,
             "questions": [q.to_json() for q in self.questions],
         }
 

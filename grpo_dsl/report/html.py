@@ -23,9 +23,9 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from grpo_dsl.core.resources import resource_path
-from grpo_dsl.evaluation.results import Comparison, EvaluationData
+from grpo_dsl.evaluation.results import Comparison, EvaluationData, PooledGain
 from grpo_dsl.evaluation.stats import SMALL_SAMPLE
-from grpo_dsl.report.data import ReportData, StageCost, StepData
+from grpo_dsl.report.data import AblationData, ReportData, StageCost, StepData
 
 __all__ = ["render_report"]
 
@@ -345,6 +345,20 @@ def _comparison_forest(evaluation: EvaluationData) -> Figure:
     return _forest_figure("plot-difference", "Paired differences", rows, zero_line=True)
 
 
+def _ablation_forest(ablation: AblationData) -> Figure:
+    rows = [
+        _ForestRow(
+            f"{item.id} ({item.kind})",
+            item.estimate,
+            item.low,
+            item.high,
+            f"{item.id}: utility {_signed(item.estimate)} [{_signed(item.low)}, {_signed(item.high)}], {item.verdict}: {item.text}",
+        )
+        for item in ablation.items
+    ]
+    return _forest_figure("plot-ablation", "Utility of each item", rows, zero_line=True)
+
+
 def _signed(value: float) -> str:
     return ("+" if value > 0 else "") + _value(value)
 
@@ -374,6 +388,16 @@ def _comparison_sentence(c: Comparison, confidence: float) -> str:
         return f"{head} The interval includes zero: the difference is not distinguishable from noise at this level.{small}"
     direction = "better" if c.difference > 0 else "worse"
     return f"{head} The interval excludes zero: {c.candidate} is {direction} than {c.baseline} beyond noise at the {level} level.{small}"
+
+
+def _pooled_sentence(pooled: PooledGain, confidence: float) -> str:
+    gains = ", ".join(_signed(g) for g in pooled.gains)
+    return (
+        f"{pooled.learn} ({len(pooled.gains)} repeats) − {pooled.baseline} on {pooled.metric}: {_signed(pooled.difference)} "
+        f"({_percent(confidence)} interval over repeats and questions {_signed(pooled.low)} to {_signed(pooled.high)}; "
+        f"the repeats' gains {gains}). {pooled.beat} of {len(pooled.gains)} repeats scored higher than {pooled.baseline}, "
+        f"{pooled.beat_beyond_noise} beyond noise."
+    )
 
 
 def _reward(value: float | None) -> str:
@@ -424,6 +448,8 @@ def render_report(data: ReportData) -> str:
         metric_forests=_metric_forests(evaluation) if evaluation else [],
         difference_figure=_comparison_forest(evaluation) if evaluation and evaluation.comparisons else None,
         sentences=[_comparison_sentence(c, evaluation.confidence) for c in evaluation.comparisons] if evaluation else [],
+        pooled_sentences=[_pooled_sentence(p, evaluation.confidence) for p in evaluation.pooled] if evaluation else [],
+        ablation_figure=_ablation_forest(data.ablation) if data.ablation and data.ablation.items else None,
         failing=sum(q.failing for q in data.questions),
         changed=sum(q.changed for q in data.questions),
     )

@@ -1,4 +1,4 @@
-"""Read a run directory into the report's data: the steps, the costs and an evaluation.
+"""Read a run directory into the report's data: the steps, the costs, an evaluation and an ablation.
 
 `read_run(run_dir)` reads a learning run (`runs/<learn>/<run-id>/`): per completed
 step its `rewards.json` (groups, kept or skipped, rewards), `report.json` (operations
@@ -8,7 +8,9 @@ evaluation and its costs.
 
 The evaluation shown with a learning run is the one given, or else the newest
 completed evaluation run under the same runs folder that compared this run's
-library (`find_evaluation`).
+library (`find_evaluation`); the ablation likewise, the newest that ablated this
+run's library (`find_ablation`). An ablation run directory gives a report with only
+its ablation and its costs.
 """
 
 from __future__ import annotations
@@ -21,21 +23,26 @@ from typing import Any
 
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import read_json
+from grpo_dsl.evaluation.ablation import STAGE as ABLATE_STAGE
+from grpo_dsl.evaluation.ablation import AblationError, is_ablation_run, read_ablation
 from grpo_dsl.evaluation.evaluate import (
     STAGE,
     EvaluationError,
     is_evaluation_run,
+    newest_evaluation,
     read_evaluation,
 )
-from grpo_dsl.evaluation.results import Comparison, EvaluationData, LibraryEvaluation
+from grpo_dsl.evaluation.results import Comparison, EvaluationData, LibraryEvaluation, PooledGain
 from grpo_dsl.evaluation.stats import bootstrap_ci
 from grpo_dsl.library import Library
 from grpo_dsl.plan import Plan, PlanError
 from grpo_dsl.report.data import (
+    AblationData,
     Answer,
     ExperienceChange,
     GateData,
     GroupData,
+    ItemData,
     LibraryAnswers,
     Proposal,
     QuestionAnswers,
@@ -46,9 +53,18 @@ from grpo_dsl.report.data import (
     library_changes,
 )
 from grpo_dsl.runs.directory import RunDirectory, read_events
-from grpo_dsl.runs.session import run_status
+from grpo_dsl.runs.repeats import is_repeated_run, repeat_dir, runs_root_of
 
-__all__ = ["RunDataError", "STEP_RESAMPLES", "evaluation_answers", "evaluation_data", "find_evaluation", "read_run"]
+__all__ = [
+    "RunDataError",
+    "STEP_RESAMPLES",
+    "ablation_data",
+    "evaluation_answers",
+    "evaluation_data",
+    "find_ablation",
+    "find_evaluation",
+    "read_run",
+]
 
 STEP_RESAMPLES = 2000
 """Bootstrap resamples of each step's reward interval (the band of the reward plot)."""
@@ -161,10 +177,12 @@ def _step(run: RunDirectory, step: int, before: Library | None, after: Library, 
     )
 
 
-def _costs(usage: Mapping[str, Any], *, of_evaluation: bool = False) -> list[StageCost]:
+def _costs(usage: Mapping[str, Any], *, within: str | None = None) -> list[StageCost]:
+    """The costs by stage of `usage`; those of an evaluation or an ablation shown with a learning
+    run carry the stage of that run (`within`) in their name, e.g. `judge (evaluate)`."""
     return [
         StageCost(
-            stage=f"{stage} ({STAGE})" if of_evaluation and stage != STAGE else stage,
+            stage=f"{stage} ({within})" if within and stage != within else stage,
             calls=int(tally["calls"]),
             usd=float(tally["usd"]),
             input_tokens=int(tally["prompt_tokens"]),
@@ -184,6 +202,7 @@ def evaluation_data(evaluation_dir: Path) -> tuple[EvaluationData, dict[str, Any
         libraries=tuple(LibraryEvaluation.from_json(library) for library in document["libraries"]),
         comparisons=tuple(Comparison.from_json(c) for c in document["comparisons"]),
         confidence=float(document["confidence"]),
+        pooled=tuple(PooledGain.from_json(p) for p in document.get("pooled", ())),
     )
     return data, document
 
@@ -208,28 +227,59 @@ def evaluation_answers(evaluation_dir: Path) -> tuple[QuestionAnswers, ...]:
 
 def find_evaluation(run_dir: Path) -> Path | None:
     """The newest completed evaluation under the runs folder of `run_dir` that compared its library."""
-    runs_root = run_dir.resolve().parent.parent
-    found = []
-    for candidate in runs_root.glob("*/*"):
-        if not (candidate / "evaluation.json").is_file() or not is_evaluation_run(candidate):
-            continue
-        if run_status(candidate) != "completed":
-            continue
-        try:
-            libraries = read_json(candidate / "libraries.json")["libraries"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        origins = {Path(lib["origin"]).resolve() for lib in libraries if lib.get("kind") == "learn" and lib.get("origin")}
-        if run_dir.resolve() in origins:
-            found.append(candidate)
+    return newest_evaluation(runs_root_of(run_dir.resolve()), {run_dir.resolve()})
+
+
+def ablation_data(ablation_dir: Path) -> AblationData:
+    """The ablation of an ablation run directory as the report shows it."""
+    try:
+        document = read_ablation(ablation_dir)
+    except AblationError as exc:
+        raise RunDataError(str(exc)) from None
+    full = document["full"]
+    return AblationData(
+        evaluate=document["evaluate"],
+        library=document["library"]["name"],
+        method=document["method"],
+        exact=document["exact"],
+        questions=document["questions"],
+        samples=document["samples"],
+        items=tuple(ItemData.from_json(item) for item in document["items"]),
+        confidence=float(document["confidence"]),
+        full=(full["estimate"], full["low"], full["high"]) if full else None,
+    )
+
+
+def find_ablation(run_dir: Path) -> Path | None:
+    """The newest completed ablation under the runs folder of `run_dir` of its library."""
+    origin = run_dir.resolve()
+    found = [
+        candidate
+        for candidate in runs_root_of(origin).glob("*/*")
+        if (candidate / "ablation.json").is_file()
+        and is_ablation_run(candidate)
+        and _ablated_origin(candidate) == origin
+    ]
     return max(found, key=lambda path: (path.name, path.parent.name)) if found else None
 
 
-def read_run(run_dir: Path, *, evaluation_dir: Path | None = None, find: bool = True) -> ReportData:
-    """The report data of a learning or evaluation run directory.
+def _ablated_origin(ablation_dir: Path) -> Path | None:
+    try:
+        source = read_json(ablation_dir / "library.json")
+    except (OSError, ValueError):
+        return None
+    origin = source.get("origin") if isinstance(source, dict) and source.get("kind") == "learn" else None
+    return Path(origin).resolve() if origin else None
+
+
+def read_run(
+    run_dir: Path, *, evaluation_dir: Path | None = None, ablation_dir: Path | None = None, find: bool = True
+) -> ReportData:
+    """The report data of a learning, evaluation or ablation run directory.
 
     For a learning run, the evaluation is the one of `evaluation_dir`, or (when
-    `find`) the one `find_evaluation` finds, or none. Raises `RunDataError`.
+    `find`) the one `find_evaluation` finds, or none; the ablation likewise
+    (`ablation_dir`, `find_ablation`). Raises `RunDataError`.
     """
     run = RunDirectory(run_dir)
     if not run.info_path.is_file():
@@ -246,6 +296,11 @@ def read_run(run_dir: Path, *, evaluation_dir: Path | None = None, find: bool = 
             evaluation=alone,
             questions=evaluation_answers(run_dir),
         )
+    if is_ablation_run(run_dir):
+        measured = ablation_data(run_dir)
+        return ReportData(title=f"ablate {measured.evaluate}", subtitle=subtitle, costs=tuple(_costs(usage)), ablation=measured)
+    if is_repeated_run(run_dir):
+        raise RunDataError(f"{run_dir} is a run with repeats: report one of them, e.g. {repeat_dir(run_dir, 1)}")
     if "learn" not in info:
         raise RunDataError(f"{run.info_path} names neither a learn nor an evaluate")
     try:
@@ -269,6 +324,20 @@ def read_run(run_dir: Path, *, evaluation_dir: Path | None = None, find: bool = 
     if chosen is not None:
         evaluation, _ = evaluation_data(chosen)
         questions = evaluation_answers(chosen)
-        costs += _costs(_read(chosen / "usage.json") if (chosen / "usage.json").is_file() else {}, of_evaluation=True)
+        costs += _costs(_read(chosen / "usage.json") if (chosen / "usage.json").is_file() else {}, within=STAGE)
         subtitle += f" · evaluation {chosen}"
-    return ReportData(title=str(info["learn"]), subtitle=subtitle, steps=tuple(steps), costs=tuple(costs), evaluation=evaluation, questions=questions)
+    ablation: AblationData | None = None
+    ablated = ablation_dir if ablation_dir is not None else (find_ablation(run_dir) if find else None)
+    if ablated is not None:
+        ablation = ablation_data(ablated)
+        costs += _costs(_read(ablated / "usage.json") if (ablated / "usage.json").is_file() else {}, within=ABLATE_STAGE)
+        subtitle += f" · ablation {ablated}"
+    return ReportData(
+        title=str(info["learn"]),
+        subtitle=subtitle,
+        steps=tuple(steps),
+        costs=tuple(costs),
+        evaluation=evaluation,
+        questions=questions,
+        ablation=ablation,
+    )

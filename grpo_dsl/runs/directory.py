@@ -115,18 +115,26 @@ class RunDirectory:
     path: Path
 
     @classmethod
-    def create(cls, runs_root: Path, learn: str, plan_json: str, run_info: dict[str, Any]) -> RunDirectory:
-        """Create a fresh run directory for `learn` under `runs_root` and write its plan."""
+    def create(
+        cls, runs_root: Path, learn: str, plan_json: str, run_info: dict[str, Any], *, name: str | None = None
+    ) -> RunDirectory:
+        """Create a fresh run directory for `learn` under `runs_root` and write its plan.
+
+        The directory is named after the time it starts, or `name` when given (which
+        must not exist yet).
+        """
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         base = runs_root / learn
         base.mkdir(parents=True, exist_ok=True)
         suffix = 0
         while True:
-            candidate = base / (stamp if suffix == 0 else f"{stamp}-{suffix}")
+            candidate = base / (name or (stamp if suffix == 0 else f"{stamp}-{suffix}"))
             try:
                 candidate.mkdir()
                 break
             except FileExistsError:
+                if name is not None:
+                    raise
                 suffix += 1
         run = cls(candidate)
         atomic_write_text(run.plan_path, plan_json)

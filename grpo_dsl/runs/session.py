@@ -138,11 +138,19 @@ def usage_from_events(plan: Plan, events_path: Path) -> Usage:
 
 @contextlib.asynccontextmanager
 async def client_stack(
-    plan: Plan, base_dir: Path, run: RunDirectory, usage: Usage, budget: Budget | None, events: EventLog, progress: Progress
+    plan: Plan,
+    base_dir: Path,
+    run: RunDirectory,
+    usage: Usage,
+    budget: Budget | None,
+    events: EventLog,
+    progress: Progress,
+    cache_dir: Path | None = None,
 ) -> AsyncIterator[tuple[LLMClient, dict[str, Mapping[str, Any]]]]:
     """The run's client and its models as endpoints (local models started and pointed at);
     `progress` observes the run's events from then on.
 
+    Answers are cached in `cache_dir`, by default the run directory's own `cache/`.
     Every endpoint is checked first (`ClientStack.preflight`), so a wrong URL, key or
     model name fails in seconds, before any step, with an `EndpointError`. When a
     budget stops the run, the calls in flight (allowed by the budget, and being paid
@@ -152,7 +160,7 @@ async def client_stack(
     async with local_endpoints(model_documents(plan), base_dir=base_dir) as models:
         client = build_client(
             models,
-            cache_dir=run.cache_dir,
+            cache_dir=cache_dir or run.cache_dir,
             usage=usage,
             budget=budget,
             on_event=lambda event: events.append(str(event.get("event", "client")), **{k: v for k, v in event.items() if k != "event"}),

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from grpo_dsl.learning.run import RunResult, start_run
+from grpo_dsl.library import Library
+from grpo_dsl.modules import ModelRef, ModuleSpec, emit_module
 from grpo_dsl.plan import load_plan
 from support.endpoint import Endpoint
 from support.learn_world import write_world
@@ -55,3 +57,15 @@ def learn(folder: Path, program: Path, endpoint: Endpoint, script: str = "suppor
     result = start_run(load_plan(program), "date_lessons", base_dir=folder, runs_root=folder / "runs", stream=None)
     assert result.status == "completed"
     return result
+
+
+def date_module(folder: Path, library: Library, name: str) -> str:
+    """Emit `library` as a module of the date task at `prompts/<name>` in `folder`; return its reference."""
+    spec = ModuleSpec(
+        name=name,
+        system="You write dates.",
+        prompt="What is day {{ day }} of month {{ month }} of {{ year }}, as a date?",
+        placement="system",
+        model=ModelRef("world", "world"),
+    )
+    return f"prompts/{name}@{emit_module(library, spec, f'prompts/{name}', base_dir=folder).version}"

@@ -13,17 +13,23 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LESSONS", "MISLEADING_LESSON", "date_world", "demo_world", "misleading_world", "tool_world", "troubled_world"]
 __all__ = [
+    "FICKLE_LESSONS",
+    "HARMFUL_LESSON",
+    "HELPFUL_LESSON",
     "LESSONS",
     "MISLEADING_LESSON",
     "date_world",
+    "demo_world",
+    "fickle_world",
     "half_failing_world",
     "judged_world",
     "learner_reply",
     "misleading_world",
+    "planted_world",
     "preamble_world",
     "quarter_failing_world",
     "tool_world",
@@ -107,6 +113,40 @@ def date_world(request: Mapping[str, Any], number: int) -> str:
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """A rollout request of the date task: its question (the last turn) with the day, month and
+    year it asks about, the earlier answers it shows (demos) and its system text."""
+
+    question: str
+    day: int
+    month: int
+    year: int
+    earlier: tuple[str, ...]
+    system: str
+
+    @property
+    def iso(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}-{self.day:02d}"
+
+    @property
+    def slashed(self) -> str:
+        return f"{self.month}/{self.day}/{self.year}"
+
+
+def _asked(request: Mapping[str, Any]) -> _Asked | None:
+    """The rollout request as `_Asked`, or None when its last turn asks about no date."""
+    messages = list(request.get("messages", []))
+    question = str(messages[-1].get("content") or "") if messages else ""
+    match = re.search(r"day (\d+) of month (\d+) of (\d+)", question)
+    if not match:
+        return None
+    day, month, year = (int(g) for g in match.groups())
+    earlier = tuple(str(m.get("content") or "").strip() for m in messages[:-1] if m.get("role") == "assistant")
+    system = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
+    return _Asked(question, day, month, year, earlier, system)
+
+
 def demo_world(request: Mapping[str, Any], number: int) -> str:
     """The date world where a worked example teaches the format and a lesson does not: a
     rollout whose prompt shows an earlier answer written YYYY-MM-DD (a demo, as an earlier
@@ -117,18 +157,11 @@ def demo_world(request: Mapping[str, Any], number: int) -> str:
         return json.dumps({"operations": [{"op": "keep"}]})
     if text.startswith(("You are reviewing one attempt", "Two attempts at the same task", "You maintain a small library")):
         return date_world(request, number)
-    messages = list(request.get("messages", []))
-    question = str(messages[-1].get("content") or "") if messages else ""
-    match = re.search(r"day (\d+) of month (\d+) of (\d+)", question)
-    if not match:
+    asked = _asked(request)
+    if asked is None:
         return "I do not know."
-    day, month, year = (int(g) for g in match.groups())
-    earlier = [m for m in messages[:-1] if m.get("role") == "assistant"]
-    system = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
-    shown = any(ISO_DATE.fullmatch(str(m.get("content") or "").strip()) for m in earlier) or "Output: " in system
-    if _draw(request.get("seed"), question) < (0.95 if shown else 0.25):
-        return f"{year:04d}-{month:02d}-{day:02d}"
-    return f"{month}/{day}/{year}"
+    shown = any(ISO_DATE.fullmatch(answer) for answer in asked.earlier) or "Output: " in asked.system
+    return asked.iso if _draw(request.get("seed"), asked.question) < (0.95 if shown else 0.25) else asked.slashed
 
 
 def troubled_world(request: Mapping[str, Any], number: int) -> str | dict[str, Any]:
@@ -224,6 +257,76 @@ def revising_world(request: Mapping[str, Any], number: int) -> str:
     if NOISE in text and _draw("noise", request.get("seed"), text) < 0.5:
         return f"Monday, {answer}"
     return answer
+
+
+HELPFUL_LESSON = "Write the date as YYYY-MM-DD, with the month and the day on two digits."
+HARMFUL_LESSON = "Spell the month out in words, the way people say it."
+SLASH_DATE = re.compile(r"\d{1,2}/\d{1,2}/\d{4}")
+
+
+def planted_world(request: Mapping[str, Any], number: int) -> str:
+    """The date world with one lesson that helps and one that hurts, both proposed by its learner.
+
+    A rollout's luck is drawn from its seed and its question alone, so every library
+    meets the same luck. It is right when its prompt carries `HELPFUL_LESSON` or an
+    earlier answer written YYYY-MM-DD (a good demo), or else with chance 0.25; but when
+    the prompt carries `HARMFUL_LESSON` or an earlier answer written M/D/YYYY (a bad
+    demo), half of the questions' samples spell the month out and are wrong. So: no
+    library 0.25, the helpful lesson 1.0, the harmful one 0.125, both 0.5. Its learner
+    proposes whichever of the two lessons the library lacks."""
+    text = _text(request)
+    if text.startswith("Several attempts at the same task"):
+        library = text.split("The current library:")[1].split("State it as")[0]
+        missing = [lesson for lesson in (HELPFUL_LESSON, HARMFUL_LESSON) if lesson not in library]
+        operations = [{"op": "add", "text": lesson, "rationale": "the better attempts did this"} for lesson in missing]
+        return json.dumps({"operations": operations or [{"op": "keep"}]})
+    if text.startswith(("You are reviewing one attempt", "Two attempts at the same task", "You maintain a small library")):
+        return date_world(request, number)
+    asked = _asked(request)
+    if asked is None:
+        return "I do not know."
+    helped = HELPFUL_LESSON in asked.system or any(ISO_DATE.fullmatch(answer) for answer in asked.earlier)
+    hurt = HARMFUL_LESSON in asked.system or any(SLASH_DATE.fullmatch(answer) for answer in asked.earlier)
+    if hurt and _draw("spelled", request.get("seed"), asked.question) < 0.5:
+        return f"the {asked.day} of month {asked.month}, {asked.year}"
+    return asked.iso if helped or _draw("luck", request.get("seed"), asked.question) < 0.25 else asked.slashed
+
+
+FICKLE_LESSONS = {
+    "Write the date as YYYY-MM-DD, always.": 0.95,
+    "Numbers in dates want leading zeros.": 0.5,
+    "Read the question twice.": 0.25,
+}
+"""The lessons of `fickle_world`, each with the chance that a rollout whose prompt carries it is right."""
+
+
+def fickle_world(request: Mapping[str, Any], number: int) -> str:
+    """The date world whose learner settles on one lesson by chance, so that learning again
+    with another seed can end with another library.
+
+    Asked for an advantage while the library is empty, the learner proposes one of
+    `FICKLE_LESSONS`, drawn from its request's seed (which the learn's seed derives);
+    once the library holds a lesson it keeps it. Consolidating, it applies only the
+    proposal made by the most groups. A rollout is right with the chance of the lesson
+    in its prompt (0.25 without one), its luck drawn from its seed and its question."""
+    text = _text(request)
+    if text.startswith("Several attempts at the same task"):
+        library = text.split("The current library:")[1].split("State it as")[0]
+        if "(empty)" not in library:
+            return json.dumps({"operations": [{"op": "keep"}]})
+        lessons = list(FICKLE_LESSONS)
+        chosen = lessons[int(_draw("fickle", request.get("seed")) * len(lessons))]
+        return json.dumps({"operations": [{"op": "add", "text": chosen, "rationale": "the better attempts did this"}]})
+    if text.startswith("You maintain a small library"):
+        proposals = [op for op in _proposals(text) if op["op"] == "add"]
+        return json.dumps({"operations": proposals[:1] or [{"op": "keep"}]})
+    if text.startswith(("You are reviewing one attempt", "Two attempts at the same task")):
+        return date_world(request, number)
+    asked = _asked(request)
+    if asked is None:
+        return "I do not know."
+    chance = max((value for lesson, value in FICKLE_LESSONS.items() if lesson in text), default=0.25)
+    return asked.iso if _draw("luck", request.get("seed"), asked.question) < chance else asked.slashed
 
 
 LEARNER_OPENINGS = ("You are reviewing one attempt", "Two attempts at the same task", "Several attempts at the same task", "You maintain a small library")

@@ -1,4 +1,4 @@
-"""The semantic rules of learning and evaluation (E0501-E0504, W0002-W0005)."""
+"""The semantic rules of learning and evaluation (E0501-E0506, W0002-W0005)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ __all__ = [
     "check_metric_samples",
     "check_evaluation_reward",
     "check_validation_set",
+    "check_pruning",
     "check_secrets",
     "check_unsafe_sandbox",
 ]
@@ -177,6 +178,19 @@ def check_validation_set(context: Context) -> Iterator[Diagnostic]:
                 f"`validate` uses the training data `{data}`",
                 value.span,
                 "the gate should measure questions the learner did not see: use a held-out dataset",
+            )
+
+
+def check_pruning(context: Context) -> Iterator[Diagnostic]:
+    """Pruning measures each item on the validation set, so it needs one."""
+    for learn in _learns(context):
+        prune = _value(learn, "prune")
+        if isinstance(prune, ast.Name) and prune.name == "hurting" and learn.get("validate") is None:
+            yield error(
+                "E0506",
+                f"`prune = hurting` in learn `{learn.name}`, which has no `validate` set",
+                prune.span,
+                "pruning measures each lesson and demo on held-out questions: add `validate = DATASET`",
             )
 
 
