@@ -3,15 +3,36 @@
 Declare models, datasets, tasks, rewards and update policies in a `.grpo` file; the
 compiler turns it into an execution plan, the interpreter runs the learning loop,
 and the learned experience library is emitted as a versioned prompt module.
+
+`import grpo_dsl` is light: every name below is imported on first use (the parser
+with `load`, the runtime and its `openai` client with the first `learn`), so a
+notebook or a tool that only imports the package pays for nothing it does not use.
 """
 
+from __future__ import annotations
+
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from grpo_dsl._version import __version__
 
 if TYPE_CHECKING:
-    from grpo_dsl.api import CheckedProgram, compile, load, loads, to_source
+    from grpo_dsl.api import (
+        ApiError,
+        CheckedProgram,
+        aevaluate,
+        alearn,
+        aresume,
+        compile,
+        evaluate,
+        learn,
+        load,
+        loads,
+        resume,
+        to_source,
+    )
     from grpo_dsl.core.env import resolve_env
+    from grpo_dsl.evaluation.evaluate import EvaluationResult
     from grpo_dsl.language.builders import (
         Dataset,
         Emit,
@@ -34,90 +55,42 @@ if TYPE_CHECKING:
         unary,
     )
     from grpo_dsl.language.diagnostics import Diagnostic, ProgramError
-    from grpo_dsl.modules import (
-        ModelMismatchWarning,
-        ModuleError,
-        PromptModule,
-        load_module,
-    )
+    from grpo_dsl.learning.run import RunResult
+    from grpo_dsl.modules import ModelMismatchWarning, ModuleError, PromptModule, load_module
     from grpo_dsl.plan import Plan, PlanError
+    from grpo_dsl.rewards.functions import RewardFunctionError
+    from grpo_dsl.runs.loop import LoopRunning
 
-__all__ = [
-    "__version__",
-    "CheckedProgram",
-    "Dataset",
-    "Diagnostic",
-    "Emit",
-    "Evaluate",
-    "Learn",
-    "Model",
-    "ModelMismatchWarning",
-    "ModuleError",
-    "Plan",
-    "PlanError",
-    "Policy",
-    "Program",
-    "ProgramError",
-    "PromptModule",
-    "Reward",
-    "Task",
-    "Tool",
-    "binary",
-    "call",
-    "compile",
-    "conditional",
-    "env",
-    "expr",
-    "load",
-    "loads",
-    "load_module",
-    "metric",
-    "python",
-    "ref",
-    "resolve_env",
-    "to_source",
-    "unary",
-]
-
-# Where each public name lives. They are imported on first use, so that importing the
-# package (which `grpo --version` and every verb do) costs nothing of the runtime.
 _HOMES = {
-    "CheckedProgram": "grpo_dsl.api",
-    "compile": "grpo_dsl.api",
-    "load": "grpo_dsl.api",
-    "loads": "grpo_dsl.api",
-    "to_source": "grpo_dsl.api",
-    "resolve_env": "grpo_dsl.core.env",
-    "Diagnostic": "grpo_dsl.language.diagnostics",
-    "ProgramError": "grpo_dsl.language.diagnostics",
-    "ModelMismatchWarning": "grpo_dsl.modules",
-    "ModuleError": "grpo_dsl.modules",
-    "PromptModule": "grpo_dsl.modules",
-    "load_module": "grpo_dsl.modules",
-    "Plan": "grpo_dsl.plan",
-    "PlanError": "grpo_dsl.plan",
-    **dict.fromkeys(
-        (
-            "Dataset", "Emit", "Evaluate", "Learn", "Model", "Policy", "Program", "Reward", "Task",
-            "Tool",
-            "binary", "call", "conditional", "env", "expr", "metric", "python", "ref", "unary",
-        ),
-        "grpo_dsl.language.builders",
+    "grpo_dsl.api": (
+        "ApiError CheckedProgram aevaluate alearn aresume compile evaluate learn load loads resume to_source"
     ),
+    "grpo_dsl.core.env": "resolve_env",
+    "grpo_dsl.evaluation.evaluate": "EvaluationResult",
+    "grpo_dsl.language.builders": (
+        "Dataset Emit Evaluate Learn Model Policy Program Reward Task Tool binary call conditional env expr metric python ref unary"
+    ),
+    "grpo_dsl.language.diagnostics": "Diagnostic ProgramError",
+    "grpo_dsl.learning.run": "RunResult",
+    "grpo_dsl.modules": "ModelMismatchWarning ModuleError PromptModule load_module",
+    "grpo_dsl.plan": "Plan PlanError",
+    "grpo_dsl.rewards.functions": "RewardFunctionError",
+    "grpo_dsl.runs.loop": "LoopRunning",
 }
+_HOME = {name: module for module, names in _HOMES.items() for name in names.split()}
+
+__all__ = ["__version__", *sorted(_HOME)]
 
 
 def __getattr__(name: str) -> Any:
-    """Import a public name from its module the first time it is used."""
-    home = _HOMES.get(name)
-    if home is None:
+    """Import a public name from its module the first time it is asked for."""
+    module = _HOME.get(name)
+    if module is None:
         raise AttributeError(f"module 'grpo_dsl' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(home), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*globals(), *_HOME})

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from grpo_dsl import api
 from grpo_dsl.cli.console import EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, Console, UsageError
 from grpo_dsl.core.files import atomic_write_text
 from grpo_dsl.evaluation.evaluate import EvaluationResult, format_evaluation, resume_evaluation, start_evaluation
@@ -68,14 +69,10 @@ def _program(file: str | None, console: Console, resume_hint: str) -> Plan:
 
 def _chosen_block(plan: Plan, kind: Literal["learn", "evaluate"], chosen: str | None) -> str:
     """The block of `kind` to run: `chosen` (given with `--KIND`), or the program's only one."""
-    names = plan.names(kind)
-    listed = ", ".join(names) or "none"
-    if chosen is None and len(names) != 1:
-        raise UsageError(f"the program has {len(names)} {kind} blocks; choose one with --{kind} ({listed})")
-    name = chosen or names[0]
-    if name not in names:
-        raise UsageError(f"no {kind} block `{name}`; the program has: {listed}")
-    return name
+    try:
+        return api.choose_block(plan, kind, chosen)
+    except api.ApiError as error:
+        raise UsageError(str(error)) from None
 
 
 def _status(status: str) -> int:

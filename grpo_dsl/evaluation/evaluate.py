@@ -31,7 +31,6 @@ the evaluation (status `failed`, exit 1), its table still printed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import warnings
 from collections import defaultdict
@@ -70,11 +69,13 @@ from grpo_dsl.modules import (
 )
 from grpo_dsl.plan import Plan
 from grpo_dsl.plan.views import EvaluateView
+from grpo_dsl.rewards.functions import RewardFunction, check_reward_functions, recorded_functions, resumed_functions
 from grpo_dsl.rewards.scorer import RewardScorer
 from grpo_dsl.rollout.answer import Call
 from grpo_dsl.rollout.tools import Tools, open_tools
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.failures import Failures, TooManyFailures
+from grpo_dsl.runs.loop import blocking
 from grpo_dsl.runs.progress import Progress
 from grpo_dsl.runs.repeats import is_repeated_run, repeat_dirs
 from grpo_dsl.runs.session import (
@@ -94,6 +95,8 @@ __all__ = [
     "LibraryResult",
     "LibrarySource",
     "STAGE",
+    "aresume_evaluation",
+    "astart_evaluation",
     "evaluate_block",
     "format_evaluation",
     "is_evaluation_run",
@@ -211,6 +214,10 @@ class EvaluationResult:
             confidence=CONFIDENCE,
             pooled=self.pooled,
         )
+
+    def text(self) -> str:
+        """The table and sentences `grpo eval` prints."""
+        return format_evaluation(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -408,7 +415,7 @@ def evaluate_block(plan: Plan, evaluate: str) -> tuple[EvaluateView, str]:
 # ---------------------------------------------------------------------- running
 
 
-def start_evaluation(
+async def astart_evaluation(
     plan: Plan,
     evaluate: str,
     *,
@@ -418,14 +425,20 @@ def start_evaluation(
     stream: TextIO | None = None,
     on_start: Callable[[Path], None] | None = None,
     color: bool | None = None,
+    rewards: Mapping[str, RewardFunction] | None = None,
 ) -> EvaluationResult:
-    """Resolve the libraries of `evaluate`, create its run directory and evaluate them all.
+    """Resolve the libraries of `evaluate`, create its run directory and evaluate them
+    all, in the running event loop.
 
     `on_start` is told the run directory as soon as it exists; warnings about the
-    libraries and the progress (styled as `color` says, see `Progress`) go to `stream`. Raises `EvaluationError` before anything is created
-    when a library cannot be found, and `SandboxUnavailable` when the task's python
-    tool cannot run here.
+    libraries and the progress (styled as `color` says, see `Progress`) go to
+    `stream`. `rewards` are Python functions that replace the
+    program's rewards of their names (recorded in run.json by name). Raises
+    `EvaluationError` before anything is created when a library cannot be found,
+    `RewardFunctionError` when a function replaces no reward, and
+    `SandboxUnavailable` when the task's python tool cannot run here.
     """
+    functions = check_reward_functions(plan.rewards(), rewards)
     sources, notes = resolve_libraries(plan, evaluate, base_dir=base_dir, runs_root=runs_root)
     Tools.of(plan.task(plan.evaluate(evaluate).task), base_dir)
     run = RunDirectory.create(
@@ -438,6 +451,7 @@ def start_evaluation(
             "base_dir": str(base_dir.resolve()),
             "plan_sha256": plan.sha256,
             "budget": _budget_json(budget),
+            **recorded_functions(functions),
         },
     )
     atomic_write_json(run.path / "libraries.json", {"libraries": [s.to_json() for s in sources]})
@@ -446,19 +460,34 @@ def start_evaluation(
     if stream is not None:
         for note in notes:
             stream.write(f"{note}\n")
-    return asyncio.run(_execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream, color))
+    return await _execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream, color, functions)
 
 
-def resume_evaluation(run_dir: Path, *, stream: TextIO | None = None, color: bool | None = None) -> EvaluationResult:
-    """Evaluate again, in `run_dir`, the libraries it recorded; answered calls come from its cache."""
+start_evaluation = blocking(astart_evaluation)
+
+
+async def aresume_evaluation(
+    run_dir: Path,
+    *,
+    stream: TextIO | None = None,
+    rewards: Mapping[str, RewardFunction] | None = None,
+    color: bool | None = None,
+) -> EvaluationResult:
+    """Evaluate again, in `run_dir`, the libraries it recorded, in the running event loop;
+    answered calls come from its cache. `rewards` gives again the reward functions it
+    started with."""
     run = RunDirectory(run_dir)
     if not is_evaluation_run(run_dir):
         raise EvaluationError(f"{run_dir} is not an evaluation run directory")
     info = run.info()
     plan = Plan.from_json(run.plan_path.read_text(encoding="utf-8"))
+    functions = resumed_functions(plan.rewards(), rewards, info, str(run_dir))
     sources = [LibrarySource.from_json(s) for s in read_json(run.path / "libraries.json")["libraries"]]
     budget = Budget.from_json(info["budget"]) if info.get("budget") else None
-    return asyncio.run(_execute(run, plan, info["evaluate"], sources, Path(info["base_dir"]), budget, stream, color))
+    return await _execute(run, plan, info["evaluate"], sources, Path(info["base_dir"]), budget, stream, color, functions)
+
+
+resume_evaluation = blocking(aresume_evaluation)
 
 
 def is_evaluation_run(path: Path) -> bool:
@@ -547,6 +576,7 @@ async def _execute(
     budget: Budget | None,
     stream: TextIO | None,
     color: bool | None,
+    functions: Mapping[str, RewardFunction],
 ) -> EvaluationResult:
     block, reward = evaluate_block(plan, evaluate)
     events = EventLog(run.events_path)
@@ -565,7 +595,7 @@ async def _execute(
             raise EvaluationError(f"the data set `{block.data}` has no questions")
         async with (
             client_stack(plan, base_dir, run, usage, budget, events, progress) as (client, models),
-            RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models) as scorer,
+            RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models, functions=functions) as scorer,
             open_tools(sampling.task, base_dir, scorer, run, events) as tools,
         ):
             sampling = sampling.with_tools(tools)

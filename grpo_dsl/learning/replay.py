@@ -206,6 +206,16 @@ def replay_run(
         raise ReplayError(f"--from-step must be between 1 and {completed[-1]}, the last step {run_dir} completed")
     policy_plan = replay_policy(policy_file, policy_name)
     info = original.info()
+    given = [
+        f"{verb} {', '.join(f'`{name}`' for name in info[key])} with {key.replace('_', ' ')}"
+        for verb, key in (("scored", "reward_functions"), ("called", "tool_functions"))
+        if info.get(key)
+    ]
+    if given and not offline:
+        raise ReplayError(
+            f"{run_dir} {' and '.join(given)} given from Python, which a replay does not have: "
+            "replay it --offline (the recorded operations under the new rule, no call)"
+        )
     learn = info["learn"]
     recorded_plan = Plan.from_json(original.plan_path.read_text(encoding="utf-8"))
     plan = recorded_plan.with_policy(learn, policy_plan, policy_name, policy_file.resolve().parent)

@@ -9,7 +9,6 @@ endpoint error, too many failures or a full disk, with everything so far saved.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,13 +21,21 @@ from grpo_dsl.evaluation.sampling import Sampling, gate_decision
 from grpo_dsl.learning.prune import validation_pruning
 from grpo_dsl.learning.step import Learner, StepOutcome
 from grpo_dsl.library import Library
-from grpo_dsl.modules import ModuleError, load_module, parse_reference
+from grpo_dsl.modules import EmitResult, ModuleError, emit_from_run, load_module, parse_reference
 from grpo_dsl.plan import Plan, PlanError
 from grpo_dsl.plan.estimate import DataRows, Growth, expected_run, reestimate
+from grpo_dsl.rewards.functions import (
+    RewardFunction,
+    check_reward_functions,
+    recorded_functions,
+    resumed_functions,
+    same_as_recorded,
+)
 from grpo_dsl.rewards.scorer import RewardScorer
-from grpo_dsl.rollout.tools import Tools, open_tools
+from grpo_dsl.rollout.tools import ToolFunction, Tools, check_tool_functions, open_tools
 from grpo_dsl.rollout.questions import load_questions
 from grpo_dsl.runs.directory import EventLog, RunDirectory, RunError
+from grpo_dsl.runs.loop import blocking
 from grpo_dsl.runs.progress import Progress, format_cost
 from grpo_dsl.runs.repeats import runs_root_of, shared_cache_of
 from grpo_dsl.runs.session import (
@@ -44,6 +51,8 @@ from grpo_dsl.runs.tracing import traced_run
 
 __all__ = [
     "RunResult",
+    "aresume_run",
+    "astart_run",
     "resume_run",
     "start_run",
     "validation_gate",
@@ -65,8 +74,33 @@ class RunResult:
     reestimate: Mapping[str, Any] | None = None
     """The same, re-estimated from what step 1 really cost (None before step 1 or for a one-step run)."""
 
+    def emits(self) -> tuple[str, ...]:
+        """The program's `emit` blocks whose library is this run's learn."""
+        run = RunDirectory(self.run_dir)
+        info = run.info()
+        plan = recorded_plan(run, info)
+        return tuple(name for name in plan.names("emit") if plan.emit(name).library == info["learn"])
 
-def start_run(
+    def emit(self, name: str | None = None, *, step: int | None = None, force: bool = False) -> EmitResult:
+        """Write this run's library as a version of the prompt module of emit block `name`
+        (default: the program's only emit block of this learn).
+
+        `step` and `force` are those of `grpo emit`: the library after another step,
+        and publishing a run that did not complete. Raises `ModuleError` when the
+        module cannot be written, or when `name` is not given and the learn has no
+        emit block or several.
+        """
+        if name is None:
+            emits = self.emits()
+            if len(emits) != 1:
+                raise ModuleError(f"the learn of {self.run_dir} has {len(emits)} emit blocks ({', '.join(emits) or 'none'}): name one")
+            name = emits[0]
+        run = RunDirectory(self.run_dir)
+        info = run.info()
+        return emit_from_run(recorded_plan(run, info), name, self.run_dir, step=step, base_dir=Path(str(info["base_dir"])), force=force)
+
+
+async def astart_run(
     plan: Plan,
     learn: str,
     *,
@@ -75,43 +109,77 @@ def start_run(
     stream: TextIO | None = sys.stderr,
     on_start: Callable[[Path], None] | None = None,
     color: bool | None = None,
+    rewards: Mapping[str, RewardFunction] | None = None,
+    tools: Mapping[str, ToolFunction] | None = None,
 ) -> RunResult:
-    """Create a run directory for `learn` and run it to its end (or a clean stop).
+    """Create a run directory for `learn` and run it to its end (or a clean stop), in
+    the running event loop.
 
-    The progress goes to `stream`, styled as `color` says (`Progress`). `on_start`
-    is told the run directory as soon as it exists. Raises
-    `SandboxUnavailable` before it exists when the task's python tool cannot run here.
+    The progress goes to `stream`, styled as `color` says (`Progress`). `on_start` is
+    told the run directory as soon as it exists. `rewards` are Python functions that
+    replace the program's rewards of their names for this run, and `tools` functions
+    that answer the task's Python tools of their names; their names are recorded in
+    run.json, and a resumption must give them again. Raises `SandboxUnavailable` before
+    the directory exists when the task's python tool cannot run here, and
+    `RewardFunctionError` when a function replaces no reward or answers no Python tool.
     """
-    Tools.of(plan.task(plan.learn(learn).task), base_dir)
+    task = plan.task(plan.learn(learn).task)
+    functions = check_reward_functions(plan.rewards(), rewards)
+    tool_functions = check_tool_functions(task, tools)
+    Tools.of(task, base_dir)
     run = RunDirectory.create(
         runs_root,
         learn,
         plan.to_json(),
-        {"learn": learn, "base_dir": str(base_dir.resolve()), "plan_sha256": plan.sha256},
+        {
+            "learn": learn,
+            "base_dir": str(base_dir.resolve()),
+            "plan_sha256": plan.sha256,
+            **recorded_functions(functions),
+            **recorded_functions(tool_functions, "tool_functions"),
+        },
     )
     if on_start is not None:
         on_start(run.path)
     with run.lock():
-        return asyncio.run(_execute(run, plan, learn, base_dir.resolve(), stream, color))
+        return await _execute(run, plan, learn, base_dir.resolve(), stream, color, functions, tool_functions)
 
 
-def resume_run(
-    run_dir: Path, *, stream: TextIO | None = sys.stderr, budget: Mapping[str, float] | None = None, color: bool | None = None
+start_run = blocking(astart_run)
+
+
+async def aresume_run(
+    run_dir: Path,
+    *,
+    stream: TextIO | None = sys.stderr,
+    budget: Mapping[str, float] | None = None,
+    rewards: Mapping[str, RewardFunction] | None = None,
+    tools: Mapping[str, ToolFunction] | None = None,
+    color: bool | None = None,
 ) -> RunResult:
-    """Continue a run directory after its last completed step (progress as `start_run`'s).
+    """Continue a run directory after its last completed step, in the running event
+    loop (progress as `astart_run`'s).
 
     `budget` (`usd`, `tokens`, `calls`) replaces those limits of the learn's budget,
     for this and later resumptions: a run stopped by its budget goes on with a
-    larger one. Raises `RunError` when another process holds the directory, or when
-    its files are missing, damaged or changed since the run started.
+    larger one. `rewards` and `tools` give again the reward and tool functions the
+    run started with. Raises `RunError` when another process holds the directory,
+    or when its files are missing, damaged or changed since the run started, and
+    `RewardFunctionError` when the functions given are not the ones it started with.
     """
     run = RunDirectory(run_dir)
     with run.lock():
         info = run.info()
         plan = recorded_plan(run, info)
+        functions = resumed_functions(plan.rewards(), rewards, info, str(run.path))
+        tool_functions = check_tool_functions(plan.task(plan.learn(str(info["learn"])).task), tools)
+        same_as_recorded(tool_functions, info, str(run.path), "tool_functions")
         if budget:
             run.update_info(budget={**(info.get("budget") or {}), **budget})
-        return asyncio.run(_execute(run, plan, str(info["learn"]), Path(str(info["base_dir"])), stream, color))
+        return await _execute(run, plan, str(info["learn"]), Path(str(info["base_dir"])), stream, color, functions, tool_functions)
+
+
+resume_run = blocking(aresume_run)
 
 
 def recorded_plan(run: RunDirectory, info: Mapping[str, Any]) -> Plan:
@@ -170,7 +238,16 @@ def _restored(run: RunDirectory, step: int) -> Library:
         raise RunError(f"{run.step_dir(step) / 'library.json'} is damaged ({exc}); delete {run.step_dir(step)} to run that step again") from None
 
 
-async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, stream: TextIO | None, color: bool | None) -> RunResult:
+async def _execute(
+    run: RunDirectory,
+    plan: Plan,
+    learn: str,
+    base_dir: Path,
+    stream: TextIO | None,
+    color: bool | None,
+    functions: Mapping[str, RewardFunction],
+    tool_functions: Mapping[str, ToolFunction],
+) -> RunResult:
     learn_view = plan.learn(learn)
     completed = run.completed_steps()
     library = _restored(run, completed[-1]) if completed else initial_library(plan, learn, runs_root_of(run.path), base_dir)
@@ -193,8 +270,10 @@ async def _execute(run: RunDirectory, plan: Plan, learn: str, base_dir: Path, st
                 {"grpo.learn": learn, "grpo.run_dir": str(run.path), "grpo.plan_sha256": plan.sha256, "grpo.completed_steps": len(completed)},
             ),
             client_stack(plan, base_dir, run, usage, budget, events, progress, shared_cache_of(run.path)) as (client, models),
-            RewardScorer(plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view)) as scorer,
-            open_tools(plan.task(learn_view.task), base_dir, scorer, run, events) as tools,
+            RewardScorer(
+                plan.rewards(), base_dir=base_dir, client=client, models=models, shown=judge_fields(plan, learn_view), functions=functions
+            ) as scorer,
+            open_tools(plan.task(learn_view.task), base_dir, scorer, run, events, tool_functions) as tools,
         ):
             learner = Learner(
                 plan,

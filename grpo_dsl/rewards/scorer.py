@@ -30,6 +30,10 @@ their model through the injected `LLMClient` (stage `judge`) with the prompt of
 row's fields and the answer, and the row's fields. Without ground truth (`shown`) the judge sees
 only the fields the task's prompt shows, never a reference answer. Budget and fatal endpoint
 errors propagate, any other failure of the judge is a recorded error.
+
+Rewards given as Python functions (`functions`, from `grpo_dsl.learn(..., rewards=...)`)
+replace the plan's rewards of their names and run in this process (`rewards.functions`),
+with the same rules for errors.
 """
 
 from __future__ import annotations
@@ -39,13 +43,11 @@ import contextlib
 import importlib.util
 import json
 import math
-import numbers
 import operator
 import os
 import signal
 import subprocess
 import sys
-import traceback
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -72,6 +74,13 @@ from grpo_dsl.language.builtins import (
     Value,
     as_number,
     as_text,
+)
+from grpo_dsl.rewards.functions import (
+    RewardFunction,
+    call_reward_function,
+    describe_exception,
+    finite_reward,
+    tool_text,
 )
 
 __all__ = [
@@ -426,7 +435,7 @@ def _answer(request: list[Any], modules: dict[tuple[str, float], ModuleType]) ->
     except RewardError as exc:
         return "error", str(exc)
     except Exception as exc:
-        return "error", _describe(exc)
+        return "error", describe_exception(exc)
 
 
 def _load(path: Path, function: str, modules: dict[tuple[str, float], ModuleType]) -> Callable[..., Any]:
@@ -450,35 +459,18 @@ def _load(path: Path, function: str, modules: dict[tuple[str, float], ModuleType
 
 
 def _user_reward(function: Callable[..., Any], output: str, row: dict[str, Any]) -> float:
-    result = function(output, row)
-    if isinstance(result, numbers.Real):
-        number = float(result)
-        if math.isfinite(number):
-            return number
-    raise RewardError(f"`{function.__name__}` returned {type(result).__name__} {result!r:.80}, expected a finite number")
+    return finite_reward(function, function(output, row))
 
 
 def _tool_result(function: Callable[..., Any], arguments: dict[str, Any]) -> str:
-    """What a tool function returns, as the text the model reads: text as it is,
-    anything else as JSON."""
+    """What a tool function returns, as the text the model reads (`tool_text`)."""
     try:
         result = function(**arguments)
     except TypeError as exc:
         if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:  # the call itself: bad arguments
             raise RewardError(f"bad arguments for `{function.__name__}`: {exc}") from None
         raise
-    if isinstance(result, str):
-        return result
-    try:
-        return json.dumps(result, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):
-        raise RewardError(f"`{function.__name__}` returned {type(result).__name__} {result!r:.80}, which is neither text nor JSON") from None
-
-
-def _describe(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    return tool_text(function, result)
 
 
 class RewardScorer:
@@ -487,9 +479,10 @@ class RewardScorer:
     `base_dir` is the folder of the program (user reward paths are relative to it);
     `client` answers judge rewards; `models` is the plan's `models`, read for each
     judge model's `structured` setting. `shown` (None: every field) is the fields a
-    judge may see: without ground truth, those of the task's prompt. `timeout_s`
-    bounds every user reward and isolated builtin call. Use `close()` (or
-    `async with`) to stop the workers.
+    judge may see: without ground truth, those of the task's prompt. `functions`
+    are Python callables that replace the rewards of their names
+    (`rewards.functions`). `timeout_s` bounds every user reward and isolated builtin
+    call. Use `close()` (or `async with`) to stop the workers.
     """
 
     def __init__(
@@ -502,6 +495,7 @@ class RewardScorer:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         workers: int | None = None,
         shown: frozenset[str] | None = None,
+        functions: Mapping[str, RewardFunction] | None = None,
     ) -> None:
         for name, reward in rewards.items():
             if reward.get("kind") not in ("expression", "python", "judge"):
@@ -512,6 +506,7 @@ class RewardScorer:
         self.models = dict(models or {})
         self.timeout_s = timeout_s
         self.shown = shown
+        self.functions = dict(functions or {})
         self.pool = WorkerPool(workers)
         self._judge_template: Template | None = None
 
@@ -553,6 +548,13 @@ class RewardScorer:
         except RewardError as exc:
             return RewardResult(0.0, f"python reward {where}: {exc}")
         return RewardResult(float(value))
+
+    async def _function(self, name: str, output: str, row: dict[str, Any]) -> RewardResult:
+        try:
+            value = await call_reward_function(self.functions[name], output, dict(row), self.timeout_s)
+        except RewardError as exc:
+            return RewardResult(0.0, f"python reward `{name}`: {exc}")
+        return RewardResult(value)
 
     async def _judge(self, name: str, reward: Mapping[str, Any], output: str, row: dict[str, Any]) -> RewardResult:
         if self.client is None:
@@ -603,6 +605,8 @@ class _Rollout:
         return self.results[name]
 
     async def _compute(self, name: str) -> RewardResult:
+        if name in self.scorer.functions:
+            return await self.scorer._function(name, self.output, self.row)
         reward = self.scorer.rewards[name]
         kind = reward["kind"]
         if kind == "python":

@@ -5,7 +5,10 @@ A task's `tools` are the built-in code interpreter `python` (run in the sandbox 
 scorer's killable worker processes with the tool's timeout, or an MCP server,
 started over stdio (`command`) or reached over streamable HTTP (`url`) with the
 `mcp` package, whose tools are listed when the run starts. All are offered with
-the OpenAI tools protocol.
+the OpenAI tools protocol. A Python tool may be answered instead by a function given
+from Python (`grpo_dsl.learn(..., tools={name: fn})`): it keeps the declared tool's
+schema and timeout, and runs in this process like a reward function
+(`rewards.functions`).
 
 A call never raises for what the tool does: a tool that raises, overruns its
 timeout, returns something that is neither text nor JSON, or is called with bad
@@ -18,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import inspect
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -28,6 +32,7 @@ from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import sha256_text
 from grpo_dsl.language.builtins import RewardError
 from grpo_dsl.plan.views import Sandbox, TaskView, ToolView
+from grpo_dsl.rewards.functions import checked_functions, describe_exception, run_in_process, tool_text
 from grpo_dsl.rewards.scorer import RewardScorer, WorkerPool
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.rollout.sandbox import (
@@ -37,7 +42,11 @@ from grpo_dsl.rollout.sandbox import (
     run_python,
 )
 
-__all__ = ["MAX_RESULT_CHARS", "ToolBox", "ToolError", "Tools", "open_tools"]
+__all__ = ["MAX_RESULT_CHARS", "ToolBox", "ToolError", "ToolFunction", "Tools", "check_tool_functions", "open_tools"]
+
+ToolFunction = Callable[..., Any]
+"""A Python tool's function given from Python: called with the model's arguments as
+keywords, it returns text or a JSON value; a plain function or an `async def`."""
 
 MAX_RESULT_CHARS = 16_000
 """A tool result longer than this is cut, with a note, before the model reads it."""
@@ -78,10 +87,13 @@ class Tools:
         return tools
 
     @contextlib.asynccontextmanager
-    async def opened(self, base_dir: Path, pool: WorkerPool, log: Path | None = None) -> AsyncIterator[ToolBox]:
+    async def opened(
+        self, base_dir: Path, pool: WorkerPool, log: Path | None = None, functions: Mapping[str, ToolFunction] | None = None
+    ) -> AsyncIterator[ToolBox]:
         """The tools, ready to call, for the time of the block: MCP servers started and
-        their tools listed, Python tools run by `pool` (files relative to `base_dir`).
-        An MCP server's standard error goes to `log` (None: discarded)."""
+        their tools listed, Python tools run by `pool` (files relative to `base_dir`),
+        or in this process by the one of `functions` given for their name. An MCP
+        server's standard error goes to `log` (None: discarded)."""
         async with contextlib.AsyncExitStack() as stack:
             errors: TextIO = stack.enter_context(open(log or os.devnull, "a", encoding="utf-8"))
             handlers: dict[str, _Handler] = {}
@@ -89,7 +101,9 @@ class Tools:
                 handlers["python"] = _Interpreter(self.files, self.isolation)
             for view in self.declared:
                 offered: dict[str, _Handler]
-                if view.kind == "python":
+                if view.kind == "python" and functions and view.name in functions:
+                    offered = {view.name: _GivenFunction(view, functions[view.name])}
+                elif view.kind == "python":
                     offered = {view.name: _Function(view, base_dir, pool)}
                 else:
                     offered = await _open_server(view, stack, base_dir, errors)
@@ -148,14 +162,35 @@ class ToolBox:
         return result
 
 
+def check_tool_functions(task: TaskView, given: Mapping[str, Any] | None) -> dict[str, ToolFunction]:
+    """The tool functions `given`, each answering the declared Python tool of its name
+    of `task`. Raises `RewardFunctionError` for a name that is not one of the task's
+    Python tools, or a value that is not callable."""
+    return checked_functions(
+        given,
+        [view.name for view in task.declared if view.kind == "python"],
+        "tool",
+        lambda name, known: (
+            f"tool function `{name}` answers no Python tool of task `{task.name}` (its Python tools: {known}); "
+            f"declare `tool {name} {{ function = python(\"file.py:{name}\") }}` with the schema, and give the function for it"
+        ),
+    )
+
+
 @contextlib.asynccontextmanager
 async def open_tools(
-    task: TaskView, base_dir: Path, scorer: RewardScorer, run: RunDirectory, events: EventLog
+    task: TaskView,
+    base_dir: Path,
+    scorer: RewardScorer,
+    run: RunDirectory,
+    events: EventLog,
+    functions: Mapping[str, ToolFunction] | None = None,
 ) -> AsyncIterator[ToolBox]:
-    """The tools of `task`, open for a run: Python tools in `scorer`'s workers, MCP
-    servers logging to the run's `tools.log`. What the model is offered is recorded
-    in the event `tools_opened` (names and their `sha256`)."""
-    async with Tools.of(task, base_dir).opened(base_dir, scorer.pool, run.path / "tools.log") as box:
+    """The tools of `task`, open for a run: Python tools in `scorer`'s workers (or in this
+    process, those of `functions`), MCP servers logging to the run's `tools.log`.
+    What the model is offered is recorded in the event `tools_opened` (names and
+    their `sha256`)."""
+    async with Tools.of(task, base_dir).opened(base_dir, scorer.pool, run.path / "tools.log", functions) as box:
         if box.handlers:
             events.append("tools_opened", task=task.name, tools=list(box.handlers), sha256=box.fingerprint)
         yield box
@@ -200,6 +235,34 @@ class _Function:
         except RewardError as exc:
             raise ToolError(str(exc)) from None
         return str(result)
+
+
+class _GivenFunction:
+    """A Python tool answered by a function given from Python, in this process, with the
+    declared tool's schema and timeout."""
+
+    def __init__(self, view: ToolView, function: ToolFunction):
+        assert view.schema is not None
+        self.view, self.function = view, function
+        self.definition = _function_definition(view.name, view.schema["description"], view.schema["parameters"])
+
+    async def __call__(self, arguments: dict[str, Any]) -> str:
+        try:
+            inspect.signature(self.function).bind(**arguments)
+        except TypeError as exc:
+            raise ToolError(f"bad arguments for `{getattr(self.function, '__name__', self.view.name)}`: {exc}") from None
+        except ValueError:  # no signature to check (a builtin): the call says
+            pass
+        try:
+            result = await run_in_process(self.function, (), arguments, self.view.timeout)
+        except TimeoutError:
+            raise ToolError(f"stopped after {self.view.timeout:g} s without an answer") from None
+        except Exception as exc:
+            raise ToolError(describe_exception(exc)) from None
+        try:
+            return tool_text(self.function, result)
+        except RewardError as exc:
+            raise ToolError(str(exc)) from None
 
 
 class _ServerTool:
