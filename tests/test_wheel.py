@@ -1,4 +1,5 @@
-"""The grammar ships inside the wheel: a parse works from an installed wheel alone."""
+"""The grammar, the schemas and the starter project ship inside the wheel: a parse, and
+`grpo init`, `check` and `plan` of the starter, work from an installed wheel alone."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ assert grpo_dsl.__file__.startswith(site), grpo_dsl.__file__
 assert str(resource_path("grammars/grpo.lark")).startswith(site), resource_path("grammars/grpo.lark")
 program = parse('grpo 1\\nmodel m { name = "x"  price { input = 1 } }\\n')
 print(program.declarations[0].name, program.declarations[0].attributes[1].name)
+
+from grpo_dsl.cli import main
+assert main(["init", "project", "-q"]) == 0 and main(["check", "-q", "project"]) == 0
+assert main(["plan", "project/starter.grpo", "--format", "json"]) == 0
 """
 
 
@@ -45,4 +50,5 @@ def test_grammar_loads_from_the_installed_wheel(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "m price\n"
+    assert result.stdout.startswith("m price\nwrote a starter project"), result.stdout
+    assert '"schema": "grpo-plan/1"' in result.stdout

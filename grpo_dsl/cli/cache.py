@@ -1,38 +1,27 @@
 """`grpo cache info` and `grpo cache prune --older-than 30d`: the shared response cache.
 
 Both act on the cache folder every model without its own `cache` uses (the user
-cache directory, or `$GRPO_CACHE_DIR`), or on `--dir`.
+cache directory, or `$GRPO_CACHE_DIR`), or on `--dir`. No model is called; the
+client stack is not built.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from grpo_dsl.cli.common import EXIT_OK, usage_error
+from grpo_dsl.cli.console import EXIT_OK, Console, UsageError
 
 if TYPE_CHECKING:
     from grpo_dsl.clients.cache import CacheInfo
 
-__all__ = ["add_arguments", "parse_age", "run"]
+__all__ = ["cache", "parse_age"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`info` and `prune`, each with `--dir`."""
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    info = actions.add_parser("info", help="entries, size, and how much of the last run was answered from the cache")
-    info.add_argument("--format", choices=("text", "json"), default="text")
-    prune = actions.add_parser("prune", help="delete the entries no run has used for a while")
-    prune.add_argument("--older-than", required=True, metavar="AGE", help="an age such as 30d, 12h or 2w")
-    for action in (info, prune):
-        action.add_argument("--dir", metavar="DIR", help="the cache folder (default: the user cache directory or $GRPO_CACHE_DIR)")
 
 
 def parse_age(text: str) -> float | None:
@@ -75,8 +64,36 @@ def _text(info: CacheInfo) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    """`grpo cache info|prune [--dir DIR]`."""
+def _info_document(folder: Path, info: CacheInfo | None) -> dict[str, Any]:
+    """`grpo cache info --format json`: the cache file and what is in it (`found` false, and
+    nothing in it, when the folder has no cache yet)."""
+    from grpo_dsl.clients.cache import CACHE_FILE
+
+    if info is None:
+        return {
+            "path": str(folder / CACHE_FILE),
+            "found": False,
+            "entries": 0,
+            "bytes": 0,
+            "namespaces": {},
+            "oldest_use": None,
+            "last_run": None,
+            "last_hit_rate": None,
+        }
+    return {
+        "path": str(info.path),
+        "found": True,
+        "entries": info.entries,
+        "bytes": info.size,
+        "namespaces": dict(info.namespaces),
+        "oldest_use": info.oldest_use,
+        "last_run": dict(info.last_session) if info.last_session is not None else None,
+        "last_hit_rate": info.last_hit_rate,
+    }
+
+
+def cache(args: argparse.Namespace, console: Console) -> int:
+    """`grpo cache info [--dir DIR]` or `grpo cache prune --older-than AGE [--dir DIR]`."""
     from grpo_dsl.clients.cache import cache_info, prune_cache
     from grpo_dsl.clients.local import cache_dir
 
@@ -84,24 +101,20 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "prune":
         age = parse_age(args.older_than)
         if age is None:
-            return usage_error(f"--older-than takes an age such as 30d, 12h or 2w, not {args.older_than!r}")
+            raise UsageError(f"--older-than takes an age such as 30d, 12h or 2w, not {args.older_than!r}")
         removed = prune_cache(folder, age)
         info = cache_info(folder)
-        left = f"; {info.entries:,} remain ({_size(info.size)})" if info is not None else ""
-        print(f"removed {removed:,} entries not used for {args.older_than}{left}")
+        if console.json:
+            after = _info_document(folder, info)
+            document = {"older_than": args.older_than, "seconds": age, "removed": removed}
+            console.document("cache-prune", {**document, **{key: after[key] for key in ("path", "entries", "bytes")}})
+        else:
+            left = f"; {info.entries:,} remain ({_size(info.size)})" if info is not None else ""
+            print(f"removed {removed:,} entries not used for {args.older_than}{left}")
         return EXIT_OK
     info = cache_info(folder)
-    if args.format == "json":
-        document = None if info is None else {
-            "path": str(info.path),
-            "entries": info.entries,
-            "bytes": info.size,
-            "namespaces": dict(info.namespaces),
-            "oldest_use": info.oldest_use,
-            "last_run": dict(info.last_session) if info.last_session is not None else None,
-            "last_hit_rate": info.last_hit_rate,
-        }
-        print(json.dumps(document, indent=2, sort_keys=True))
+    if console.json:
+        console.document("cache-info", _info_document(folder, info))
     else:
         print(_text(info) if info is not None else f"no response cache in {folder}")
     return EXIT_OK

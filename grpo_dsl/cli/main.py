@@ -1,41 +1,30 @@
 """The `grpo` command: one subcommand per verb, registered in `SUBCOMMANDS`.
 
-Exit status: 0 clean, 1 problems in a program, 2 wrong usage (including a file
-that does not exist). This is the only module that chooses colour or exit codes.
-
-Each verb imports what it runs when it runs, so `grpo --version`, `grpo check`
-and `grpo fmt` never load the runtime (the client stack, `aiohttp`, `openai`).
+Each verb's arguments are declared here; its code lives in a module of `grpo_dsl.cli`
+that is imported only when the verb runs, so `grpo --version`, `grpo check` and
+`grpo fmt` load nothing of the runtime. Exit statuses are listed in docs/cli.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import importlib
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
 
 from grpo_dsl._version import __version__
-from grpo_dsl.cli import cache as cache_verb
-from grpo_dsl.cli.common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
-from grpo_dsl.cli.common import usage_error as _usage_error
-from grpo_dsl.core.errors import GrpoError
-from grpo_dsl.core.files import atomic_write_text
-from grpo_dsl.language.diagnostics import (
-    Diagnostic,
-    ProgramError,
-    render_json,
-    render_text,
+from grpo_dsl.cli.console import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    Console,
+    UsageError,
+    common_options,
 )
-
-if TYPE_CHECKING:
-    from grpo_dsl.evaluation.evaluate import EvaluationResult
-    from grpo_dsl.learning.repeats import RepeatsResult
-    from grpo_dsl.learning.run import RunResult
-    from grpo_dsl.plan import Plan
+from grpo_dsl.core.errors import GrpoError
 
 __all__ = [
     "Subcommand",
@@ -45,117 +34,55 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_INTERRUPTED",
     "main",
-    "wants_color",
 ]
 
-EXIT_INTERRUPTED = 130
+ENDPOINTS = ("openai", "deepseek", "ollama", "vllm", "local")
 
 
 @dataclass(frozen=True, slots=True)
 class Subcommand:
-    """A `grpo NAME ...` verb: how to declare its arguments and how to run it."""
+    """A `grpo NAME ...` verb: how to declare its arguments, and the function that runs
+    it as `module:function` of `grpo_dsl.cli`, called with the arguments and a `Console`."""
 
     name: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
+    target: str
+    common: bool = True
+    """Whether the verb takes the common options (`--format`, `-q`/`-v`, `--color`)."""
+
+    def function(self) -> Callable[[argparse.Namespace, Console], int]:
+        """The verb's code, imported now."""
+        module, _, name = self.target.partition(":")
+        run: Callable[[argparse.Namespace, Console], int] = getattr(importlib.import_module(f"grpo_dsl.cli.{module}"), name)
+        return run
 
 
-def wants_color(stream: TextIO) -> bool:
-    """Colour only on a terminal, and never when `NO_COLOR` is set."""
-    return stream.isatty() and "NO_COLOR" not in os.environ
-
-
-def _missing_files(paths: Sequence[str]) -> list[str]:
-    return [path for path in paths if not Path(path).is_file()]
-
-
-def _summary(files: int, diagnostics: Sequence[Diagnostic]) -> str:
-    errors = sum(d.severity == "error" for d in diagnostics)
-    warnings = len(diagnostics) - errors
-
-    def plural(n: int, word: str) -> str:
-        return f"{n} {word}{'' if n == 1 else 's'}"
-
-    return f"checked {plural(files, 'file')}: {plural(errors, 'error')}, {plural(warnings, 'warning')}"
-
-
-# ------------------------------------------------------------------------ check
+def _init_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", nargs="?", default=".", metavar="DIR", help="where the project goes (default: here); made when missing")
+    parser.add_argument("--endpoint", choices=ENDPOINTS, default="openai", help="the kind of model endpoint (default: openai)")
+    parser.add_argument("--force", action="store_true", help="overwrite starter files that already exist")
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="a .grpo program")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print diagnostics")
-
-
-def _diagnose(path: str) -> tuple[tuple[Diagnostic, ...], dict[str, str]]:
-    from grpo_dsl.language.checks import check_path
-
-    try:
-        result = check_path(path)
-    except ProgramError as error:
-        return error.diagnostics, error.sources
-    return tuple(result.diagnostics), dict(result.sources)
-
-
-def check(args: argparse.Namespace) -> int:
-    """`grpo check FILE...`: parse and check each program, print every diagnostic."""
-    missing = _missing_files(args.files)
-    if missing:
-        return _usage_error(f"no such file: {', '.join(missing)}")
-    diagnostics: list[Diagnostic] = []
-    sources: dict[str, str] = {}
-    for path in args.files:
-        found, read = _diagnose(path)
-        diagnostics.extend(found)
-        sources.update(read)
-    if args.format == "json":
-        print(render_json(diagnostics))
-    else:
-        if diagnostics:
-            print(render_text(diagnostics, sources, color=wants_color(sys.stdout)))
-        print(_summary(len(args.files), diagnostics), file=sys.stderr)
-    return EXIT_PROBLEMS if any(d.severity == "error" for d in diagnostics) else EXIT_OK
-
-
-# -------------------------------------------------------------------------- fmt
+    parser.add_argument("files", nargs="+", metavar="PATH", help="a .grpo program, or a folder of them")
 
 
 def _fmt_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="a .grpo program, rewritten in place")
+    parser.add_argument(
+        "files", nargs="+", metavar="PATH", help="a .grpo program rewritten in place, a folder of them, or - (standard input to standard output)"
+    )
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
+    parser.add_argument("--diff", action="store_true", help="change nothing; print what would change as a unified diff")
 
 
-def fmt(args: argparse.Namespace) -> int:
-    """`grpo fmt FILE... [--check]`: rewrite each program in the canonical layout."""
-    from grpo_dsl.language.fmt import format_program
-    from grpo_dsl.language.parser import parse_file
-
-    missing = _missing_files(args.files)
-    if missing:
-        return _usage_error(f"no such file: {', '.join(missing)}")
-    status = EXIT_OK
-    for name in args.files:
-        path = Path(name)
-        try:
-            program = parse_file(path)
-        except ProgramError as error:
-            print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
-            status = EXIT_PROBLEMS
-            continue
-        formatted = format_program(program)
-        if formatted == program.source:
-            continue
-        if args.check:
-            print(f"would reformat {name}")
-            status = EXIT_PROBLEMS
-        else:
-            atomic_write_text(path, formatted)
-            print(f"reformatted {name}", file=sys.stderr)
-    return status
-
-
-# -------------------------------------------------------------------------- run
+def _no_cache_argument(parser: argparse.ArgumentParser) -> None:
+    """`--no-cache`, for every verb that calls a model."""
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the shared response cache: pay for every call (a run still answers from its own record)",
+    )
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -176,246 +103,10 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     _no_cache_argument(parser)
 
 
-def _no_cache_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="neither read nor write the shared response cache: pay for every call (a run still answers from its own record)",
-    )
-
-
-BUDGET_LIMITS = {"usd": float, "tokens": int, "calls": int}
-
-
-def _budget(given: Sequence[str]) -> tuple[dict[str, float], str | None]:
-    """The limits of `--budget usd=5 --budget calls=900` (or `usd=5,calls=900`), or the problem with them."""
-    limits: dict[str, float] = {}
-    for item in (part for text in given for part in text.split(",") if part.strip()):
-        name, equals, value = item.strip().partition("=")
-        kind = BUDGET_LIMITS.get(name)
-        if kind is None or not equals:
-            return {}, f"--budget takes usd=N, tokens=N or calls=N, not {item!r}"
-        try:
-            limits[name] = kind(value)
-        except ValueError:
-            return {}, f"--budget {name} needs {'a number' if kind is float else 'a whole number'}, not {value!r}"
-        if limits[name] <= 0:
-            return {}, f"--budget {name} must be positive, not {value}"
-    return limits, None
-
-
-def _print_summary(result: RunResult, title: str = "run") -> None:
-    from grpo_dsl.runs.progress import format_cost
-
-    out = sys.stderr
-    print(f"{title} {result.status}: {result.run_dir}", file=out)
-    if result.message:
-        print(f"  {result.message}", file=out)
-    if result.steps:
-        demos = any(s.demos for s in result.steps)
-        pruned = any(s.pruned for s in result.steps)
-        failures = any(s.failed_rollouts or s.failed_calls for s in result.steps)
-        print(
-            "  step  reward  kept  applied  rejected  library"
-            + ("  demos" if demos else "")
-            + ("  pruned" if pruned else "")
-            + ("  failed" if failures else ""),
-            file=out,
-        )
-        for s in result.steps:
-            print(
-                f"  {s.step:>4}  {s.mean_reward:6.3f}  {s.kept:>2}/{s.groups:<2} {s.applied:>7}  {s.rejected:>8}  {s.library_size:>7}"
-                + (f"  {s.demos:>5}" if demos else "")
-                + (f"  {s.pruned:>6}" if pruned else "")
-                + (f"  {s.failed_rollouts + s.failed_calls:>6}" if failures else ""),
-                file=out,
-            )
-    usage = result.usage.get("total", {})
-    batched = f", {usage['batched_calls']} in batch jobs" if usage.get("batched_calls") else ""
-    print(
-        f"  calls {usage.get('calls', 0)} ({usage.get('cached_calls', 0)} cached{batched}), "
-        f"tokens {usage.get('prompt_tokens', 0) + usage.get('completion_tokens', 0)}, cost ${usage.get('usd', 0.0):.4f}",
-        file=out,
-    )
-    for label, count in (("expected before the run", result.estimate), ("re-estimated after step 1", result.reestimate)):
-        if count:
-            print(f"  {label}: {format_cost(count)}", file=out)
-
-
-def _print_repeats(result: RepeatsResult) -> None:
-    for number, repeat in enumerate(result.runs, start=1):
-        _print_summary(repeat, f"repeat {number}")
-    print(f"repeats {result.status}: {result.run_dir}" + (f"\n  {result.message}" if result.message else ""), file=sys.stderr)
-    if result.ranking is not None:
-        means = ", ".join(f"repeat {r} {m:.3f}" for r, m in enumerate(result.ranking["means"], start=1))
-        print(f"  ranked on `{result.ranking['data']}` by mean reward: {means}; the best is repeat {result.ranking['best']}", file=sys.stderr)
-
-
-def _finished(status: str, run_dir: Path) -> int:
-    """The exit status of a run that ended with `status`; a completed run runs its emits."""
-    if status == "interrupted":
-        return EXIT_INTERRUPTED
-    if status != "completed":
-        return EXIT_PROBLEMS
-    return _emit_after_run(run_dir)
-
-
-def _finish_repeats(result: RepeatsResult) -> int:
-    _print_repeats(result)
-    return _finished(result.status, result.run_dir)
-
-
-def run(args: argparse.Namespace) -> int:
-    """`grpo run FILE [--learn NAME] [--runs DIR] [--repeats N] [--no-cache]` or `grpo run --resume RUN_DIR [--budget LIMIT=N]`."""
-    from grpo_dsl import api
-    from grpo_dsl.learning.repeats import resume_repeats, start_repeats
-    from grpo_dsl.plan import load_plan
-    from grpo_dsl.runs.repeats import is_repeated_run
-
-    if args.repeats is not None and args.repeats < 1:
-        return _usage_error(f"--repeats must be at least 1, not {args.repeats}")
-    budget, problem = _budget(args.budget)
-    if problem:
-        return _usage_error(problem)
-    if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "run.json").is_file():
-            return _usage_error(f"not a run directory: {run_dir}")
-        print(run_dir)
-        if is_repeated_run(run_dir):
-            return _finish_repeats(resume_repeats(run_dir, stream=sys.stderr, budget=budget, shared_cache=not args.no_cache))
-        result = api.resume(run_dir, budget=budget, stream=sys.stderr, cache=not args.no_cache)
-    else:
-        if budget:
-            return _usage_error("--budget goes with --resume; for a new run, set `budget { ... }` in the learn block")
-        if args.file is None:
-            return _usage_error("give a program FILE, or --resume RUN_DIR")
-        if _missing_files([args.file]):
-            return _usage_error(f"no such file: {args.file}")
-        try:
-            plan = load_plan(args.file)
-            learn = api.choose_block(plan, "learn", args.learn)
-        except ProgramError as error:
-            print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
-            return EXIT_PROBLEMS
-        except api.ApiError as error:
-            return _usage_error(str(error))
-        repeats = args.repeats or plan.learn(learn).repeats
-        if repeats > 1:
-            return _finish_repeats(
-                start_repeats(
-                    plan,
-                    learn,
-                    repeats=repeats,
-                    base_dir=Path(args.file).resolve().parent,
-                    runs_root=Path(args.runs),
-                    stream=sys.stderr,
-                    on_start=lambda run_dir: print(run_dir, flush=True),
-                    shared_cache=not args.no_cache,
-                )
-            )
-        result = api.learn(
-            args.file,
-            block=learn,
-            runs=args.runs,
-            stream=sys.stderr,
-            on_start=lambda run_dir: print(run_dir, flush=True),
-            cache=not args.no_cache,
-        )
-    _print_summary(result)
-    return _finished(result.status, result.run_dir)
-
-
-def _published(run_dir: Path) -> tuple[Path, str]:
-    """The run whose library an emit publishes, and a note saying which: the run itself, or
-    the best-ranked repeat of a repeated run (`RepeatsError` when they are not ranked)."""
-    from grpo_dsl.learning.repeats import best_repeat
-    from grpo_dsl.runs.repeats import is_repeated_run
-
-    if not is_repeated_run(run_dir):
-        return run_dir, ""
-    best, why = best_repeat(run_dir)
-    return best, f" from {why}"
-
-
-def _emit_after_run(run_dir: Path) -> int:
-    """Run the program's `emit` blocks whose library is the learn that just finished."""
-    from grpo_dsl.learning.repeats import RepeatsError
-    from grpo_dsl.modules import ModuleError, emit_from_run
-    from grpo_dsl.plan import Plan
-
-    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    plan = Plan.from_json((run_dir / "plan.json").read_text(encoding="utf-8"))
-    emits = [name for name in plan.names("emit") if plan.emit(name).library == info["learn"]]
-    if not emits:
-        return EXIT_OK
-    try:
-        source, note = _published(run_dir)
-    except RepeatsError as error:
-        print(f"emit {', '.join(f'`{n}`' for n in emits)} waits: {error}", file=sys.stderr)
-        return EXIT_OK
-    status = EXIT_OK
-    for name in emits:
-        try:
-            emitted = emit_from_run(plan, name, source, base_dir=Path(info["base_dir"]))
-        except ModuleError as error:
-            print(f"grpo: emit `{name}` failed: {error}", file=sys.stderr)
-            status = EXIT_PROBLEMS
-            continue
-        verb = "emitted" if emitted.created else "unchanged"
-        print(f"{verb} {emitted.path} {emitted.version}{note}", file=sys.stderr)
-    return status
-
-
-# ------------------------------------------------------------------------- plan
-
-
 def _plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="a .grpo program")
-    parser.add_argument("-o", "--output", metavar="PLAN", help="write the plan JSON to this file instead of stdout")
-    parser.add_argument(
-        "--explain", action="store_true", help="print the steps, the calls each makes, the estimate and the defaults filled in"
-    )
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print diagnostics")
-
-
-def _print_diagnostics(diagnostics: Sequence[Diagnostic], sources: dict[str, str], form: str) -> None:
-    if diagnostics:
-        text = render_json(diagnostics) if form == "json" else render_text(diagnostics, sources, color=wants_color(sys.stderr))
-        print(text, file=sys.stderr)
-
-
-def plan(args: argparse.Namespace) -> int:
-    """`grpo plan FILE [-o PLAN] [--explain]`: the execution plan as JSON, or explained."""
-    from grpo_dsl.language.checks import check_path
-    from grpo_dsl.plan import compile as compile_plan
-    from grpo_dsl.plan.explain import explain
-
-    if _missing_files([args.file]):
-        return _usage_error(f"no such file: {args.file}")
-    result = check_path(args.file)
-    if result.workspace is None or not result.ok:
-        _print_diagnostics(result.diagnostics, result.sources, args.format)
-        return EXIT_PROBLEMS
-    try:
-        compiled = compile_plan(result.workspace)
-    except ProgramError as error:
-        _print_diagnostics(error.diagnostics, error.sources or result.sources, args.format)
-        return EXIT_PROBLEMS
-    _print_diagnostics(result.diagnostics, result.sources, args.format)
-    if args.output is not None:
-        target = Path(args.output)
-        if not target.parent.is_dir():
-            return _usage_error(f"no such folder: {target.parent}")
-        atomic_write_text(target, compiled.to_json())
-    elif not args.explain:
-        sys.stdout.write(compiled.to_json())
-    if args.explain:
-        sys.stdout.write(explain(compiled, args.file))
-    return EXIT_OK
-
-
-# ------------------------------------------------------------------- emit, module
+    parser.add_argument("-o", "--output", metavar="PLAN", help="also write the plan JSON to this file")
+    parser.add_argument("--explain", action="store_true", help="the human view (the default with --format text), also with -o")
 
 
 def _emit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -430,101 +121,28 @@ def _emit_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def emit(args: argparse.Namespace) -> int:
-    """`grpo emit FILE --emit NAME --from RUN_DIR [--step N] [--force]`: a module version from a run."""
-    from grpo_dsl.modules import emit_from_run
-    from grpo_dsl.plan import load_plan
-
-    if _missing_files([args.file]):
-        return _usage_error(f"no such file: {args.file}")
-    if not Path(args.run_dir).is_dir():
-        return _usage_error(f"no such run directory: {args.run_dir}")
-    try:
-        compiled = load_plan(args.file)
-    except ProgramError as error:
-        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stdout)))
-        return EXIT_PROBLEMS
-    base_dir = Path(args.file).resolve().parent
-    source, note = _published(Path(args.run_dir))
-    result = emit_from_run(compiled, args.emit, source, step=args.step, base_dir=base_dir, force=args.force)
-    if result.change is None:
-        print(f"{result.path} {result.version}: unchanged, no new version{note}")
-    else:
-        print(f"{result.path} {result.version}: {result.change.bump} version written{note}")
-    return EXIT_OK
-
-
 def _module_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    show = actions.add_parser("show", help="describe a version and list its experiences")
+    common = common_options()
+    show = actions.add_parser("show", help="describe a version and list its experiences", parents=[common])
     show.add_argument("reference", metavar="PATH[@VERSION]", help="a module folder, optionally with a version or range")
-    log = actions.add_parser("log", help="list every version, newest first")
+    log = actions.add_parser("log", help="list every version, newest first", parents=[common])
     log.add_argument("reference", metavar="PATH")
-    diff = actions.add_parser("diff", help="the experiences added, removed and edited between two versions")
+    diff = actions.add_parser("diff", help="the experiences added, removed and edited between two versions", parents=[common])
     diff.add_argument("reference", metavar="PATH@A")
     diff.add_argument("other", metavar="PATH@B")
-    blame = actions.add_parser("blame", help="the steps, groups, rewards and rationales behind one experience")
+    blame = actions.add_parser("blame", help="the steps, groups, rewards and rationales behind one experience", parents=[common])
     blame.add_argument("reference", metavar="PATH[@VERSION]")
     blame.add_argument("id", metavar="ID", help="an experience id such as E3")
-    package = actions.add_parser("package", help="build an installable wheel of a version that needs only jinja2")
+    package = actions.add_parser("package", help="build an installable wheel of a version that needs only jinja2", parents=[common])
     package.add_argument("reference", metavar="PATH[@VERSION]")
     package.add_argument("--name", required=True, metavar="NAME", help="the distribution name of the wheel")
     package.add_argument("--out", default="dist", metavar="DIR", help="where the wheel goes (default: ./dist)")
-    export = actions.add_parser("export", help="register every version (or one) in a prompt registry")
+    export = actions.add_parser("export", help="register every version (or one) in a prompt registry", parents=[common])
     export.add_argument("reference", metavar="PATH[@VERSION]")
     export.add_argument("--to", required=True, choices=("mlflow",), help="the registry")
     export.add_argument("--tracking-uri", required=True, metavar="URI", help="the MLflow tracking server, e.g. http://127.0.0.1:5000")
     export.add_argument("--name", metavar="NAME", help="the prompt's name in the registry (default: the module's name)")
-
-
-def _module_text(args: argparse.Namespace) -> str:
-    from grpo_dsl.modules import (
-        blame,
-        diff_modules,
-        export_to_mlflow,
-        format_blame,
-        format_diff,
-        format_log,
-        format_show,
-        load_module,
-        module_log,
-        package_module,
-        parse_reference,
-    )
-
-    path, version = parse_reference(args.reference)
-    if args.action == "log":
-        return format_log(module_log(path))
-    if args.action == "diff":
-        other_path, other_version = parse_reference(args.other)
-        return format_diff(diff_modules(load_module(path, version), load_module(other_path, other_version)))
-    if args.action == "blame":
-        return format_blame(blame(load_module(path, version), args.id))
-    if args.action == "package":
-        return f"{package_module(path, version, name=args.name, out_dir=args.out)}"
-    if args.action == "export":
-        return "\n".join(
-            f"{path} {r.module_version}: {'registered as' if r.created else 'already registered as'} {r.prompt} version {r.prompt_version}"
-            for r in export_to_mlflow(path, version, tracking_uri=args.tracking_uri, name=args.name)
-        )
-    return format_show(load_module(path, version))
-
-
-def module(args: argparse.Namespace) -> int:
-    """`grpo module show|log|diff|blame|package|export`: read the history of a prompt module, package or export it."""
-    from grpo_dsl.modules import parse_reference
-
-    references = [args.reference] + ([args.other] if args.action == "diff" else [])
-    for reference in references:
-        path, _ = parse_reference(reference)
-        if not (path / "index.json").is_file():
-            return _usage_error(f"{path} is not a prompt module: it has no index.json")
-    text = _module_text(args)
-    print(text)
-    return EXIT_OK
-
-
-# ------------------------------------------------------------------- eval, report
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -532,80 +150,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evaluate", metavar="NAME", help="the evaluate block to run (needed when there are several)")
     parser.add_argument("--runs", metavar="DIR", default="runs", help="where runs are found and written (default: ./runs)")
     parser.add_argument("--resume", metavar="EVAL_DIR", help="continue (or replay) an evaluation run directory")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="a table with sentences, or JSON")
     _no_cache_argument(parser)
-
-
-def _evaluate_block(file: str, chosen: str | None) -> tuple[Plan, str] | int:
-    """The compiled program and the evaluate block to run (`chosen`, or its only one),
-    or the exit status of the problem, reported."""
-    from grpo_dsl import api
-    from grpo_dsl.plan import load_plan
-
-    if _missing_files([file]):
-        return _usage_error(f"no such file: {file}")
-    try:
-        compiled = load_plan(file)
-    except ProgramError as error:
-        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
-        return EXIT_PROBLEMS
-    try:
-        return compiled, api.choose_block(compiled, "evaluate", chosen)
-    except api.ApiError as error:
-        return _usage_error(str(error))
-
-
-def _results(document: Mapping[str, Any], form: str, text: Callable[[Mapping[str, Any]], str], what: str) -> int:
-    """Print an evaluation's or an ablation's document (as JSON or as `text` makes it) and
-    return the exit status of how it ended."""
-    if form == "json":
-        print(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False))
-    else:
-        sys.stdout.write(text(document))
-    status = document["status"]
-    if status != "completed":
-        print(f"{what} {status}: {document['message']}", file=sys.stderr)
-    if status == "interrupted":
-        return EXIT_INTERRUPTED
-    return EXIT_OK if status == "completed" else EXIT_PROBLEMS
-
-
-def _start_evaluation(args: argparse.Namespace) -> EvaluationResult | int:
-    from grpo_dsl import api
-
-    if args.file is None:
-        return _usage_error("give a program FILE, or --resume EVAL_DIR")
-    if _missing_files([args.file]):
-        return _usage_error(f"no such file: {args.file}")
-    try:
-        return api.evaluate(
-            args.file,
-            block=args.evaluate,
-            runs=args.runs,
-            stream=sys.stderr,
-            on_start=lambda run_dir: print(f"evaluation run: {run_dir}", file=sys.stderr, flush=True),
-            cache=not args.no_cache,
-        )
-    except ProgramError as error:
-        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
-        return EXIT_PROBLEMS
-    except api.ApiError as error:
-        return _usage_error(str(error))
-
-
-def evaluate(args: argparse.Namespace) -> int:
-    """`grpo eval FILE [--evaluate NAME] [--runs DIR] [--format text|json] [--no-cache]` or `grpo eval --resume EVAL_DIR`."""
-    from grpo_dsl.evaluation.evaluate import format_evaluation, resume_evaluation
-
-    if args.resume:
-        print(f"evaluation run: {args.resume}", file=sys.stderr, flush=True)
-        result = resume_evaluation(Path(args.resume), stream=sys.stderr, shared_cache=not args.no_cache)
-    else:
-        started = _start_evaluation(args)
-        if isinstance(started, int):
-            return started
-        result = started
-    return _results(result.to_json(), args.format, format_evaluation, "evaluation")
 
 
 def _ablate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -617,29 +162,7 @@ def _ablate_arguments(parser: argparse.ArgumentParser) -> None:
         help="the library to ablate: a learn (LEARN#R for one repeat) or a module (default: the one the block compares)",
     )
     parser.add_argument("--runs", metavar="DIR", default="runs", help="where runs are found and written (default: ./runs)")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="a table, or JSON")
     _no_cache_argument(parser)
-
-
-def ablate(args: argparse.Namespace) -> int:
-    """`grpo ablate FILE [--evaluate NAME] [--library LEARN|MODULE@VERSION] [--runs DIR] [--format text|json] [--no-cache]`."""
-    from grpo_dsl.evaluation.ablation import format_ablation, start_ablation
-
-    chosen = _evaluate_block(args.file, args.evaluate)
-    if isinstance(chosen, int):
-        return chosen
-    compiled, name = chosen
-    result = start_ablation(
-        compiled,
-        name,
-        library=args.library,
-        base_dir=Path(args.file).resolve().parent,
-        runs_root=Path(args.runs),
-        stream=sys.stderr,
-        on_start=lambda run_dir: print(f"ablation run: {run_dir}", file=sys.stderr, flush=True),
-        shared_cache=not args.no_cache,
-    )
-    return _results(result.to_json(), args.format, format_ablation, "ablation")
 
 
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -660,36 +183,6 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-eval", action="store_true", help="show no evaluation and no ablation")
 
 
-def report(args: argparse.Namespace) -> int:
-    """`grpo report RUN_DIR [-o report.html] [--eval EVAL_DIR] [--ablation ABLATION_DIR] [--no-eval]`: one HTML file."""
-    from grpo_dsl.report import render_report
-    from grpo_dsl.report.rundata import read_run
-
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "run.json").is_file():
-        return _usage_error(f"not a run directory: {run_dir}")
-    for given, what in ((args.eval_dir, "an evaluation"), (args.ablation_dir, "an ablation")):
-        if given is not None and not (Path(given) / "run.json").is_file():
-            return _usage_error(f"not {what} run directory: {given}")
-    target = Path(args.output)
-    if not target.parent.is_dir():
-        return _usage_error(f"no such folder: {target.parent}")
-    data = read_run(
-        run_dir,
-        evaluation_dir=Path(args.eval_dir) if args.eval_dir else None,
-        ablation_dir=Path(args.ablation_dir) if args.ablation_dir else None,
-        find=not args.no_eval,
-    )
-    atomic_write_text(target, render_report(data))
-    shown = "with its evaluation" if data.evaluation is not None else "without an evaluation"
-    ablated = f" and the ablation of {len(data.ablation.items)} items" if data.ablation is not None else ""
-    print(f"{target}: {len(data.steps)} steps, {shown}{ablated}")
-    return EXIT_OK
-
-
-# ----------------------------------------------------------------------- replay
-
-
 def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the recorded learning run to replay")
     parser.add_argument("--policy", required=True, metavar="FILE:NAME", help="a policy declared in a .grpo file")
@@ -699,71 +192,34 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     _no_cache_argument(parser)
 
 
-def replay(args: argparse.Namespace) -> int:
-    """`grpo replay RUN_DIR --policy FILE:NAME [--from-step K] [--runs DIR] [--offline] [--no-cache]`."""
-    from grpo_dsl.learning.replay import format_replay, replay_run
-
-    if not (Path(args.run_dir) / "run.json").is_file():
-        return _usage_error(f"not a run directory: {args.run_dir}")
-    file, colon, name = args.policy.rpartition(":")
-    if not colon or not file or not name:
-        return _usage_error(f"--policy takes FILE:NAME, a .grpo file and one of its policies, not {args.policy!r}")
-    if _missing_files([file]):
-        return _usage_error(f"no such file: {file}")
-    try:
-        result = replay_run(
-            Path(args.run_dir),
-            Path(file),
-            name,
-            from_step=args.from_step,
-            runs_root=Path(args.runs),
-            offline=args.offline,
-            stream=sys.stderr,
-            shared_cache=not args.no_cache,
-            on_start=lambda run_dir: print(f"replay run: {run_dir}", file=sys.stderr, flush=True),
-        )
-    except ProgramError as error:
-        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
-        return EXIT_PROBLEMS
-    sys.stdout.write(format_replay(result))
-    if result.status == "interrupted":
-        return EXIT_INTERRUPTED
-    return EXIT_OK if result.status == "completed" else EXIT_PROBLEMS
-
-
-# -------------------------------------------------------------------------- lsp
+def _cache_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    common = common_options()
+    info = actions.add_parser("info", help="entries, size, and how much of the last run was answered from the cache", parents=[common])
+    prune = actions.add_parser("prune", help="delete the entries no run has used for a while", parents=[common])
+    prune.add_argument("--older-than", required=True, metavar="AGE", help="an age such as 30d, 12h or 2w")
+    for action in (info, prune):
+        action.add_argument("--dir", metavar="DIR", help="the cache folder (default: the user cache directory or $GRPO_CACHE_DIR)")
 
 
 def _lsp_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stdio", action="store_true", help="talk over standard input and output (the only transport)")
 
 
-def lsp(args: argparse.Namespace) -> int:
-    """`grpo lsp`: the language server, over standard input and output."""
-    try:  # pygls comes with the optional `lsp` extra
-        from grpo_dsl.lsp import serve
-    except ModuleNotFoundError as missing:
-        package = (missing.name or "pygls").partition(".")[0]
-        return _usage_error(f"`grpo lsp` needs the lsp extra ({package} is missing): pip install 'grpo-dsl[lsp]'")
-    serve()
-    return EXIT_OK
-
-
-# ------------------------------------------------------------------------ entry
-
 SUBCOMMANDS: tuple[Subcommand, ...] = (
-    Subcommand("check", "parse and check programs, print every problem", _check_arguments, check),
-    Subcommand("fmt", "rewrite programs in the canonical layout", _fmt_arguments, fmt),
-    Subcommand("plan", "compile a program to its execution plan, with a cost estimate", _plan_arguments, plan),
-    Subcommand("run", "run a learn block: Training-Free GRPO, step by step", _run_arguments, run),
-    Subcommand("emit", "write the library of a run as a prompt module version", _emit_arguments, emit),
-    Subcommand("module", "show, log, diff, blame, package and export the versions of a prompt module", _module_arguments, module),
-    Subcommand("eval", "evaluate libraries side by side, with intervals and paired differences", _eval_arguments, evaluate),
-    Subcommand("ablate", "measure what each lesson and demo of a library is worth, with intervals", _ablate_arguments, ablate),
-    Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, report),
-    Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, replay),
-    Subcommand("cache", "show or prune the response cache every run shares", cache_verb.add_arguments, cache_verb.run),
-    Subcommand("lsp", "run the language server for editors, over standard input and output", _lsp_arguments, lsp),
+    Subcommand("init", "start a project: a program, a small dataset, a reward and .env.example", _init_arguments, "init:init"),
+    Subcommand("check", "parse and check programs, print every problem", _check_arguments, "source:check"),
+    Subcommand("fmt", "rewrite programs in the canonical layout", _fmt_arguments, "source:fmt"),
+    Subcommand("plan", "compile a program: what it will do and cost, or its execution plan as JSON", _plan_arguments, "planning:plan"),
+    Subcommand("run", "run a learn block: Training-Free GRPO, step by step", _run_arguments, "runtime:run"),
+    Subcommand("emit", "write the library of a run as a prompt module version", _emit_arguments, "runtime:emit"),
+    Subcommand("module", "show, log, diff, blame, package and export the versions of a prompt module", _module_arguments, "module:module", common=False),
+    Subcommand("eval", "evaluate libraries side by side, with intervals and paired differences", _eval_arguments, "runtime:evaluate"),
+    Subcommand("ablate", "measure what each lesson and demo of a library is worth, with intervals", _ablate_arguments, "ablation:ablate"),
+    Subcommand("report", "write the HTML report of a run: learning curves, library changes, evaluation", _report_arguments, "runtime:report"),
+    Subcommand("replay", "replay a recorded run under another policy and compare the libraries", _replay_arguments, "runtime:replay"),
+    Subcommand("cache", "show or prune the response cache every run shares", _cache_arguments, "cache:cache", common=False),
+    Subcommand("lsp", "run the language server for editors, over standard input and output", _lsp_arguments, "source:lsp", common=False),
 )
 
 
@@ -771,10 +227,13 @@ def _argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grpo", description="Training-Free GRPO, declared in .grpo files.")
     parser.add_argument("--version", action="version", version=f"grpo-dsl {__version__}")
     verbs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = common_options()
     for subcommand in SUBCOMMANDS:
-        verb = verbs.add_parser(subcommand.name, help=subcommand.help, description=subcommand.help)
+        verb = verbs.add_parser(
+            subcommand.name, help=subcommand.help, description=subcommand.help, parents=[common] if subcommand.common else []
+        )
         subcommand.add_arguments(verb)
-        verb.set_defaults(run=subcommand.run)
+        verb.set_defaults(subcommand=subcommand)
     return parser
 
 
@@ -784,14 +243,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _argument_parser().parse_args(argv)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    run: Callable[[argparse.Namespace], int] = args.run
+    subcommand: Subcommand = args.subcommand
+    console = Console.of(args)
     try:
-        return run(args)
-    except ProgramError as error:
-        print(render_text(error.diagnostics, error.sources, color=wants_color(sys.stderr)), file=sys.stderr)
-    except GrpoError as error:
+        return subcommand.function()(args, console)
+    except UsageError as error:
         print(f"grpo: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("grpo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except GrpoError as error:
+        _report_error(console, error)
     except OSError as error:
-        print(f"grpo: error: {error.strerror or error}: {error.filename or 'a file'}", file=sys.stderr)
+        _report_error(console, error, f"{error.strerror or error}: {error.filename or 'a file'}")
     return EXIT_PROBLEMS
 
+
+def _report_error(console: Console, error: Exception, message: str | None = None) -> None:
+    """An expected failure: its message (a program's as diagnostics); `-v` adds the traceback."""
+    from grpo_dsl.language.diagnostics import ProgramError
+
+    if console.verbosity > 0:
+        traceback.print_exception(error, file=sys.stderr)
+    if isinstance(error, ProgramError):
+        console.diagnostics(error.diagnostics, error.sources)
+    else:
+        print(f"grpo: error: {message or error}", file=sys.stderr)

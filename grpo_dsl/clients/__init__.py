@@ -1,13 +1,13 @@
-"""Every LLM call: one protocol, one `openai` adapter, and the layers around it.
+"""Every LLM call: one protocol, one HTTP adapter, and the layers around it.
 
 It owns the `LLMClient` protocol with its request, response and errors (`protocol`),
-a request's JSON body and cache key (`wire`), the HTTP adapter (`transport`), the
+a request's JSON body and cache key and an answer's parsing (`wire`), the HTTP adapter (`transport`), the
 shared response cache and each run's record (`cache`), batch execution (`batch`,
 and `batch_api`, the only importer of `openai`), rate and concurrency limits,
 retries, usage and budgets (`accounting`), structured outputs, the embedded local
 model (`local`) and the `stack` that composes them. It imports only `core`.
-`build_client` (which imports `aiohttp`) is loaded on first use, so importing this
-package stays cheap.
+`build_client` is loaded on first use and imports the HTTP client (`aiohttp`, in
+`transport`) when it builds a client, so importing this package stays cheap.
 """
 
 from __future__ import annotations

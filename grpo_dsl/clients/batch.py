@@ -34,8 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from grpo_dsl.clients.protocol import ChatRequest, ChatResponse, LLMClient, ModelConfig, TransientError
-from grpo_dsl.clients.transport import parse_completion
-from grpo_dsl.clients.wire import body, request_key
+from grpo_dsl.clients.wire import body, parse_completion, request_key
 from grpo_dsl.core.errors import GrpoError
 
 __all__ = [

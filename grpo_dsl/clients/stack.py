@@ -19,7 +19,7 @@ import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grpo_dsl.clients.accounting import Budget, Metered, Usage
 from grpo_dsl.clients.batch import Batching, SubmittedBatch
@@ -33,7 +33,9 @@ from grpo_dsl.clients.protocol import (
     ModelConfig,
 )
 from grpo_dsl.clients.retry import MAX_RETRY_WAIT_S, Retrying
-from grpo_dsl.clients.transport import HTTPAdapter
+
+if TYPE_CHECKING:
+    from grpo_dsl.clients.transport import HTTPAdapter
 
 __all__ = ["ClientStack", "Router", "build_client"]
 
@@ -124,6 +126,10 @@ def build_client(
     `env(...)` values are resolved now. Retries, final failures, structured-output
     repairs and batch jobs are reported to `on_event`.
     """
+    # The HTTP client (`aiohttp`, a fifth of a second to import) comes with the first
+    # client built, so the runtime imports fast for the verbs that call no model.
+    from grpo_dsl.clients.transport import HTTPAdapter
+
     configs = {block: ModelConfig.from_plan(block, model) for block, model in models.items()}
     adapters: list[HTTPAdapter] = []
     batching: list[Batching] = []

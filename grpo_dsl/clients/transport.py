@@ -46,9 +46,9 @@ from grpo_dsl.clients.protocol import (
     ModelConfig,
     TransientError,
 )
-from grpo_dsl.clients.wire import body
+from grpo_dsl.clients.wire import body, parse_completion
 
-__all__ = ["HTTPAdapter", "connection_problem", "parse_completion"]
+__all__ = ["HTTPAdapter", "connection_problem"]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 MISSING_API_KEY = "no-api-key"
@@ -268,22 +268,3 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, moment.timestamp() - time.time())
-
-
-def parse_completion(raw: bytes | Mapping[str, Any]) -> ChatResponse:
-    """The first choice and the usage of a chat completion (its bytes, or its parsed JSON)."""
-    try:
-        data = json.loads(raw) if isinstance(raw, bytes) else raw
-        choice = data["choices"][0]
-        message = choice["message"]
-        usage = data.get("usage") or {}
-        return ChatResponse(
-            content=message.get("content"),
-            tool_calls=tuple(message.get("tool_calls") or ()),
-            finish_reason=choice.get("finish_reason"),
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-        )
-    except (ValueError, LookupError, TypeError, AttributeError) as exc:
-        shown = raw[:200] if isinstance(raw, bytes) else str(raw)[:200]
-        raise TransientError(f"malformed response body ({type(exc).__name__}: {exc}): {shown!r}") from None

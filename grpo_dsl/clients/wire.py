@@ -1,4 +1,5 @@
-"""A request on the wire: its JSON body, made once, and the cache key derived from it.
+"""A request on the wire: its JSON body, made once, and the cache key derived from it;
+and an answer on the wire, a chat completion parsed once (`parse_completion`).
 
 `body(request, model_id)` is the chat-completions body as canonical JSON bytes
 (sorted keys, no spaces, numbers normalised). It is what the HTTP adapter posts,
@@ -11,6 +12,9 @@ its `sample_key`, that body and, when the model id does not name the weights (th
 embedded local model's file), what does. The stage within a purpose and the model
 block's name are not part of it: renaming a block keeps its entries, changing its
 model id or its weights does not.
+
+`parse_completion` reads the first choice and the usage of a chat completion, as the
+HTTP adapter receives it and as a batch job's output file carries it.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from grpo_dsl.clients.protocol import ChatRequest, namespace
+from grpo_dsl.clients.protocol import ChatRequest, ChatResponse, TransientError, namespace
 
-__all__ = ["body", "canonical_json", "request_key"]
+__all__ = ["body", "canonical_json", "parse_completion", "request_key"]
 
 
 def _plain(value: object) -> object:
@@ -70,3 +74,22 @@ def request_key(request: ChatRequest, model_id: str, weights: str | None = None)
     if weights is not None:
         digest.update(b"\x1f" + weights.encode())
     return digest.hexdigest()
+
+
+def parse_completion(raw: bytes | Mapping[str, Any]) -> ChatResponse:
+    """The first choice and the usage of a chat completion (its bytes, or its parsed JSON)."""
+    try:
+        data = json.loads(raw) if isinstance(raw, bytes) else raw
+        choice = data["choices"][0]
+        message = choice["message"]
+        usage = data.get("usage") or {}
+        return ChatResponse(
+            content=message.get("content"),
+            tool_calls=tuple(message.get("tool_calls") or ()),
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        )
+    except (ValueError, LookupError, TypeError, AttributeError) as exc:
+        shown = raw[:200] if isinstance(raw, bytes) else str(raw)[:200]
+        raise TransientError(f"malformed response body ({type(exc).__name__}: {exc}): {shown!r}") from None

@@ -319,6 +319,7 @@ def start_ablation(
     budget: Budget | None = None,
     stream: TextIO | None = None,
     on_start: Callable[[Path], None] | None = None,
+    color: bool | None = None,
     shared_cache: bool = True,
 ) -> AblationResult:
     """Ablate `library` (a learn name, `LEARN#R`, or a module `PATH@VERSION`; default: the only
@@ -327,7 +328,8 @@ def start_ablation(
 
     Raises `AblationError` before anything is created when the library cannot be
     found or the block's `subsets` cannot hold one Shapley permutation, and
-    `SandboxUnavailable` when the task's python tool cannot run here.
+    `SandboxUnavailable` when the task's python tool cannot run here. Notes and the
+    progress (styled as `color` says, see `Progress`) go to `stream`.
     """
     source, note = _chosen(plan, evaluate, library, base_dir=base_dir, runs_root=runs_root)
     block, reward = evaluate_block(plan, evaluate)
@@ -355,7 +357,7 @@ def start_ablation(
         on_start(run.path)
     if stream is not None and note:
         stream.write(f"{note}\n")
-    return asyncio.run(_execute(run, plan, evaluate, sampling, source, chosen, base_dir.resolve(), shared_cache, budget, stream))
+    return asyncio.run(_execute(run, plan, evaluate, sampling, source, chosen, base_dir.resolve(), shared_cache, budget, stream, color))
 
 
 async def _execute(
@@ -369,12 +371,13 @@ async def _execute(
     shared_cache: bool,
     budget: Budget | None,
     stream: TextIO | None,
+    color: bool | None,
 ) -> AblationResult:
     block, reward = evaluate_block(plan, evaluate)
     questions = sampling.questions
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
-    progress = Progress(stream, title=f"ablate {evaluate}", cost=lambda: usage.total_usd, budget_usd=budget.usd if budget else None)
+    progress = Progress(stream, title=f"ablate {evaluate}", cost=lambda: usage.total_usd, budget_usd=budget.usd if budget else None, color=color)
     scores: dict[frozenset[str], list[float]] = {}
     kept: tuple[str, ...] = ()
     advice = f"Fix the cause and run the ablation again (the cache keeps every answer), or raise `max_failures` of evaluate `{evaluate}`."

@@ -424,6 +424,7 @@ async def astart_evaluation(
     budget: Budget | None = None,
     stream: TextIO | None = None,
     on_start: Callable[[Path], None] | None = None,
+    color: bool | None = None,
     rewards: Mapping[str, RewardFunction] | None = None,
     shared_cache: bool = True,
 ) -> EvaluationResult:
@@ -431,12 +432,12 @@ async def astart_evaluation(
     all, in the running event loop.
 
     `on_start` is told the run directory as soon as it exists; warnings about the
-    libraries go to `stream`. `rewards` are Python functions that replace the
-    program's rewards of their names (recorded in run.json by name). Without
-    `shared_cache` every call is paid for. Raises `EvaluationError` before anything
-    is created when a library cannot be found, `RewardFunctionError` when a function
-    replaces no reward, and `SandboxUnavailable` when the task's python tool cannot
-    run here.
+    libraries and the progress (styled as `color` says, see `Progress`) go to
+    `stream`. `rewards` are Python functions that replace the program's rewards of
+    their names (recorded in run.json by name). Without `shared_cache` every call is
+    paid for. Raises `EvaluationError` before anything is created when a library
+    cannot be found, `RewardFunctionError` when a function replaces no reward, and
+    `SandboxUnavailable` when the task's python tool cannot run here.
     """
     functions = check_reward_functions(plan.rewards(), rewards)
     sources, notes = resolve_libraries(plan, evaluate, base_dir=base_dir, runs_root=runs_root)
@@ -460,7 +461,7 @@ async def astart_evaluation(
     if stream is not None:
         for note in notes:
             stream.write(f"{note}\n")
-    return await _execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream, functions, shared_cache)
+    return await _execute(run, plan, evaluate, sources, base_dir.resolve(), budget, stream, color, functions, shared_cache)
 
 
 start_evaluation = blocking(astart_evaluation)
@@ -471,6 +472,7 @@ async def aresume_evaluation(
     *,
     stream: TextIO | None = None,
     rewards: Mapping[str, RewardFunction] | None = None,
+    color: bool | None = None,
     shared_cache: bool = True,
 ) -> EvaluationResult:
     """Evaluate again, in `run_dir`, the libraries it recorded, in the running event loop;
@@ -484,7 +486,9 @@ async def aresume_evaluation(
     functions = resumed_functions(plan.rewards(), rewards, info, str(run_dir))
     sources = [LibrarySource.from_json(s) for s in read_json(run.path / "libraries.json")["libraries"]]
     budget = Budget.from_json(info["budget"]) if info.get("budget") else None
-    return await _execute(run, plan, info["evaluate"], sources, Path(info["base_dir"]), budget, stream, functions, shared_cache)
+    return await _execute(
+        run, plan, info["evaluate"], sources, Path(info["base_dir"]), budget, stream, color, functions, shared_cache
+    )
 
 
 resume_evaluation = blocking(aresume_evaluation)
@@ -575,13 +579,14 @@ async def _execute(
     base_dir: Path,
     budget: Budget | None,
     stream: TextIO | None,
+    color: bool | None,
     functions: Mapping[str, RewardFunction],
     shared_cache: bool,
 ) -> EvaluationResult:
     block, reward = evaluate_block(plan, evaluate)
     events = EventLog(run.events_path)
     usage = usage_from_events(plan, run.events_path)
-    progress = Progress(stream, title=f"eval {evaluate}", cost=lambda: usage.total_usd, budget_usd=budget.usd if budget else None)
+    progress = Progress(stream, title=f"eval {evaluate}", cost=lambda: usage.total_usd, budget_usd=budget.usd if budget else None, color=color)
     progress.expect(block.estimate, len(sources), usage.to_json()["by_stage"])
     sampling = Sampling.of_evaluate(plan, block, reward, base_dir)
     questions = sampling.questions

@@ -67,9 +67,11 @@ def start_repeats(
     runs_root: Path,
     stream: TextIO | None = sys.stderr,
     on_start: Callable[[Path], None] | None = None,
+    color: bool | None = None,
     shared_cache: bool = True,
 ) -> RepeatsResult:
-    """Create a repeated run of `learn` with `repeats` repeats and run them all, then rank them.
+    """Create a repeated run of `learn` with `repeats` repeats and run them all, then rank them
+    (progress to `stream`, styled as `color` says, as `start_run`'s).
 
     Every repeat, and the ranking, asks through the shared response cache (without
     `shared_cache`, every call is paid for), so a request two repeats make alike is
@@ -90,21 +92,31 @@ def start_repeats(
     )
     if on_start is not None:
         on_start(group.path)
-    return _run(group, stream, shared_cache=shared_cache)
+    return _run(group, stream, color=color, shared_cache=shared_cache)
 
 
 def resume_repeats(
-    group_dir: Path, *, stream: TextIO | None = sys.stderr, budget: Mapping[str, float] | None = None, shared_cache: bool = True
+    group_dir: Path,
+    *,
+    stream: TextIO | None = sys.stderr,
+    budget: Mapping[str, float] | None = None,
+    color: bool | None = None,
+    shared_cache: bool = True,
 ) -> RepeatsResult:
     """Continue a repeated run: finish the repeats that did not complete, start those not begun, rank them.
 
     `budget` replaces limits of the learn's budget in every repeat resumed or started (as `resume_run`'s).
     """
-    return _run(RunDirectory(group_dir), stream, budget, shared_cache=shared_cache)
+    return _run(RunDirectory(group_dir), stream, budget, color=color, shared_cache=shared_cache)
 
 
 def _run(
-    group: RunDirectory, stream: TextIO | None, budget: Mapping[str, float] | None = None, *, shared_cache: bool = True
+    group: RunDirectory,
+    stream: TextIO | None,
+    budget: Mapping[str, float] | None = None,
+    *,
+    color: bool | None = None,
+    shared_cache: bool = True,
 ) -> RepeatsResult:
     info = group.info()
     plan = Plan.from_json(group.plan_path.read_text(encoding="utf-8"))
@@ -126,7 +138,7 @@ def _run(
             )
         if stream is not None:
             stream.write(f"repeat {r} of {len(info['seeds'])}: seed {seed}, {folder}\n")
-        result = resume_run(folder, stream=stream, budget=budget, shared_cache=shared_cache)
+        result = resume_run(folder, stream=stream, budget=budget, color=color, shared_cache=shared_cache)
         runs.append(result)
         if result.status != "completed":
             stopped = f"repeat {r} {result.status}: {result.message}; continue with `grpo run --resume {group.path}`"
@@ -134,7 +146,9 @@ def _run(
             return RepeatsResult(group.path, result.status, tuple(runs), None, stopped)
     ranking = None
     if plan.learn(learn).validate is not None:
-        status, message, ranking = asyncio.run(_rank(group, plan, learn, base_dir, [r.library for r in runs], stream, shared_cache))
+        status, message, ranking = asyncio.run(
+            _rank(group, plan, learn, base_dir, [r.library for r in runs], stream, color, shared_cache)
+        )
         if status != "completed":
             group.update_info(status=status, message=message)
             return RepeatsResult(group.path, status, tuple(runs), None, message)
@@ -151,14 +165,21 @@ def _recorded(folder: Path) -> RunResult:
 
 
 async def _rank(
-    group: RunDirectory, plan: Plan, learn: str, base_dir: Path, libraries: list[Library], stream: TextIO | None, shared_cache: bool
+    group: RunDirectory,
+    plan: Plan,
+    learn: str,
+    base_dir: Path,
+    libraries: list[Library],
+    stream: TextIO | None,
+    color: bool | None,
+    shared_cache: bool,
 ) -> tuple[str, str | None, dict[str, Any] | None]:
     """Sample every repeat's last library on the validation set, with the learn's own seed."""
     view = plan.learn(learn)
     sampling = Sampling.of_validation(plan, view, base_dir)
     events = EventLog(group.events_path)
     usage = usage_from_events(plan, group.events_path)
-    progress = Progress(stream, title=f"rank {learn}", cost=lambda: usage.total_usd)
+    progress = Progress(stream, title=f"rank {learn}", cost=lambda: usage.total_usd, color=color)
     means: list[float] = []
     advice = f"Fix the cause and continue with `grpo run --resume {group.path}` (the cache keeps every answer), or raise `max_failures` of learn `{learn}`."
     failures = Failures(view.max_failures, "the ranking of the repeats", advice)

@@ -188,13 +188,15 @@ def replay_run(
     shared_cache: bool = True,
     stream: TextIO | None = sys.stderr,
     on_start: Callable[[Path], None] | None = None,
+    color: bool | None = None,
 ) -> ReplayResult:
     """Replay the recorded run `run_dir` under policy `policy_name` of `policy_file`.
 
     The replay runs every step the recorded run completed, from `from_step` (earlier
     ones are copied), in a new directory under `runs_root/<learn>-replay/`, and
-    writes `replay.json` there. `on_start` is told that directory once it exists.
-    Without `shared_cache` only the two runs' own records answer for free.
+    writes `replay.json` there. `on_start` is told that directory once it exists; the
+    progress goes to `stream`, styled as `color` says (`Progress`). Without
+    `shared_cache` only the two runs' own records answer for free.
     """
     original = RunDirectory(run_dir)
     if not original.info_path.is_file() or not original.plan_path.is_file():
@@ -246,7 +248,7 @@ def replay_run(
     session = _Replay(
         plan, recorded_plan, learn, Path(info["base_dir"]), original, replay, recorded, from_step, offline, shared_cache=shared_cache
     )
-    status, message, steps = asyncio.run(session.run(stream))
+    status, message, steps = asyncio.run(session.run(stream, color))
     original_usage = (
         read_json(original.usage_path) if original.usage_path.is_file() else usage_from_events(recorded_plan, original.events_path).to_json()
     )
@@ -300,9 +302,9 @@ class _Replay:
         self.events = EventLog(replay.events_path)
         self.recorded_policy = original_plan.learn(learn).policy
 
-    async def run(self, stream: TextIO | None) -> tuple[str, str | None, list[ReplayedStep]]:
+    async def run(self, stream: TextIO | None, color: bool | None = None) -> tuple[str, str | None, list[ReplayedStep]]:
         steps: list[ReplayedStep] = []
-        progress = Progress(stream, title=f"replay {self.learn}", cost=lambda: self.usage.total_usd, budget_usd=run_budget(self.plan.learn(self.learn)).usd)
+        progress = Progress(stream, title=f"replay {self.learn}", cost=lambda: self.usage.total_usd, budget_usd=run_budget(self.plan.learn(self.learn)).usd, color=color)
         self.events.append("replay_started", original=str(self.original.path), from_step=self.from_step, offline=self.offline)
         async with ending_cleanly(self.events, None, (RuleError, ReplayError)) as end:
             async with contextlib.AsyncExitStack() as stack:

@@ -108,6 +108,7 @@ async def astart_run(
     runs_root: Path,
     stream: TextIO | None = sys.stderr,
     on_start: Callable[[Path], None] | None = None,
+    color: bool | None = None,
     rewards: Mapping[str, RewardFunction] | None = None,
     tools: Mapping[str, ToolFunction] | None = None,
     shared_cache: bool = True,
@@ -115,14 +116,14 @@ async def astart_run(
     """Create a run directory for `learn` and run it to its end (or a clean stop), in
     the running event loop.
 
-    `on_start` is told the run directory as soon as it exists. `rewards` are Python
-    functions that replace the program's rewards of their names for this run, and
-    `tools` functions that answer the task's Python tools of their names; their
-    names are recorded in run.json, and a resumption must give them again. Without
-    `shared_cache` every call is paid for (the run still records its answers). Raises
-    `SandboxUnavailable` before the directory exists when the task's python tool
-    cannot run here, and `RewardFunctionError` when a function replaces no reward
-    or answers no Python tool.
+    The progress goes to `stream`, styled as `color` says (`Progress`). `on_start` is
+    told the run directory as soon as it exists. `rewards` are Python functions that
+    replace the program's rewards of their names for this run, and `tools` functions
+    that answer the task's Python tools of their names; their names are recorded in
+    run.json, and a resumption must give them again. Without `shared_cache` every call
+    is paid for (the run still records its answers). Raises `SandboxUnavailable` before
+    the directory exists when the task's python tool cannot run here, and
+    `RewardFunctionError` when a function replaces no reward or answers no Python tool.
     """
     task = plan.task(plan.learn(learn).task)
     functions = check_reward_functions(plan.rewards(), rewards)
@@ -143,7 +144,7 @@ async def astart_run(
     if on_start is not None:
         on_start(run.path)
     with run.lock():
-        return await _execute(run, plan, learn, base_dir.resolve(), stream, functions, tool_functions, shared_cache)
+        return await _execute(run, plan, learn, base_dir.resolve(), stream, color, functions, tool_functions, shared_cache)
 
 
 start_run = blocking(astart_run)
@@ -156,10 +157,11 @@ async def aresume_run(
     budget: Mapping[str, float] | None = None,
     rewards: Mapping[str, RewardFunction] | None = None,
     tools: Mapping[str, ToolFunction] | None = None,
+    color: bool | None = None,
     shared_cache: bool = True,
 ) -> RunResult:
     """Continue a run directory after its last completed step, in the running event
-    loop (its own record answers every call it had made).
+    loop (progress as `astart_run`'s; its own record answers every call it had made).
 
     `budget` (`usd`, `tokens`, `calls`) replaces those limits of the learn's budget,
     for this and later resumptions: a run stopped by its budget goes on with a
@@ -178,7 +180,7 @@ async def aresume_run(
         if budget:
             run.update_info(budget={**(info.get("budget") or {}), **budget})
         return await _execute(
-            run, plan, str(info["learn"]), Path(str(info["base_dir"])), stream, functions, tool_functions, shared_cache
+            run, plan, str(info["learn"]), Path(str(info["base_dir"])), stream, color, functions, tool_functions, shared_cache
         )
 
 
@@ -247,6 +249,7 @@ async def _execute(
     learn: str,
     base_dir: Path,
     stream: TextIO | None,
+    color: bool | None,
     functions: Mapping[str, RewardFunction],
     tool_functions: Mapping[str, ToolFunction],
     shared_cache: bool,
@@ -262,7 +265,7 @@ async def _execute(
     revised: Mapping[str, Any] | None = info.get("reestimate")
     # a repeat of a learn with `repeats` is expected to cost one run, not all of them
     expected = learn_view.estimate["total"]["expected"] if learn_view.repeats == 1 else expected_run(plan, learn, _data_rows(plan, learn, base_dir))
-    progress = Progress(stream, title=f"run {learn}", cost=lambda: usage.total_usd, budget_usd=budget.usd)
+    progress = Progress(stream, title=f"run {learn}", cost=lambda: usage.total_usd, budget_usd=budget.usd, color=color)
     if completed and _damaged(run.library_path):
         progress.message(f"{run.library_path} was damaged; it is written again from step {completed[-1]}")
     events.append("run_resumed" if completed else "run_started", learn=learn, completed_steps=len(completed))

@@ -77,6 +77,14 @@ class ExperienceDiff:
     order: tuple[str, ...]
     """The ids of the result, in prompt order."""
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "added": [dict(e) for e in self.added],
+            "removed": [dict(e) for e in self.removed],
+            "modified": [{"id": m.id, "old": m.old, "new": m.new} for m in self.modified],
+            "order": list(self.order),
+        }
+
     def apply(self, experiences: Sequence[Mapping[str, str]]) -> tuple[dict[str, str], ...]:
         """The experiences this diff turns `experiences` into."""
         removed = {e["id"] for e in self.removed}
@@ -117,6 +125,19 @@ class ModuleDiff:
         """Whether the experiences both versions have appear in another order."""
         survivors = [e.id for e in self.before.experiences if e.id in set(self.experiences.order)]
         return [i for i in self.experiences.order if i in set(survivors)] != survivors
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "before": _version_json(self.before),
+            "after": _version_json(self.after),
+            "experiences": self.experiences.to_json(),
+            "templates_changed": list(self.templates_changed),
+            "reordered": self.reordered,
+        }
+
+
+def _version_json(module: PromptModule) -> dict[str, str]:
+    return {"path": str(module.path), "name": module.name, "version": module.version}
 
 
 def diff_modules(before: PromptModule, after: PromptModule) -> ModuleDiff:
@@ -160,6 +181,32 @@ class Blame:
     events: tuple[BlameEvent, ...]
     run: Path | None
     """The run directory the version came from, when it still exists."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "module": _version_json(self.module),
+            "experience": self.experience.to_json(),
+            "live": self.live,
+            "run": str(self.run) if self.run is not None else None,
+            "events": [
+                {
+                    "entry": event.entry.to_json(),
+                    "text": event.text,
+                    "evidence": [
+                        {
+                            "group": g.group,
+                            "question": g.question,
+                            "rewards": list(g.rewards),
+                            "kept": g.kept,
+                            "skip_reason": g.skip_reason,
+                            "proposals": [dict(p) for p in g.proposals],
+                        }
+                        for g in event.evidence
+                    ],
+                }
+                for event in self.events
+            ],
+        }
 
 
 def _find(module: PromptModule, experience_id: str) -> tuple[Experience, bool]:

@@ -77,6 +77,8 @@ class Progress:
     `stream` None shows nothing. `interactive` (a terminal, by default when `stream`
     is one) draws the live display; otherwise `step_finished` prints one plain line.
     `cost` gives the USD spent so far, `budget_usd` the run's limit (None: none).
+    `color` styles the live display: True always, False never (plain text), None as
+    `rich` decides (not when `NO_COLOR` is set).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class Progress:
         budget_usd: float | None = None,
         interactive: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
+        color: bool | None = None,
     ):
         self.stream = stream
         self.title = title
@@ -95,6 +98,7 @@ class Progress:
         self.budget_usd = budget_usd
         self.interactive = bool(stream is not None and (stream.isatty() if interactive is None else interactive))
         self.clock = clock
+        self.color = color
         self.stages: dict[str, StageCount] = {}
         self.unit = ""
         self.unit_number = 0
@@ -252,7 +256,10 @@ class Progress:
             from rich.console import Console
             from rich.live import Live
 
-            console = Console(file=self.stream, force_terminal=True)
+            if self.color is None:
+                console = Console(file=self.stream, force_terminal=True)
+            else:
+                console = Console(file=self.stream, force_terminal=True, no_color=not self.color, color_system="auto" if self.color else None)
             self._live = Live(get_renderable=self._render, console=console, refresh_per_second=4, transient=False)
             self._live.start()
 

@@ -40,7 +40,7 @@ def test_check_and_run_reject_what_a_run_would_choke_on(case: str, tmp_path: Pat
     assert f"error[{code}]" in out and words in out, out
 
     assert main(["run", str(program), "--runs", str(tmp_path / "runs")]) == 1
-    assert f"error[{code}]" in capsys.readouterr().out
+    assert f"error[{code}]" in capsys.readouterr().err  # a verb's diagnostics go to standard error (docs/cli.md)
     assert not (tmp_path / "runs").exists(), "nothing was started"
 
 

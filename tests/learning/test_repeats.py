@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 from support.endpoint import Endpoint
 from support.eval_world import HELD_OUT, write_program
 from support.worlds import FICKLE_LESSONS
 
 from grpo_dsl.cli import main
+from grpo_dsl.cli.console import schema_path
 from grpo_dsl.clients.cache import cache_info
 from grpo_dsl.core.files import read_json
 from grpo_dsl.modules import load_module
@@ -173,6 +175,19 @@ def test_a_library_of_one_repeat_and_the_report_of_a_repeated_run(
     assert status == 1 and "is a run with repeats: report one of them" in err
     status, _, err = grpo(capsys, "report", str(group / "repeats" / "2"), "-o", str(tmp_path / "r.html"))
     assert status == 0, err
+
+
+def test_the_json_document_of_a_repeated_run_lists_each_repeat(endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    program = repeated_program(tmp_path, endpoint)
+    status, out, err = grpo(capsys, "run", str(program), "--runs", str(tmp_path / "runs"), "--repeats", "2", "--format", "json")
+    assert status == 0, err
+    document = json.loads(out)
+    Draft202012Validator(json.loads(schema_path("run").read_text(encoding="utf-8"))).validate(document)
+    group = Path(document["run_dir"])
+    assert [r["run_dir"] for r in document["repeats"]] == [str(group / "repeats" / r) for r in "12"]
+    assert all(r["status"] == "completed" and r["steps"] for r in document["repeats"])
+    assert (document["status"], document["ranking"], document["emitted"]) == ("completed", None, [])
+    assert "emit `date_prompts` waits" in err
 
 
 def test_repeats_must_be_positive(endpoint: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

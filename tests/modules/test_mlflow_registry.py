@@ -13,12 +13,14 @@ import mlflow
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from mlflow import MlflowClient
 from support.mlflow_server import MlflowServer
 from support.sample_modules import EVALUATION, emit_sample
 
 from grpo_dsl import load_module
 from grpo_dsl.cli import main
+from grpo_dsl.cli.console import schema_path
 from grpo_dsl.modules import ModuleError, RegisteredVersion, export_to_mlflow, read_index, record_evaluation
 from grpo_dsl.modules.mlflow_registry import mlflow_template
 
@@ -80,6 +82,24 @@ def test_exporting_again_registers_nothing_new(exported: tuple[Path, str, list[R
         f"{path} 1.0.1: already registered as dates-system-turns version 2",
     ]
     assert len(MlflowClient(tracking_uri=uri).search_prompt_versions("dates-system-turns")) == 2
+
+
+def test_the_json_document_lists_each_version_and_its_prompt_version(
+    exported: tuple[Path, str, list[RegisteredVersion]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, uri, _ = exported
+    assert main(["module", "export", str(path), "--to", "mlflow", "--tracking-uri", uri, "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    Draft202012Validator(json.loads(schema_path("module-export").read_text(encoding="utf-8"))).validate(document)
+    assert document == {
+        "path": str(path),
+        "registry": "mlflow",
+        "tracking_uri": uri,
+        "versions": [
+            {"module_version": "1.0.0", "prompt": "dates-system-turns", "prompt_version": 1, "created": False},
+            {"module_version": "1.0.1", "prompt": "dates-system-turns", "prompt_version": 2, "created": False},
+        ],
+    }
 
 
 @settings(max_examples=30, deadline=None)

@@ -471,8 +471,15 @@ def test_a_secret_in_the_environment_never_reaches_any_output(
 
 class TestCommand:
     def test_json_to_stdout(self, full: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        assert main(["plan", str(full)]) == 0
+        assert main(["plan", str(full), "--format", "json"]) == 0
         assert capsys.readouterr().out == load_plan(full).to_json()
+
+    def test_the_human_view_is_the_default(self, full: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["plan", str(full)]) == 0
+        default = capsys.readouterr().out
+        assert main(["plan", str(full), "--explain"]) == 0
+        assert default == capsys.readouterr().out
+        assert default.startswith("plan of ") and "estimate" in default
 
     def test_output_file(self, full: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         target = tmp_path / "plan.json"

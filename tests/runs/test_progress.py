@@ -102,9 +102,17 @@ def screen_text(raw: bytes) -> str:
 
 def run_under_a_terminal(arguments: list[str], cwd: Path) -> tuple[int, str]:
     """Run `grpo ARGUMENTS` with a pseudo-terminal as its standard output and error."""
+    status, raw = raw_under_a_terminal(arguments, cwd)
+    return status, screen_text(raw)
+
+
+def raw_under_a_terminal(arguments: list[str], cwd: Path, environ: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """Run `grpo ARGUMENTS` on a pseudo-terminal (`NO_COLOR` unset unless `environ` sets
+    it): the exit status and every byte written, control sequences included."""
     controller, terminal = pty.openpty()
     environment = {**os.environ, "COLUMNS": "100", "LINES": "40", "TERM": "xterm-256color"}
     environment.pop("NO_COLOR", None)
+    environment.update(environ or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "grpo_dsl.cli", *arguments], cwd=cwd, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal, env=environment
     )
@@ -123,7 +131,7 @@ def run_under_a_terminal(arguments: list[str], cwd: Path) -> tuple[int, str]:
             break
         output.extend(chunk)
     os.close(controller)
-    return process.wait(timeout=60), screen_text(bytes(output))
+    return process.wait(timeout=60), bytes(output)
 
 
 def last_frame(screen: str, title: str) -> dict[str, list[str]]:
@@ -173,6 +181,31 @@ def test_grpo_eval_on_a_terminal_draws_its_progress(endpoint: Endpoint, tmp_path
     rewards = [json.loads(line)["reward"] for line in (run_dir / "results.jsonl").read_text().splitlines()]
     events = read_events(run_dir / "events.jsonl")
     assert " ".join(rows["reward"]) == f"reward {sum(rewards) / len(rewards):.3f} · {tally(program, events, tmp_path)} · eta 0s"
+
+
+SGR = re.compile(rb"\x1b\[[0-9;]*m")
+"""A control sequence that sets colour or style."""
+
+
+@pytest.mark.parametrize(
+    ("options", "environ", "styled"),
+    [
+        ([], {}, True),
+        (["--color", "never"], {}, False),
+        ([], {"NO_COLOR": "1"}, False),
+        (["--color", "always"], {"NO_COLOR": "1"}, True),
+    ],
+)
+def test_the_live_display_follows_color_and_no_color(
+    endpoint: Endpoint, tmp_path: Path, options: list[str], environ: dict[str, str], styled: bool
+) -> None:
+    endpoint.configure(script="support.worlds:date_world")
+    program = write_program(tmp_path, endpoint, compare="[none]")
+    status, raw = raw_under_a_terminal(["eval", str(program), "--runs", str(tmp_path / "runs"), *options], tmp_path, environ)
+    screen = screen_text(raw)
+    assert status == 0, screen[-3000:]
+    assert last_frame(screen, "eval date_eval · library none")["evaluate"] == [f"{HELD_OUT * 4}/{HELD_OUT * 4}", "0", "0", "0"]
+    assert bool(SGR.search(raw)) == styled, raw[-2000:]
 
 
 class Clock:
