@@ -379,6 +379,39 @@ def test_a_reward_function_that_always_raises_fails_the_run_with_its_error(endpo
     assert json.loads((result.run_dir / "run.json").read_text())["status"] == "failed"
 
 
+def test_a_run_that_fails_in_a_running_loop_leaves_the_loops_other_tasks_alone(endpoint: Endpoint, tmp_path: Path) -> None:
+    endpoint.configure(script="support.worlds:date_world")
+    program = write_world(tmp_path, endpoint.base_url)
+
+    def broken(output: str, row: dict[str, Any]) -> float:
+        raise KeyError("score")
+
+    async def notebook_cell() -> tuple[RunResult, list[asyncio.Task[None]]]:
+        # The notebook's own work: a task from before the run, and tasks another one
+        # starts while the run is going (a failing run settles only its own).
+        stop = asyncio.Event()
+        before = asyncio.create_task(stop.wait())
+        started: list[asyncio.Task[Any]] = []
+
+        async def ticker() -> None:
+            while not stop.is_set():
+                started.append(asyncio.create_task(stop.wait()))
+                await asyncio.sleep(0.005)
+
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        result = await g.alearn(program, runs=tmp_path / "runs", rewards={"correct": broken})
+        ended = [task for task in (before, ticking, *started) if task.done()]
+        stop.set()
+        await asyncio.gather(before, ticking, *started)
+        return result, ended
+
+    result, ended_early = asyncio.run(notebook_cell())
+
+    assert result.status == "failed"
+    assert ended_early == []
+
+
 def test_a_reward_function_returning_garbage_is_a_recorded_error(endpoint: Endpoint, tmp_path: Path) -> None:
     endpoint.configure(script="support.worlds:date_world")
     program = tolerant_world(tmp_path, endpoint)

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from grpo_dsl.clients.protocol import ChatRequest, ChatResponse, LLMClient, ModelConfig, TransientError
 from grpo_dsl.clients.wire import body, parse_completion, request_key
 from grpo_dsl.core.errors import GrpoError
+from grpo_dsl.core.tasks import start_task
 
 __all__ = [
     "BatchAPI",
@@ -156,7 +157,7 @@ class Batching:
             if len(job.requests) >= MAX_REQUESTS:
                 self._open.pop(request.stage, None)
         if job.task is None:
-            job.task = asyncio.create_task(self._run(job))
+            job.task = start_task(self._run(job))
         await job.done.wait()
         answer = job.answers.get(key)
         return answer if answer is not None else await self.interactive.complete(request)

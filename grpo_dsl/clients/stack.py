@@ -14,7 +14,6 @@ Router               request.model picks the model block's own chain:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ from grpo_dsl.clients.protocol import (
     ModelConfig,
 )
 from grpo_dsl.clients.retry import MAX_RETRY_WAIT_S, Retrying
+from grpo_dsl.core.tasks import gather_tasks
 
 if TYPE_CHECKING:
     from grpo_dsl.clients.transport import HTTPAdapter
@@ -102,7 +102,7 @@ class ClientStack:
 
     async def preflight(self) -> None:
         """Check every endpoint at once (`HTTPAdapter.preflight`); raise the first `EndpointError`."""
-        await asyncio.gather(*(adapter.preflight() for adapter in self.adapters))
+        await gather_tasks(*(adapter.preflight() for adapter in self.adapters))
 
 
 def build_client(

@@ -35,6 +35,7 @@ import jsonschema
 from grpo_dsl.clients.accounting import Budget
 from grpo_dsl.core.errors import GrpoError
 from grpo_dsl.core.files import atomic_write_json, read_json
+from grpo_dsl.core.tasks import gather_tasks
 from grpo_dsl.evaluation.evaluate import (
     CONFIDENCE,
     FAILURES_SCHEMA,
@@ -300,7 +301,7 @@ async def sample_subsets(
     failures: tuple[Failures, str],
 ) -> dict[frozenset[str], list[QuestionResult]]:
     """Sample the library with only each subset of its items, all at once, counting failed samples in `failures`."""
-    sampled = await asyncio.gather(
+    sampled = await gather_tasks(
         *(sampling.sample(call, scorer, subset_library(library, subset), stage=stage, keys=keys, failures=failures) for subset in subsets)
     )
     return dict(zip(subsets, sampled))

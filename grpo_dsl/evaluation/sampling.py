@@ -8,13 +8,13 @@ failure, never as a score of 0.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from grpo_dsl.clients.protocol import derive_seed
+from grpo_dsl.core.tasks import gather_tasks
 from grpo_dsl.evaluation.stats import paired_difference
 from grpo_dsl.library import Library
 from grpo_dsl.plan import Plan
@@ -96,7 +96,7 @@ async def sample_library(
 
     async def one(question: Question) -> QuestionResult:
         messages = render_messages(templates, question.fields, library.prompt_entries(), library.demo_entries())
-        rollouts = await asyncio.gather(
+        rollouts = await gather_tasks(
             *(
                 rollout(
                     call,
@@ -113,7 +113,7 @@ async def sample_library(
                 for i in range(samples)
             )
         )
-        scores = await asyncio.gather(
+        scores = await gather_tasks(
             *(
                 scorer.score(reward, r.output, question.fields, tokens=r.tokens, tool_calls=r.tool_calls, split=split)
                 for r in rollouts
@@ -132,7 +132,7 @@ async def sample_library(
             on_result(result)
         return result
 
-    return list(await asyncio.gather(*(one(q) for q in questions)))
+    return list(await gather_tasks(*(one(q) for q in questions)))
 
 
 @dataclass(frozen=True, slots=True)

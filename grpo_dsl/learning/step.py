@@ -17,7 +17,6 @@ reply that stopped at `max_tokens` is rejected and recorded.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -36,6 +35,7 @@ from grpo_dsl.clients.protocol import (
 )
 from grpo_dsl.clients.structured import complete_json
 from grpo_dsl.core.files import atomic_write_json
+from grpo_dsl.core.tasks import gather_tasks
 from grpo_dsl.learning.demos import GroupResult, candidates, demo_operations, prompt_key
 from grpo_dsl.learning.prune import Pruning
 from grpo_dsl.library import (
@@ -305,9 +305,9 @@ class Learner:
         messages = render_messages(self.templates, question.fields, library.prompt_entries(), library.demo_entries())
         group = GroupOutcome(group=f"{step}:{question.id}", question=question, messages=messages, rollouts=[])
         group.rollouts = list(
-            await asyncio.gather(*(self._rollout(step, epoch, question, i, messages) for i in range(self.learn.group_size)))
+            await gather_tasks(*(self._rollout(step, epoch, question, i, messages) for i in range(self.learn.group_size)))
         )
-        results = await asyncio.gather(
+        results = await gather_tasks(
             *(
                 self.scorer.score(
                     self.learn.reward, r.output, question.fields, tokens=r.tokens, tool_calls=r.tool_calls, split=self.learn.data
@@ -345,7 +345,7 @@ class Learner:
         reference = question.fields.get("answer") if self.learn.ground_truth else None
         question_text = render_messages(self.bare_templates, question.fields)[-1]["content"]
         if self.learn.summarize:
-            summaries = await asyncio.gather(
+            summaries = await gather_tasks(
                 *(self._summarise(step, group, question_text, reference, r, reward, experiences) for r, reward in group.scored)
             )
             group.summaries = list(summaries)
@@ -587,10 +587,10 @@ class Learner:
         if recorded_groups is not None:
             groups = list(recorded_groups)
         elif self.pipelined:
-            groups = list(await asyncio.gather(*(self._group(step, epoch, q, library) for q in batch)))
+            groups = list(await gather_tasks(*(self._group(step, epoch, q, library) for q in batch)))
         else:
-            groups = list(await asyncio.gather(*(self.sample_group(step, epoch, q, library) for q in batch)))
-            await asyncio.gather(*(self.learn_from_group(step, g, library) for g in groups))
+            groups = list(await gather_tasks(*(self.sample_group(step, epoch, q, library) for q in batch)))
+            await gather_tasks(*(self.learn_from_group(step, g, library) for g in groups))
         if recorded_operations is not None:
             operations = list(recorded_operations)
         else:

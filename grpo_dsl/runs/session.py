@@ -26,6 +26,7 @@ from grpo_dsl.clients.protocol import (
 )
 from grpo_dsl.clients.stack import build_client
 from grpo_dsl.core.files import read_json
+from grpo_dsl.core.tasks import owning_tasks, settle_tasks
 from grpo_dsl.plan import LearnView, Plan
 from grpo_dsl.runs.directory import EventLog, RunDirectory, read_events
 from grpo_dsl.runs.failures import TooManyFailures
@@ -77,43 +78,31 @@ async def ending_cleanly(
     A budget stops the run; a fatal endpoint error, too many failures, one of
     `failures`, a file that cannot be written (a full disk) or any other exception
     fails it (an unexpected one is logged with its traceback); Ctrl-C interrupts it,
-    with `resume_command` (if any) in the message. Every other task of the loop is
-    settled before the block ends.
+    with `resume_command` (if any) in the message. The tasks the run started and that
+    are still going are cancelled and waited for before the block ends (the siblings of
+    a failed `gather`); the event loop's other tasks are left alone (`core.tasks`).
     """
     end = RunEnd()
     fatal: tuple[type[Exception], ...] = (EndpointError, StorageError, TooManyFailures, *failures)
-    try:
-        yield end
-    except BudgetExceeded as exc:
-        end.status, end.message, end.error = "stopped", str(exc), exc
-    except fatal as exc:
-        end.status, end.message, end.error = "failed", str(exc), exc
-    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
-        end.status, end.error = "interrupted", exc
-        end.message = f"interrupted; continue with `{resume_command}`" if resume_command else "interrupted"
-    except OSError as exc:
-        end.status, end.error = "failed", exc
-        end.message = f"cannot write {exc.filename or 'a file of the run'}: {exc.strerror or exc}"
-    except Exception as exc:
-        end.status, end.message, end.error = "failed", f"{type(exc).__name__}: {exc}", exc
-        with contextlib.suppress(OSError):
-            events.append("error", traceback=traceback.format_exc())
-    finally:
-        await settle_tasks()
-
-
-async def settle_tasks(cancel: bool = True) -> None:
-    """Wait for every other task of the loop, cancelled first unless `cancel` is False,
-    so nothing runs after a run ends.
-
-    After a budget stop, an error or Ctrl-C, the sibling tasks of a cancelled
-    `gather` may still be running; they must finish before the log is closed.
-    """
-    current = asyncio.current_task()
-    others = [task for task in asyncio.all_tasks() if task is not current]
-    for task in others if cancel else ():
-        task.cancel()
-    await asyncio.gather(*others, return_exceptions=True)
+    with owning_tasks():
+        try:
+            yield end
+        except BudgetExceeded as exc:
+            end.status, end.message, end.error = "stopped", str(exc), exc
+        except fatal as exc:
+            end.status, end.message, end.error = "failed", str(exc), exc
+        except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+            end.status, end.error = "interrupted", exc
+            end.message = f"interrupted; continue with `{resume_command}`" if resume_command else "interrupted"
+        except OSError as exc:
+            end.status, end.error = "failed", exc
+            end.message = f"cannot write {exc.filename or 'a file of the run'}: {exc.strerror or exc}"
+        except Exception as exc:
+            end.status, end.message, end.error = "failed", f"{type(exc).__name__}: {exc}", exc
+            with contextlib.suppress(OSError):
+                events.append("error", traceback=traceback.format_exc())
+        finally:
+            await settle_tasks()
 
 
 def usage_from_events(plan: Plan, events_path: Path) -> Usage:
