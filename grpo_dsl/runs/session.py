@@ -160,32 +160,33 @@ async def client_stack(
     """
     documents = model_documents(plan)
     folders = {block: cache_directory(model.get("cache"), base_dir) for block, model in documents.items()}
-    async with local_endpoints(documents, base_dir=base_dir) as models:
-        client = build_client(
-            models,
-            cache_dirs={block: folder for block, folder in folders.items() if folder is not None} if shared_cache else {},
-            record=RunRecord(run.record_path, also_read),
-            usage=usage,
-            budget=budget,
-            on_event=lambda event: events.append(str(event.get("event", "client")), **{k: v for k, v in event.items() if k != "event"}),
-            submitted=submitted_batches(read_events(run.events_path)),
-        )
-        endpoints: dict[str, Mapping[str, Any]] = dict(models)
-        async with client:
-            try:
-                with span("preflight", {"grpo.models": sorted(endpoints)}, client=True):  # a wrong URL or key shows in the trace
-                    await client.preflight()
-                events.append("preflight_passed", models=sorted(endpoints))
-                events.observe(progress.event)
-                yield TracedClient(EventedClient(client, events), client.models, usage), endpoints
-            except BudgetExceeded:
-                await settle_tasks(cancel=False)
-                raise
-            except (Exception, KeyboardInterrupt, asyncio.CancelledError):
-                # The calls still in flight (siblings of a failed gather, the other
-                # preflights) end before their connections close.
-                await settle_tasks()
-                raise
+    with owning_tasks():
+        async with local_endpoints(documents, base_dir=base_dir) as models:
+            client = build_client(
+                models,
+                cache_dirs={block: folder for block, folder in folders.items() if folder is not None} if shared_cache else {},
+                record=RunRecord(run.record_path, also_read),
+                usage=usage,
+                budget=budget,
+                on_event=lambda event: events.append(str(event.get("event", "client")), **{k: v for k, v in event.items() if k != "event"}),
+                submitted=submitted_batches(read_events(run.events_path)),
+            )
+            endpoints: dict[str, Mapping[str, Any]] = dict(models)
+            async with client:
+                try:
+                    with span("preflight", {"grpo.models": sorted(endpoints)}, client=True):  # a wrong URL or key shows in the trace
+                        await client.preflight()
+                    events.append("preflight_passed", models=sorted(endpoints))
+                    events.observe(progress.event)
+                    yield TracedClient(EventedClient(client, events), client.models, usage), endpoints
+                except BudgetExceeded:
+                    await settle_tasks(cancel=False)
+                    raise
+                except (Exception, KeyboardInterrupt, asyncio.CancelledError):
+                    # The calls still in flight (siblings of a failed gather, the other
+                    # preflights) end before their connections close.
+                    await settle_tasks()
+                    raise
 
 
 class EventedClient:

@@ -16,6 +16,7 @@ from support.endpoint import Endpoint
 from support.learn_world import write_world
 
 from grpo_dsl.clients import ChatRequest, EndpointError, Usage, build_client
+from grpo_dsl.core.tasks import start_task
 from grpo_dsl.plan import load_plan
 from grpo_dsl.runs.directory import EventLog, RunDirectory
 from grpo_dsl.runs.progress import Progress
@@ -53,7 +54,7 @@ def test_a_call_waiting_when_the_run_fails_is_settled_before_the_connections_clo
                     await asyncio.sleep(0.2)  # as a call waiting out a retry's backoff
                     return await client.complete(ask("late"))
 
-                late.append(asyncio.create_task(straggler()))
+                late.append(start_task(straggler()))  # as the run starts its calls
                 await asyncio.sleep(0)
                 raise Boom("the run failed while a call was still waiting")
         finally:
