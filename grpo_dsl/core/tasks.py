@@ -6,9 +6,9 @@ flight before it closes their connections and its log: the siblings of a failed
 in an event loop the caller owns (a notebook's, or one running two learns at once), and
 the caller's tasks are not the run's to cancel.
 
-The run's code starts its tasks with `start_task` and `gather_tasks` below; each is counted in the
-set of the run that is current (a context variable, which the tasks inherit, so the
-tasks they start count too).
+The run's code starts its tasks with `start_task` and `gather_tasks` below; each is
+counted in the set of the run that is current (a context variable, which the tasks
+inherit, so the tasks they start count too).
 """
 
 from __future__ import annotations
